@@ -1,0 +1,3 @@
+from ablation.cli import entry_point
+
+entry_point()

@@ -1,0 +1,146 @@
+"""python -m ablation: list the studies, run them, and print measured beside documented tables."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import NoReturn, Sequence
+
+import torch
+
+from ablation.data import DATA_ROOT_ENV, DataError, Dataset, load_dataset
+from ablation.results import FORMATS, ResultsError, format_results, new_results, write_results
+from ablation.runner import run_study
+from ablation.studies import PROFILES, STUDIES, get_study
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="python -m ablation", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    commands.add_parser("list", help="show the studies, their cells and hyperparameters")
+
+    run = commands.add_parser("run", help="train a study (or all) and print its table beside the documented one")
+    run.add_argument("study", help=f"one of {', '.join(STUDIES)}, or 'all'")
+    run.add_argument("--cell", action="append", metavar="ID", help="run only this cell (repeatable), e.g. blocks=4-relu")
+    run.add_argument("--replicates", type=int, help="runs per cell (default: the study's own count)")
+    run.add_argument("--data", help="cifar10, cifar100, synthetic or PATH.npz (default: the study's dataset)")
+    run.add_argument("--data-root", help=f"where torchvision data is downloaded (default: ${DATA_ROOT_ENV} "
+                                          "or ~/.cache/ablation-bench)")
+    run.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    run.add_argument("--groups", type=group_counts, metavar="G1,G2,G3",
+                     help="GroupNorm group counts of the norm study's three blocks (default 4,8,8)")
+    run.add_argument("--profile", choices=PROFILES, default="full",
+                     help="smoke: 20 images per class, one epoch, 1000 test images, to check the pipeline")
+    run.add_argument("--no-fuse", action="store_true",
+                     help="train replicates one after another instead of as one fused model")
+    run.add_argument("--out", help="write every replicate's numbers and the environment to this JSON file")
+    run.add_argument("--format", choices=FORMATS, default="table")
+    run.add_argument("--quiet", action="store_true", help="no progress output on stderr")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "list":
+            print(list_studies())
+            return 0
+        return run(args)
+    except UsageError as error:
+        print(f"ablation: error: {error}", file=sys.stderr)
+        return 2
+    except (KeyError, ValueError, DataError, ResultsError) as error:
+        message = error.args[0] if isinstance(error, KeyError) else str(error)
+        print(f"ablation: error: {message}", file=sys.stderr)
+        return 2
+
+
+def list_studies() -> str:
+    lines = []
+    for study in STUDIES.values():
+        hp = asdict(study.settings())
+        lines.append(f"{study.name}: {study.title} [{study.notebook}, {study.dataset}, "
+                     f"{study.replicates} replicates by default]")
+        lines.append("  cells: " + " ".join(cell.id for cell in study.cells))
+        lines.append("  " + ", ".join(f"{k}={v}" for k, v in hp.items() if k != "test_limit"))
+        if study.notes:
+            lines.append(f"  note: {study.notes}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    studies = list(STUDIES.values()) if args.study == "all" else [get_study(args.study)]
+    cells = {s.name: [s.cell(c) for c in args.cell] for s in studies} if args.cell else {}
+    if args.cell and len(studies) > 1:
+        raise UsageError("--cell needs a single study, not 'all'")
+    if args.replicates is not None and args.replicates < 1:
+        raise UsageError(f"--replicates must be at least 1, got {args.replicates}")
+    if args.groups:
+        if any(not s.groups for s in studies):
+            raise UsageError("--groups applies only to studies with GroupNorm cells (batchnorm_vs_groupnorm)")
+        studies = [dataclasses.replace(s, groups=args.groups) for s in studies]
+    for study in studies:
+        for cell in study.cells:
+            study.model(cell)  # a bad layer configuration fails here, before any data is loaded
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda, but CUDA is not available here; use --device cpu")
+    if args.out:
+        check_writable(Path(args.out))
+
+    log = None if args.quiet else _log
+    datasets: dict[str, Dataset] = {}
+    results = new_results(device, args.data or ",".join(sorted({s.dataset for s in studies})), args.profile)
+    for study in studies:
+        source = args.data or study.dataset
+        if source not in datasets:
+            datasets[source] = load_dataset(source, args.data_root)
+        run_study(results, study, datasets[source], device, args.replicates or study.replicates,
+                  args.profile, cells.get(study.name), fuse=not args.no_fuse and device.type == "cuda", log=log)
+        if args.out:
+            write_results(results, args.out)
+    print(format_results(results, args.format))
+    if args.out and log:
+        log(f"results written to {args.out}")
+    return 0
+
+
+def group_counts(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def check_writable(path: Path) -> None:
+    """Fail before training, not after it, when the results file cannot be written."""
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a directory; give a file name such as {path / 'results.json'}")
+    if not path.parent.is_dir():
+        raise UsageError(f"--out {path}: directory {path.parent} does not exist; create it first")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"--out {path} is not writable; choose another path")
+
+
+def _log(message: str) -> None:
+    if sys.stderr.isatty():
+        message = f"\r{message}\033[K"
+    print(message, file=sys.stderr, flush=True)
+
+
+def entry_point() -> None:
+    sys.exit(main())

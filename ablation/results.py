@@ -1,0 +1,173 @@
+"""Results files and the tables printed beside the documented ones.
+
+A results file (JSON) holds every replicate's numbers for every cell run,
+the hyperparameters, the data checksum and the environment, so that a later
+run can be compared with it cell by cell (``python -m ablation compare``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+import statistics
+import subprocess
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ablation.studies import Study, get_study
+from ablation.train import CellResult
+
+SCHEMA = 1
+FORMATS = ("table", "markdown", "csv", "json")
+
+
+class ResultsError(ValueError):
+    """A results file that cannot be read or used; the message says why."""
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "git_commit": _git_commit(),
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def new_results(device: torch.device, data_source: str, profile: str) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment(device),
+        "data": data_source,
+        "profile": profile,
+        "studies": {},
+    }
+
+
+def add_study(results: dict[str, Any], study: Study, profile: str, data_checksum: str) -> dict[str, Any]:
+    entry = {
+        "hyperparameters": asdict(study.settings(profile)),
+        "data_checksum": data_checksum,
+        "cells": {},
+    }
+    results["studies"][study.name] = entry
+    return entry
+
+
+def cell_record(study: Study, cell_id: str, result: CellResult, profile: str) -> dict[str, Any]:
+    cell = study.cell(cell_id)
+    documented = study.documented.get(cell_id)
+    return {
+        "level": cell.level,
+        "variant": cell.variant,
+        "batch_size": study.batch_size(cell, profile),
+        "documented": None if documented is None else {
+            "mean": documented.mean, "runs": list(documented.runs),
+            "notebook": documented.notebook, "seeds": documented.seeds,
+        },
+        "seeds": result.seeds,
+        "accuracy": result.accuracy,
+        "final_loss": result.final_loss,
+        "skipped_steps": result.skipped_steps,
+        "collapsed": result.collapsed,
+        "wall_s": round(result.wall_s, 4),
+        "images_per_s": round(result.images_per_s, 1),
+        "fused": result.fused,
+    }
+
+
+def write_results(results: dict[str, Any], path: str | Path) -> None:
+    Path(path).write_text(json.dumps(results, indent=1) + "\n")
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    try:
+        results = json.loads(Path(path).read_text())
+    except OSError as error:
+        raise ResultsError(f"cannot read {path}: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise ResultsError(f"{path} is not JSON ({error.msg} at line {error.lineno})") from None
+    if not isinstance(results, dict) or results.get("schema") != SCHEMA or "studies" not in results:
+        raise ResultsError(f"{path} is not an ablation-bench results file of schema {SCHEMA}")
+    return results
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def measured_text(record: dict[str, Any]) -> str:
+    """'mean ± sd (n)', with collapsed runs counted: '21.30 ± 0.95 (n=5)', '20.1 ± 17.4 (n=3, 2 collapsed)'."""
+    mean, sd = mean_sd(record["accuracy"])
+    collapsed = sum(record["collapsed"])
+    note = f"n={len(record['accuracy'])}" + (f", {collapsed} collapsed" if collapsed else "")
+    return f"{mean:.2f} ± {sd:.2f} ({note})"
+
+
+def study_rows(name: str, entry: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The study document's table shape: one row per level, measured and documented per variant."""
+    study = get_study(name)
+    headers = [study.factor]
+    for variant in study.variants:
+        label = f"{variant} " if variant else ""
+        headers += [f"{label}measured", f"{label}documented"]
+    rows = []
+    for level in study.levels:
+        row = [str(level)]
+        present = False
+        for cell in (c for c in study.cells if c.level == level):
+            record = entry["cells"].get(cell.id)
+            documented = study.documented.get(cell.id)
+            present |= record is not None
+            row += [measured_text(record) if record else "-", f"{documented.mean:.2f}" if documented else "-"]
+        if present:
+            rows.append(row)
+    return headers, rows
+
+
+def render(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows)]
+    return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in [headers, *rows])
+
+
+def format_results(results: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(results, indent=1)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["study", "cell", "level", "variant", "documented", "mean", "sd", "n", "collapsed"])
+        for name, entry in results["studies"].items():
+            for cell_id, record in entry["cells"].items():
+                mean, sd = mean_sd(record["accuracy"])
+                documented = record["documented"]["mean"] if record["documented"] else ""
+                writer.writerow([name, cell_id, record["level"], record["variant"], documented,
+                                 f"{mean:.4f}", f"{sd:.4f}", len(record["accuracy"]), sum(record["collapsed"])])
+        return out.getvalue().rstrip("\n")
+    blocks = []
+    for name, entry in results["studies"].items():
+        study = get_study(name)
+        title = f"{study.title} ({name}), accuracy %, data: {results['data']}, profile: {results['profile']}"
+        headers, rows = study_rows(name, entry)
+        blocks.append(("### " if fmt == "markdown" else "") + title + "\n\n" + render(headers, rows, fmt == "markdown"))
+    return "\n\n".join(blocks)

@@ -1,0 +1,67 @@
+"""Running a study's cells: the one path the command line and the GPU bench share."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, Iterable
+
+import torch
+
+from ablation.data import Dataset
+from ablation.results import add_study, cell_record, measured_text
+from ablation.studies import Cell, Study
+from ablation.train import CellResult, prepare, train_cell
+
+
+def run_cell(study: Study, cell: Cell, data, replicates: int, profile: str = "full", fuse: bool = True,
+             progress: Callable[[str], None] | None = None) -> CellResult:
+    """Train a cell's replicates fused into one model, or one after another when ``fuse`` is False."""
+    seeds = study.seeds(replicates)
+    if fuse:
+        return train_cell(study, cell, data, seeds, profile, progress=progress)
+    parts = [train_cell(study, cell, data, [seed], profile, progress=progress) for seed in seeds]
+    wall = sum(p.wall_s for p in parts)
+    images = sum(p.images_per_s * p.wall_s for p in parts)
+    return CellResult(
+        seeds=seeds,
+        accuracy=[a for p in parts for a in p.accuracy],
+        final_loss=[x for p in parts for x in p.final_loss],
+        skipped_steps=[x for p in parts for x in p.skipped_steps],
+        collapsed=[x for p in parts for x in p.collapsed],
+        wall_s=wall,
+        images_per_s=images / wall,
+        fused=1,
+    )
+
+
+def run_study(
+    results: dict[str, Any],
+    study: Study,
+    dataset: Dataset,
+    device: torch.device,
+    replicates: int,
+    profile: str = "full",
+    cells: Iterable[Cell] | None = None,
+    fuse: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Train the study's cells (all by default) and add them to ``results``; returns the study's entry."""
+    hp = study.settings(profile)
+    data = prepare(dataset, hp.per_class, study.subset_seed, device, hp.test_limit)
+    entry = add_study(results, study, profile, data.checksum)
+    cells = list(cells or study.cells)
+    for i, cell in enumerate(cells, 1):
+        prefix = f"[{study.name} {i}/{len(cells)}] {cell.id}"
+        progress = _live(prefix) if log and sys.stderr.isatty() else None
+        result = run_cell(study, cell, data, replicates, profile, fuse, progress)
+        record = cell_record(study, cell.id, result, profile)
+        entry["cells"][cell.id] = record
+        if log:
+            log(f"{prefix}: {measured_text(record)}  {result.wall_s:.1f} s, {result.images_per_s:,.0f} img/s")
+    return entry
+
+
+def _live(prefix: str) -> Callable[[str], None]:
+    def show(message: str) -> None:
+        print(f"\r{prefix}: {message}\033[K", end="", file=sys.stderr, flush=True)
+    return show

@@ -1,0 +1,217 @@
+"""The studies as data: cells, every hyperparameter, and the documented table.
+
+Each number below was read from the notebook that printed the documented
+table (see ablation/reference/README.md); the per-run accuracies come from
+ablation/reference/seed-runs.csv, a copy of every accuracy those notebooks
+printed.  A study is trained by the one trainer in ablation.train.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import statistics
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from typing import Any, Callable
+
+from torch import nn
+
+from ablation.models import depth_net, norm_net, order_net
+
+PROFILES = ("full", "smoke")
+SMOKE = {"per_class": 20, "epochs": 1, "test_limit": 1000}
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """How one cell trains: subset size, batches, optimizer, schedule and precision."""
+
+    per_class: int
+    epochs: int
+    batch_size: int | None  # None: the cell's level is the batch size
+    optimizer: str  # "adamw" or "sgd", torch.optim arguments in optimizer_args
+    optimizer_args: dict[str, float]
+    scheduler: str | None  # None, "cosine" (CosineAnnealingLR) or "step" (StepLR), stepped per epoch
+    scheduler_args: dict[str, float]
+    amp: bool  # bf16 autocast of forward and loss with a GradScaler (CUDA); float32 otherwise
+    test_limit: int | None = None  # evaluate on the first N test images only (smoke profile)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One documented table entry: a row (level of the study's factor) and a column (variant)."""
+
+    factor: str
+    level: int | str
+    variant: str
+
+    @property
+    def id(self) -> str:
+        if self.level == self.variant:
+            return f"{self.factor}={self.level}"
+        return f"{self.factor}={self.level}-{self.variant}"
+
+
+@dataclass(frozen=True)
+class Documented:
+    """The documented accuracy of a cell: the notebook's runs and the table's mean of them."""
+
+    runs: tuple[float, ...]
+    notebook: str
+    seeds: str
+
+    @property
+    def mean(self) -> float:
+        return round(statistics.fmean(self.runs), 2)
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    title: str
+    notebook: str
+    factor: str
+    levels: tuple[Any, ...]
+    variants: tuple[str, ...]
+    build: Callable[[Cell, int, int, tuple[int, ...]], nn.Module]  # (cell, classes, replicates, groups) -> model
+    hyperparameters: Hyperparameters
+    replicates: int  # default replicates per cell
+    seed: int  # replicate i trains with seed + i
+    subset_seed: int  # the class-balanced training subset, drawn once per study
+    dataset: str = "cifar10"
+    groups: tuple[int, ...] = ()  # GroupNorm group count per block, for studies with GroupNorm cells
+    notes: str = ""
+    documented_name: str | None = None  # study name in seed-runs.csv, if not ``name``
+    cells: tuple[Cell, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.hyperparameters.amp and self.hyperparameters.optimizer != "sgd":
+            raise ValueError(f"{self.name}: per-replicate GradScaler skipping supports SGD only")
+        cells = tuple(
+            Cell(self.factor, level, level if self.variants == ("",) else variant)
+            for level in self.levels
+            for variant in self.variants
+        )
+        object.__setattr__(self, "cells", cells)
+
+    def cell(self, cell_id: str) -> Cell:
+        for cell in self.cells:
+            if cell.id == cell_id:
+                return cell
+        raise KeyError(f"{self.name} has no cell {cell_id!r}; its cells: {', '.join(c.id for c in self.cells)}")
+
+    def settings(self, profile: str = "full") -> Hyperparameters:
+        if profile == "smoke":
+            smoke = dict(SMOKE, per_class=min(SMOKE["per_class"], self.hyperparameters.per_class))
+            return dataclasses.replace(self.hyperparameters, **smoke)
+        if profile != "full":
+            raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+        return self.hyperparameters
+
+    def model(self, cell: Cell, classes: int = 10, replicates: int = 1) -> nn.Module:
+        return self.build(cell, classes, replicates, self.groups)
+
+    def batch_size(self, cell: Cell, profile: str = "full") -> int:
+        return self.settings(profile).batch_size or int(cell.level)
+
+    def seeds(self, replicates: int) -> list[int]:
+        return [self.seed + i for i in range(replicates)]
+
+    @cached_property
+    def documented(self) -> dict[str, Documented]:
+        """Cell id -> documented runs, from the notebooks' printed accuracies."""
+        return _documented_runs().get(self.documented_name or self.name, {})
+
+
+def _documented_runs() -> dict[str, dict[str, Documented]]:
+    runs: dict[str, dict[str, list[dict[str, str]]]] = {}
+    with resources.files("ablation").joinpath("reference/seed-runs.csv").open() as f:
+        for row in csv.DictReader(f):
+            level: int | str = int(row["level"]) if row["level"].isdigit() else row["level"]
+            cell = Cell(row["factor"], level, row["variant"])
+            runs.setdefault(row["study"], {}).setdefault(cell.id, []).append(row)
+    return {
+        study: {
+            cell_id: Documented(
+                runs=tuple(float(r["accuracy"]) for r in rows),
+                notebook=rows[0]["notebook"],
+                seeds=",".join(r["seed"] for r in rows),
+            )
+            for cell_id, rows in cells.items()
+        }
+        for study, cells in runs.items()
+    }
+
+
+SGD = {"lr": 0.0195, "momentum": 0.91, "weight_decay": 0.0}
+
+STUDIES: dict[str, Study] = {
+    s.name: s
+    for s in (
+        Study(
+            name="sigmoid_vs_relu",
+            title="Sigmoid vs ReLU over depth",
+            notebook="Sigmoid_vs_ReLU.ipynb",
+            factor="blocks",
+            levels=tuple(range(1, 9)),
+            variants=("sigmoid", "relu"),
+            build=lambda cell, classes, r, groups: depth_net(int(cell.level), cell.variant, classes, r),
+            hyperparameters=Hyperparameters(
+                per_class=300, epochs=10, batch_size=512,
+                optimizer="adamw", optimizer_args={"lr": 1e-3, "weight_decay": 0.01},
+                scheduler=None, scheduler_args={}, amp=False,
+            ),
+            replicates=5,
+            seed=0,
+            subset_seed=0,
+            notes="5 runs with unrecorded random seeds; the table is their mean.",
+        ),
+        Study(
+            name="batchnorm_vs_groupnorm",
+            title="BatchNorm vs GroupNorm over batch size",
+            notebook="BatchNorm_vs_GroupNorm.ipynb",
+            factor="batch_size",
+            levels=(2, 4, 8, 16, 32, 64, 128),
+            variants=("batchnorm", "groupnorm"),
+            build=lambda cell, classes, r, groups: norm_net(
+                "batch" if cell.variant == "batchnorm" else "group", groups, classes, r
+            ),
+            hyperparameters=Hyperparameters(
+                per_class=200, epochs=10, batch_size=None,
+                optimizer="sgd", optimizer_args=SGD,
+                scheduler="cosine", scheduler_args={"T_max": 10, "eta_min": 0.003}, amp=True,
+            ),
+            replicates=3,
+            seed=84035,
+            subset_seed=84035,
+            groups=(4, 8, 8),
+            notes="CIFAR-10 and GroupNorm groups 4/8/8 as the notebook ran it (its README says CIFAR-100, 32 groups); one run.",
+        ),
+        Study(
+            name="conv_activation_norm_position",
+            title="Order of conv, norm and activation",
+            notebook="Conv_Activation_Norm_Position.ipynb",
+            factor="order",
+            levels=("conv_bn_relu", "conv_relu_bn", "conv_leakyrelu_bn"),
+            variants=("",),
+            build=lambda cell, classes, r, groups: order_net(str(cell.level), classes, r),
+            hyperparameters=Hyperparameters(
+                per_class=500, epochs=50, batch_size=256,
+                optimizer="sgd", optimizer_args=SGD,
+                scheduler="step", scheduler_args={"step_size": 20, "gamma": 0.1}, amp=True,
+            ),
+            replicates=3,
+            seed=99584,
+            subset_seed=99584,
+            notes="3 runs (seeds 99584, 88351, 97531); the table is their mean.",
+        ),
+    )
+}
+
+
+def get_study(name: str) -> Study:
+    if name not in STUDIES:
+        raise KeyError(f"unknown study {name!r}; choose one of: {', '.join(STUDIES)} (or 'all')")
+    return STUDIES[name]

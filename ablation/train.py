@@ -1,0 +1,263 @@
+"""The trainer: R replicates of one cell trained as one fused model, data resident on the device.
+
+Replicate r has its own initial weights (seed r), its own data order (a
+generator seeded with r), its own slice of the optimizer state and its own
+GradScaler scale and skip decisions, so R fused replicates train exactly as
+R separate notebook runs would (tests/test_fused.py checks this in float64).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ablation.data import MEAN, STD, Dataset, balanced_subset, checksum
+from ablation.models import stack_replicates
+from ablation.studies import Cell, Hyperparameters, Study
+
+EVAL_CHUNK = 2000
+_warned_cpu_amp = False
+
+
+@dataclass
+class DeviceData:
+    """A study's class-balanced training subset and its test set on the device, uint8 NCHW."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: int
+    checksum: str
+    scale: torch.Tensor  # ToTensor + Normalize as one multiply-add: x * scale + shift
+    shift: torch.Tensor
+
+    def normalize(self, images: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        return images.to(dtype) * self.scale.to(dtype) + self.shift.to(dtype)
+
+
+def prepare(data: Dataset, per_class: int, subset_seed: int, device: str | torch.device,
+            test_limit: int | None = None) -> DeviceData:
+    """Draw the training subset and move it and the test set to ``device`` once."""
+    subset = balanced_subset(data.train_y, per_class, subset_seed)
+    train_x, train_y = data.train_x[subset], data.train_y[subset]
+    test_x, test_y = data.test_x[:test_limit], data.test_y[:test_limit]
+    std = torch.tensor(STD, dtype=torch.float64).view(3, 1, 1)
+    mean = torch.tensor(MEAN, dtype=torch.float64).view(3, 1, 1)
+    return DeviceData(
+        train_x=train_x.permute(0, 3, 1, 2).contiguous().to(device),
+        train_y=train_y.to(device),
+        test_x=test_x.permute(0, 3, 1, 2).contiguous().to(device),
+        test_y=test_y.to(device),
+        classes=data.classes,
+        checksum=checksum(train_x, train_y, test_x, test_y),
+        scale=(1 / (255 * std)).to(device),
+        shift=(-mean / std).to(device),
+    )
+
+
+@dataclass
+class CellResult:
+    """What training one cell's replicates measured; list entries are per replicate."""
+
+    seeds: list[int]
+    accuracy: list[float]  # top-1 test accuracy, percent
+    final_loss: list[float]  # mean training loss of the last epoch
+    skipped_steps: list[int]  # optimizer steps the GradScaler skipped (non-finite gradients)
+    collapsed: list[bool]  # one class predicted for every test image
+    wall_s: float  # training time of all replicates, device synchronized
+    images_per_s: float  # training images processed per second, all replicates together
+    fused: int  # replicates trained together as one model
+    model: nn.Module | None = field(default=None, repr=False)
+
+
+class ReplicateGradScaler:
+    """torch.amp.GradScaler's rules, with one scale and one skip decision per replicate.
+
+    Uses the same kernels as GradScaler (unscale + non-finite check, scale
+    update), applied to each replicate's slice of every gradient.
+    """
+
+    def __init__(self, replicates: int, device: torch.device, init_scale: float = 2.0**16,
+                 growth_factor: float = 2.0, backoff_factor: float = 0.5, growth_interval: int = 2000) -> None:
+        self.replicates = replicates
+        self.scale = torch.full((replicates,), init_scale, dtype=torch.float32, device=device)
+        self.growth_tracker = torch.zeros(replicates, dtype=torch.int32, device=device)
+        self.growth_factor, self.backoff_factor, self.growth_interval = growth_factor, backoff_factor, growth_interval
+
+    def scaled_loss(self, losses: torch.Tensor) -> torch.Tensor:
+        return (losses * self.scale).sum()
+
+    def unscale_(self, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+        """Unscale every gradient in place; return per-replicate found-inf flags (float, 1 = skip)."""
+        grads = [p.grad.view(self.replicates, -1) for g in optimizer.param_groups for p in g["params"]
+                 if p.grad is not None]
+        found_inf = torch.zeros(self.replicates, dtype=torch.float32, device=self.scale.device)
+        inv_scale = self.scale.double().reciprocal().float()
+        for r in range(self.replicates):
+            torch._amp_foreach_non_finite_check_and_unscale_(
+                [g[r] for g in grads], found_inf[r:r + 1], inv_scale[r:r + 1])
+        return found_inf
+
+    def update(self, found_inf: torch.Tensor) -> None:
+        for r in range(self.replicates):
+            torch._amp_update_scale_(self.scale[r:r + 1], self.growth_tracker[r:r + 1], found_inf[r:r + 1],
+                                     self.growth_factor, self.backoff_factor, self.growth_interval)
+
+
+def step_skipping(optimizer: torch.optim.Optimizer, skip: torch.Tensor, replicates: int) -> None:
+    """optimizer.step() for every replicate except those flagged in ``skip``, whose slices stay as they were.
+
+    A state tensor the step creates (SGD's momentum buffer) starts at zero for a
+    skipped replicate, which is what its first real step then sees (dampening 0).
+    """
+    if not skip.any():  # one host sync per step, as torch.amp.GradScaler.step does
+        optimizer.step()
+        return
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    before = {id(p): [p.detach().clone()] + [s.clone() for s in optimizer.state[p].values()
+                                            if torch.is_tensor(s) and s.shape == p.shape]
+              for p in params}
+    optimizer.step()
+    mask = skip.bool()
+    for p in params:
+        after = [p.detach()] + [s for s in optimizer.state[p].values() if torch.is_tensor(s) and s.shape == p.shape]
+        saved = before[id(p)]
+        for i, tensor in enumerate(after):
+            old = saved[i] if i < len(saved) else torch.zeros_like(tensor)
+            tensor.view(replicates, -1)[mask] = old.view(replicates, -1)[mask]
+
+
+def make_optimizer(params, hp: Hyperparameters) -> torch.optim.Optimizer:
+    optimizers = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
+    return optimizers[hp.optimizer](params, **hp.optimizer_args)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, hp: Hyperparameters):
+    schedulers = {"cosine": torch.optim.lr_scheduler.CosineAnnealingLR, "step": torch.optim.lr_scheduler.StepLR}
+    return schedulers[hp.scheduler](optimizer, **hp.scheduler_args) if hp.scheduler else None
+
+
+def init_models(study: Study, cell: Cell, classes: int, seeds: list[int]) -> list[nn.Module]:
+    """One R = 1 model per seed, initialized exactly as a notebook run with that seed."""
+    models = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        models.append(study.model(cell, classes))
+    return models
+
+
+def epoch_orders(generators: list[torch.Generator], n: int, device: torch.device) -> torch.Tensor:
+    """(R, n): each replicate's shuffled order of the n training images for one epoch."""
+    return torch.stack([torch.randperm(n, generator=g, device=device) for g in generators])
+
+
+def batch(data: DeviceData, indices: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """indices (R, b) -> images stacked per replicate (b, R*3, 32, 32) and labels (b, R)."""
+    images = data.normalize(data.train_x[indices], dtype)  # (R, b, 3, 32, 32)
+    replicates, b = indices.shape
+    return images.transpose(0, 1).reshape(b, replicates * 3, 32, 32), data.train_y[indices].T
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: DeviceData, replicates: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-replicate top-1 test accuracy (percent) and collapse flags, in eval mode without autocast."""
+    model.eval()
+    predictions = []
+    for start in range(0, len(data.test_y), EVAL_CHUNK):
+        images = data.normalize(data.test_x[start:start + EVAL_CHUNK], dtype).repeat(1, replicates, 1, 1)
+        predictions.append(model(images).argmax(dim=2))  # (b, R)
+    model.train()
+    predicted = torch.cat(predictions)
+    accuracy = (predicted == data.test_y[:, None]).double().mean(0) * 100
+    collapsed = (predicted == predicted[:1]).all(0)
+    return accuracy, collapsed
+
+
+def train_cell(
+    study: Study,
+    cell: Cell,
+    data: DeviceData,
+    seeds: list[int],
+    profile: str = "full",
+    dtype: torch.dtype = torch.float32,
+    progress: Callable[[str], None] | None = None,
+) -> CellResult:
+    """Train ``len(seeds)`` replicates of ``cell`` as one fused model and evaluate each on the test set."""
+    hp = study.settings(profile)
+    device = data.train_x.device
+    replicates = len(seeds)
+    batch_size = study.batch_size(cell, profile)
+    use_autocast = hp.amp and device.type == "cuda"
+    if hp.amp and device.type != "cuda":
+        _warn_cpu_amp()
+
+    model = stack_replicates(init_models(study, cell, data.classes, seeds),
+                             study.model(cell, data.classes, replicates)).to(device, dtype)
+    optimizer = make_optimizer(model.parameters(), hp)
+    scheduler = make_scheduler(optimizer, hp)
+    scaler = ReplicateGradScaler(replicates, device) if hp.amp else None
+    generators = [torch.Generator(device).manual_seed(seed) for seed in seeds]
+    n = len(data.train_y)
+    skipped = torch.zeros(replicates, dtype=torch.int64, device=device)
+
+    _synchronize(device)
+    start = time.perf_counter()
+    for epoch in range(hp.epochs):
+        loss_sum = torch.zeros(replicates, dtype=torch.float64, device=device)
+        orders = epoch_orders(generators, n, device)
+        for i in range(0, n, batch_size):
+            images, labels = batch(data, orders[:, i:i + batch_size], dtype)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast):
+                logits = model(images)  # (b, R, classes)
+                losses = F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none").mean(0)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is None:
+                losses.sum().backward()
+                optimizer.step()
+            else:
+                scaler.scaled_loss(losses).backward()
+                found_inf = scaler.unscale_(optimizer)
+                step_skipping(optimizer, found_inf, replicates)
+                scaler.update(found_inf)
+                skipped += found_inf.long()
+            loss_sum += losses.detach().double() * labels.shape[0]
+        if scheduler is not None:
+            scheduler.step()
+        if progress is not None:
+            mean_loss = (loss_sum / n).mean().item()
+            progress(f"epoch {epoch + 1}/{hp.epochs}  mean loss {mean_loss:.3f}")
+    _synchronize(device)
+    wall = time.perf_counter() - start
+
+    accuracy, collapsed = evaluate(model, data, replicates, dtype)
+    return CellResult(
+        seeds=list(seeds),
+        accuracy=[round(a, 4) for a in accuracy.tolist()],
+        final_loss=(loss_sum / n).tolist(),
+        skipped_steps=skipped.tolist(),
+        collapsed=collapsed.tolist(),
+        wall_s=wall,
+        images_per_s=replicates * n * hp.epochs / wall,
+        fused=replicates,
+        model=model,
+    )
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _warn_cpu_amp() -> None:
+    global _warned_cpu_amp
+    if not _warned_cpu_amp:
+        print("note: bf16 autocast needs CUDA; on this device the studies train in float32 "
+              "(GradScaler kept)", file=sys.stderr)
+        _warned_cpu_amp = True

@@ -1,0 +1,135 @@
+"""The command line end to end: tables, results files, and one-line errors with exit status 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ablation.cli import main
+from ablation.results import read_results
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_shows_studies_cells_and_hyperparameters(capsys):
+    code, out, _ = run(capsys, "list")
+    assert code == 0
+    for text in ("sigmoid_vs_relu", "blocks=8-relu", "batch_size=2-batchnorm", "order=conv_leakyrelu_bn",
+                 "optimizer=adamw", "'momentum': 0.91", "eta_min", "step_size", "amp=True"):
+        assert text in out
+
+
+def test_smoke_run_of_all_studies_on_the_real_copy(capsys, tmp_path, cifar_npz):
+    out_file = tmp_path / "results.json"
+    code, out, err = run(capsys, "run", "all", "--profile", "smoke", "--device", "cpu", "--replicates", "1",
+                         "--data", str(cifar_npz), "--out", str(out_file))
+    assert code == 0, err
+    for title in ("Sigmoid vs ReLU over depth", "BatchNorm vs GroupNorm over batch size", "Order of conv, norm and activation"):
+        assert title in out
+    assert "62.64" in out and "10.01" in out and "37.61" in out  # documented values beside the measured
+    assert "[conv_activation_norm_position 3/3] order=conv_leakyrelu_bn" in err  # progress on stderr
+    results = read_results(out_file)
+    assert set(results["studies"]) == {"sigmoid_vs_relu", "batchnorm_vs_groupnorm", "conv_activation_norm_position"}
+    env = results["environment"]
+    assert env["torch"] == torch.__version__ and env["device"] == "cpu" and "git_commit" in env
+    assert results["data"] == str(cifar_npz) and results["profile"] == "smoke"
+    order = results["studies"]["conv_activation_norm_position"]
+    assert len(order["data_checksum"]) == 16 and order["hyperparameters"]["epochs"] == 1
+    record = order["cells"]["order=conv_bn_relu"]
+    assert record["documented"]["runs"] == [62.32, 62.23, 63.38] and record["seeds"] == [99584]
+    assert len(record["accuracy"]) == len(record["final_loss"]) == len(record["collapsed"]) == 1
+    assert 0 <= record["accuracy"][0] <= 100 and record["images_per_s"] > 0
+
+
+def synthetic_run(capsys, tmp_path, *extra):
+    return run(capsys, "run", "batchnorm_vs_groupnorm", "--data", "synthetic", "--device", "cpu", "--profile", "smoke",
+               "--cell", "batch_size=64-batchnorm", "--cell", "batch_size=64-groupnorm", "--replicates", "2",
+               "--quiet", *extra)
+
+
+def test_markdown_table_in_the_study_documents_shape(capsys, tmp_path):
+    code, out, err = synthetic_run(capsys, tmp_path, "--format", "markdown")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith("### BatchNorm vs GroupNorm")
+    header = "| batch_size | batchnorm measured | batchnorm documented | groupnorm measured | groupnorm documented |"
+    assert header in lines
+    row = next(line for line in lines if line.startswith("| 64 |"))
+    assert "(n=2" in row and "| 53.18 |" in row and "| 51.37 |" in row
+    assert not any(line.startswith("| 2 |") for line in lines)  # cells not run are not shown
+
+
+def test_csv_and_json_formats(capsys, tmp_path):
+    _, out, _ = synthetic_run(capsys, tmp_path, "--format", "csv")
+    lines = out.splitlines()
+    assert lines[0] == "study,cell,level,variant,documented,mean,sd,n,collapsed"
+    assert lines[1].startswith("batchnorm_vs_groupnorm,batch_size=64-batchnorm,64,batchnorm,53.18,") and lines[1].endswith(",2,0")
+    _, out, _ = synthetic_run(capsys, tmp_path, "--format", "json")
+    cells = json.loads(out)["studies"]["batchnorm_vs_groupnorm"]["cells"]
+    assert cells["batch_size=64-groupnorm"]["seeds"] == [84035, 84036]
+
+
+def test_collapsed_runs_are_marked(capsys, monkeypatch, tmp_path):
+    import ablation.train as train
+
+    def constant_predictions(model, data, replicates, dtype):
+        n = len(data.test_y)
+        return torch.full((replicates,), float((data.test_y == 0).sum()) / n * 100), torch.ones(replicates, dtype=torch.bool)
+
+    monkeypatch.setattr(train, "evaluate", constant_predictions)
+    code, out, _ = synthetic_run(capsys, tmp_path)
+    assert code == 0 and "(n=2, 2 collapsed)" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["run", "resnet"], "unknown study 'resnet'; choose one of: sigmoid_vs_relu"),
+    (["run", "sigmoid_vs_relu", "--cell", "blocks=9-relu"], "sigmoid_vs_relu has no cell 'blocks=9-relu'"),
+    (["run", "all", "--cell", "blocks=1-relu"], "has no cell"),
+    (["run", "sigmoid_vs_relu", "--replicates", "0"], "--replicates must be at least 1, got 0"),
+    (["run", "sigmoid_vs_relu", "--replicates", "two"], "argument --replicates: invalid int value: 'two'"),
+    (["run", "batchnorm_vs_groupnorm", "--groups", "32,8,8"], "block1: GroupNorm with 32 groups does not divide its 16 channels"),
+    (["run", "batchnorm_vs_groupnorm", "--groups", "4,8"], "GroupNorm needs 3 group counts"),
+    (["run", "sigmoid_vs_relu", "--groups", "4,8,8"], "--groups applies only to studies with GroupNorm cells"),
+    (["run", "sigmoid_vs_relu", "--data", "missing.npz"], "no such data file missing.npz; pass --data PATH.npz"),
+    (["run", "sigmoid_vs_relu", "--data", "images.tar"], "unknown data source 'images.tar'"),
+    (["run", "sigmoid_vs_relu", "--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
+    (["run", "sigmoid_vs_relu", "--format", "html"], "argument --format: invalid choice"),
+    (["run", "sigmoid_vs_relu", "--out", "no/such/dir/r.json"], "directory no/such/dir does not exist"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_bad_input_is_one_line_and_exit_status_2(capsys, argv, message):
+    code, out, err = run(capsys, *argv, "--device", "cpu") if "--device" not in argv and argv[0] == "run" else run(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("ablation: error: ") and message in err
+    assert out == ""
+
+
+def test_malformed_npz_and_directory_out(capsys, tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 broken")
+    code, _, err = run(capsys, "run", "sigmoid_vs_relu", "--device", "cpu", "--data", str(bad))
+    assert code == 2 and "is not a readable .npz file" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "run", "sigmoid_vs_relu", "--device", "cpu", "--out", str(tmp_path))
+    assert code == 2 and "is a directory; give a file name" in err
+
+
+def test_cuda_requested_without_cuda(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, _, err = run(capsys, "run", "sigmoid_vs_relu", "--device", "cuda")
+    assert code == 2 and err == "ablation: error: --device cuda, but CUDA is not available here; use --device cpu\n"
+
+
+def test_offline_without_data_names_the_fix(tmp_path):
+    """As a user sees it: python -m ablation, no traceback, exit status 2."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "ablation", "run", "sigmoid_vs_relu", "--device", "cpu", "--data", "nope.npz"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == ["ablation: error: no such data file nope.npz; pass --data PATH.npz (a local copy) or --data synthetic"]

@@ -1,0 +1,71 @@
+"""The studies as data: cells, hyperparameters from the notebooks, documented tables."""
+
+import pytest
+
+from ablation.studies import STUDIES, get_study
+
+# The study document's published tables (seed-README.md), typed in by hand.
+PUBLISHED = {
+    "sigmoid_vs_relu": {
+        **{f"blocks={b}-sigmoid": v for b, v in zip(range(1, 9), (19.00, 21.75, 22.00, 22.95, 21.93, 22.55, 21.18, 18.59))},
+        **{f"blocks={b}-relu": v for b, v in zip(range(1, 9), (23.01, 29.19, 32.63, 35.18, 35.18, 36.20, 37.49, 37.61))},
+    },
+    "batchnorm_vs_groupnorm": {
+        **{f"batch_size={b}-batchnorm": v for b, v in zip((2, 4, 8, 16, 32, 64, 128), (10.01, 33.81, 44.55, 49.68, 52.16, 53.18, 52.05))},
+        **{f"batch_size={b}-groupnorm": v for b, v in zip((2, 4, 8, 16, 32, 64, 128), (30.89, 40.46, 44.27, 48.85, 50.65, 51.37, 50.09))},
+    },
+    "conv_activation_norm_position": {
+        "order=conv_bn_relu": 62.64, "order=conv_relu_bn": 58.50, "order=conv_leakyrelu_bn": 60.09,
+    },
+}
+
+
+def test_registry_holds_the_three_studies_and_their_33_cells():
+    assert list(STUDIES) == list(PUBLISHED)
+    assert [len(s.cells) for s in STUDIES.values()] == [16, 14, 3]
+    for study in STUDIES.values():
+        assert len({c.id for c in study.cells}) == len(study.cells)
+
+
+@pytest.mark.parametrize("name", PUBLISHED)
+def test_documented_runs_average_to_the_published_table(name):
+    study = get_study(name)
+    assert set(study.documented) == set(PUBLISHED[name]) == {c.id for c in study.cells}
+    for cell_id, published in PUBLISHED[name].items():
+        assert study.documented[cell_id].mean == pytest.approx(published, abs=0.011), cell_id
+
+
+def test_documented_run_counts_are_the_notebooks():
+    runs = {name: {len(d.runs) for d in get_study(name).documented.values()} for name in PUBLISHED}
+    assert runs == {"sigmoid_vs_relu": {5}, "batchnorm_vs_groupnorm": {1}, "conv_activation_norm_position": {3}}
+
+
+def test_hyperparameters_are_what_the_notebooks_ran():
+    sr, bg, order = (get_study(n).settings() for n in PUBLISHED)
+    assert (sr.per_class, sr.batch_size, sr.epochs, sr.optimizer, sr.amp) == (300, 512, 10, "adamw", False)
+    assert sr.optimizer_args == {"lr": 1e-3, "weight_decay": 0.01} and sr.scheduler is None
+    assert (bg.per_class, bg.batch_size, bg.epochs, bg.optimizer, bg.amp) == (200, None, 10, "sgd", True)
+    assert bg.optimizer_args == {"lr": 0.0195, "momentum": 0.91, "weight_decay": 0.0}
+    assert (bg.scheduler, bg.scheduler_args) == ("cosine", {"T_max": 10, "eta_min": 0.003})
+    assert get_study("batchnorm_vs_groupnorm").groups == (4, 8, 8)
+    assert (order.per_class, order.batch_size, order.epochs, order.scheduler) == (500, 256, 50, "step")
+    assert order.scheduler_args == {"step_size": 20, "gamma": 0.1}
+
+
+def test_the_norm_study_batch_size_is_the_cell_level():
+    study = get_study("batchnorm_vs_groupnorm")
+    assert [study.batch_size(c) for c in study.cells[::2]] == [2, 4, 8, 16, 32, 64, 128]
+
+
+def test_smoke_profile_shrinks_only_size_and_length():
+    study = get_study("conv_activation_norm_position")
+    smoke, full = study.settings("smoke"), study.settings("full")
+    assert (smoke.per_class, smoke.epochs, smoke.test_limit) == (20, 1, 1000)
+    assert (smoke.optimizer_args, smoke.batch_size, smoke.amp) == (full.optimizer_args, full.batch_size, full.amp)
+
+
+def test_unknown_names_say_what_exists():
+    with pytest.raises(KeyError, match="choose one of: sigmoid_vs_relu"):
+        get_study("sigmoid")
+    with pytest.raises(KeyError, match="its cells: order=conv_bn_relu"):
+        get_study("conv_activation_norm_position").cell("order=bn_conv_relu")

@@ -1,0 +1,137 @@
+"""The trainer: it learns, it is deterministic on CPU, and fused replicates are separate runs."""
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import ablation.train as train
+from ablation.data import synthetic
+from ablation.models import replicate_state
+from ablation.studies import get_study
+from ablation.train import ReplicateGradScaler, prepare, step_skipping, train_cell
+
+
+def shrink(name, **changes):
+    study = get_study(name)
+    return dataclasses.replace(study, hyperparameters=dataclasses.replace(study.hyperparameters, **changes))
+
+
+@pytest.fixture(scope="module")
+def generated():
+    return synthetic(train_per_class=60, test_per_class=30)
+
+
+def test_trainer_beats_chance_clearly_on_generated_data(generated):
+    study = shrink("batchnorm_vs_groupnorm", per_class=60, epochs=3)
+    data = prepare(generated, 60, 0, "cpu")
+    result = train_cell(study, study.cell("batch_size=32-groupnorm"), data, [0, 1])
+    assert min(result.accuracy) > 60  # chance is 10 %
+    assert result.collapsed == [False, False] and result.skipped_steps == [0, 0]
+    assert max(result.final_loss) < 1.5 < 2.3  # below the untrained loss, ln(10) = 2.3
+    assert result.wall_s > 0 and result.images_per_s == pytest.approx(2 * 600 * 3 / result.wall_s)
+
+
+def test_same_seed_same_result_on_cpu(generated):
+    study = shrink("sigmoid_vs_relu", per_class=30, epochs=2, batch_size=64)
+    data = prepare(generated, 30, 0, "cpu", test_limit=200)
+    cell = study.cell("blocks=2-relu")
+    first, again, other = (train_cell(study, cell, data, seeds) for seeds in ([7], [7], [8]))
+    assert first.accuracy == again.accuracy and first.final_loss == again.final_loss
+    assert first.final_loss != other.final_loss
+
+
+def reference_runs(study, cell, data, seeds, dtype):
+    """R independent runs written as the notebooks wrote them: one model, torch.optim, torch.amp.GradScaler."""
+    hp = study.settings()
+    states, accuracies = [], []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        model = study.model(cell, data.classes).to(dtype)
+        optimizer = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}[hp.optimizer](model.parameters(), **hp.optimizer_args)
+        scheduler = {"cosine": torch.optim.lr_scheduler.CosineAnnealingLR, "step": torch.optim.lr_scheduler.StepLR,
+                     None: None}[hp.scheduler]
+        scheduler = scheduler(optimizer, **hp.scheduler_args) if scheduler else None
+        scaler = torch.amp.GradScaler("cpu", enabled=hp.amp)
+        generator = torch.Generator().manual_seed(seed)
+        for _ in range(hp.epochs):
+            order = torch.randperm(len(data.train_y), generator=generator)
+            for i in range(0, len(order), study.batch_size(cell)):
+                idx = order[i:i + study.batch_size(cell)]
+                loss = F.cross_entropy(model(data.normalize(data.train_x[idx], dtype))[:, 0], data.train_y[idx])
+                optimizer.zero_grad()
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            if scheduler:
+                scheduler.step()
+        model.eval()
+        with torch.no_grad():
+            predicted = model(data.normalize(data.test_x, dtype))[:, 0].argmax(1)
+        accuracies.append((predicted == data.test_y).double().mean().item() * 100)
+        states.append(model.state_dict())
+    return states, accuracies
+
+
+CELLS = [
+    ("sigmoid_vs_relu", "blocks=3-sigmoid", {"batch_size": 16}),
+    ("batchnorm_vs_groupnorm", "batch_size=16-batchnorm", {"batch_size": 16}),
+    ("batchnorm_vs_groupnorm", "batch_size=16-groupnorm", {"batch_size": 16}),
+    ("conv_activation_norm_position", "order=conv_leakyrelu_bn", {"batch_size": 16, "scheduler_args": {"step_size": 1, "gamma": 0.5}}),
+]
+
+
+@pytest.mark.parametrize("name,cell_id,changes", CELLS, ids=[c[1] for c in CELLS])
+def test_fused_replicates_equal_separate_runs_in_float64(generated, name, cell_id, changes):
+    """3 replicates, 60 images in batches of 16 (a last batch of 12), 2 epochs, every study's model."""
+    study = shrink(name, per_class=6, epochs=2, **changes)
+    data = prepare(generated, 6, 0, "cpu", test_limit=100)
+    cell, seeds = study.cell(cell_id), [11, 12, 13]
+    fused = train_cell(study, cell, data, seeds, dtype=torch.float64)
+    states, accuracies = reference_runs(study, cell, data, seeds, torch.float64)
+    for r, state in enumerate(states):
+        ours = replicate_state(fused.model, 3, r)
+        for key, expected in state.items():
+            assert torch.allclose(ours[key], expected, rtol=1e-6, atol=1e-7), f"replicate {r}: {key}"
+    assert fused.accuracy == pytest.approx(accuracies, abs=1e-9)
+
+
+def test_each_replicate_has_its_own_gradscaler_skip_decisions(generated, monkeypatch):
+    """A replicate whose gradients are never finite skips every step and backs its scale off; the others train on."""
+    study = shrink("batchnorm_vs_groupnorm", per_class=6, epochs=2, batch_size=16)
+    data = prepare(generated, 6, 0, "cpu", test_limit=100)
+    cell, seeds = study.cell("batch_size=16-batchnorm"), [11, 12, 13]
+    make = train.init_models
+
+    def poison_second(*args):
+        models = make(*args)
+        with torch.no_grad():
+            models[1][0].conv.weight[0, 0, 0, 0] = float("inf")
+        return models
+
+    monkeypatch.setattr(train, "init_models", poison_second)
+    fused = train_cell(study, cell, data, seeds, dtype=torch.float64)
+    steps = 2 * 4
+    assert fused.skipped_steps == [0, steps, 0]
+    clean_states, _ = reference_runs(study, cell, data, [11, 13], torch.float64)
+    for r, state in zip((0, 2), clean_states):
+        ours = replicate_state(fused.model, 3, r)
+        assert all(torch.allclose(ours[k], v, rtol=1e-6, atol=1e-7) for k, v in state.items())
+    assert torch.isinf(replicate_state(fused.model, 3, 1)["0.conv.weight"]).any()
+
+
+def test_scaler_follows_torch_gradscaler_rules():
+    """Backoff on a non-finite gradient and growth after growth_interval clean steps, per replicate."""
+    param = torch.nn.Parameter(torch.zeros(2, 3))
+    optimizer = torch.optim.SGD([param], lr=1.0, momentum=0.9)
+    scaler = ReplicateGradScaler(2, torch.device("cpu"), init_scale=8.0, growth_interval=2)
+    for grad in ([[1.0, 1, 1], [float("nan"), 1, 1]], [[1.0, 1, 1], [1.0, 1, 1]], [[1.0, 1, 1], [1.0, 1, 1]]):
+        param.grad = torch.tensor(grad) * scaler.scale[:, None]
+        found = scaler.unscale_(optimizer)
+        step_skipping(optimizer, found, 2)
+        scaler.update(found)
+    assert scaler.scale.tolist() == [16.0, 8.0]  # replicate 0 grew after 2 clean steps; 1 halved then grew
+    # replicate 1 skipped its first step: two steps of momentum SGD on grad 1, as if it had started later
+    assert param[0].tolist() == pytest.approx([-(1 + 1.9 + 2.71)] * 3)
+    assert param[1].tolist() == pytest.approx([-(1 + 1.9)] * 3)
