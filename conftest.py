@@ -1,14 +1,19 @@
-"""Shared pytest set-up: where the real CIFAR-10 copy is, and the GPU bench's options."""
+"""Shared pytest set-up: where the real CIFAR-10 copy is, and the GPU bench's options and session."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 DATA_ENV = "ABLATION_TEST_DATA"
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / "shared" / "data" / "cifar10-small.npz"
+SESSION_ENV = "ABLATION_BENCH_CELLS"  # the cell cache directory, handed from the controller to xdist workers
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +25,149 @@ def cifar_npz() -> Path:
             pytest.fail(f"{DATA_ENV}={path} does not exist")
         pytest.skip(f"no CIFAR-10 copy at {path}; set {DATA_ENV}=PATH.npz to run this test")
     return path
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    from ablation.studies import PROFILES
+    from ablation.verdict import Tolerance
+    from bench.faults import FAULTS
+
+    default = Tolerance()
+    group = parser.getgroup("ablation-bench", "GPU regression bench (pytest -m gpu)")
+    group.addoption("--require-gpu", action="store_true",
+                    help="fail, instead of skip, the GPU tests when no CUDA GPU is visible")
+    group.addoption("--bench-data", default=os.environ.get("ABLATION_BENCH_DATA", "cifar10"),
+                    help="cifar10 (default), PATH.npz or synthetic; env ABLATION_BENCH_DATA")
+    group.addoption("--bench-device", choices=("cuda", "cpu"), default="cuda",
+                    help="cpu runs the bench's machinery without a GPU (for its own tests)")
+    group.addoption("--bench-profile", choices=PROFILES, default="full")
+    group.addoption("--replicates", type=int, help="replicates per cell (default: each study's own)")
+    group.addoption("--baseline", help="results JSON of a known-good run: also check drift against it")
+    group.addoption("--bench-out", default="bench-results.json", help="results JSON this run writes")
+    group.addoption("--z", type=float, default=default.z, help="standard errors of the band")
+    group.addoption("--sd-floor", type=float, default=default.sd_floor, help="smallest run-to-run sd, points")
+    group.addoption("--allowance-hardware", type=float, default=default.hardware, help="points, either way")
+    group.addoption("--allowance-data", type=float, default=default.data_copy,
+                    help="points, downward, for data other than torchvision's CIFAR-10")
+    group.addoption("--min-throughput", type=float, default=0.8, help="fraction of the baseline's images/s")
+    group.addoption("--seed-offset", type=int, default=0, help="shift every replicate seed (independent repeats)")
+    group.addoption("--plant-fault", choices=sorted(FAULTS), help="plant a known bug (measures detection power)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from bench.faults import FAULTS
+    from bench.harness import gpu_count, worker_gpu
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and config.getoption("bench_device") == "cuda":
+        gpu = worker_gpu(worker, os.environ.get("CUDA_VISIBLE_DEVICES"), gpu_count())
+        if gpu is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    if not worker:
+        os.environ[SESSION_ENV] = tempfile.mkdtemp(prefix="ablation-bench-cells-")
+    if config.getoption("plant_fault"):
+        FAULTS[config.getoption("plant_fault")].patch()
+
+
+@dataclass
+class Bench:
+    cache: Any  # bench.harness.CellCache
+    tolerance: Any  # ablation.verdict.Tolerance
+    copy: bool  # data other than torchvision CIFAR: the data_copy allowance applies
+    baseline: dict[str, Any] | None
+    min_throughput: float
+
+
+def _bench_config(config: pytest.Config):
+    from bench.faults import FAULTS
+    from bench.harness import BenchConfig
+
+    fault = config.getoption("plant_fault")
+    return BenchConfig(
+        data=config.getoption("bench_data"), device=config.getoption("bench_device"),
+        profile=config.getoption("bench_profile"), replicates=config.getoption("replicates"),
+        seed_offset=config.getoption("seed_offset"), fault=fault,
+        plant=FAULTS[fault].plant if fault else (lambda study: study),
+    )
+
+
+@pytest.fixture(scope="session")
+def bench(pytestconfig: pytest.Config) -> Bench:
+    from ablation.results import ResultsError, read_results
+    from ablation.verdict import Tolerance
+    from bench.harness import CellCache
+
+    baseline = None
+    if pytestconfig.getoption("baseline"):
+        try:
+            baseline = read_results(pytestconfig.getoption("baseline"))
+        except ResultsError as error:
+            pytest.exit(f"--baseline: {error}", returncode=4)
+    config = _bench_config(pytestconfig)
+    tolerance = Tolerance(z=pytestconfig.getoption("z"), sd_floor=pytestconfig.getoption("sd_floor"),
+                          hardware=pytestconfig.getoption("allowance_hardware"),
+                          data_copy=pytestconfig.getoption("allowance_data"))
+    return Bench(CellCache(Path(os.environ[SESSION_ENV]), config), tolerance,
+                 config.data not in ("cifar10", "cifar100"), baseline, pytestconfig.getoption("min_throughput"))
+
+
+@pytest.fixture(autouse=True)
+def _gpu_available(request: pytest.FixtureRequest) -> None:
+    """GPU tests skip without CUDA (with the reason), or fail under --require-gpu."""
+    if request.node.get_closest_marker("gpu") is None or request.config.getoption("bench_device") != "cuda":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        reason = "no CUDA GPU visible (torch.cuda.is_available() is False)"
+        if request.config.getoption("require_gpu"):
+            pytest.fail(f"--require-gpu: {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+_merged: dict[str, Any] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On the controller: merge the cells every worker trained into the results file."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or SESSION_ENV not in os.environ:
+        return
+    from ablation.results import write_results
+    from bench.harness import CellCache
+
+    directory = Path(os.environ[SESSION_ENV])
+    results = CellCache(directory, _bench_config(session.config)).merged()
+    shutil.rmtree(directory, ignore_errors=True)
+    if results is not None:
+        write_results(results, session.config.getoption("bench_out"))
+        _merged["results"] = results
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    results = _merged.get("results")
+    if results is None:
+        return
+    from ablation.compare import compare, drift_table, summary
+    from ablation.findings import FINDINGS
+    from ablation.results import ResultsError, format_results, read_results
+    from ablation.verdict import Tolerance
+
+    write = terminalreporter.write_line
+    terminalreporter.section("ablation-bench results")
+    write(format_results(results, "table"))
+    for finding in FINDINGS:
+        ok, detail = finding.judge(results)
+        if ok is not None:
+            write(f"finding {finding.study}:{finding.name}: {'holds' if ok else 'FAILS'}: {detail}")
+    write(f"results written to {config.getoption('bench_out')}")
+    if config.getoption("baseline"):
+        try:
+            tolerance = Tolerance(z=config.getoption("z"), sd_floor=config.getoption("sd_floor"),
+                                  hardware=config.getoption("allowance_hardware"))
+            drifts = compare(read_results(config.getoption("baseline")), results, tolerance,
+                             config.getoption("min_throughput"))
+        except ResultsError as error:
+            write(f"drift against the baseline not computed: {error}")
+            return
+        write(drift_table(drifts, markdown=False))
+        write(summary(drifts, tolerance, config.getoption("min_throughput")))

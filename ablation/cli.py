@@ -12,10 +12,12 @@ from typing import NoReturn, Sequence
 
 import torch
 
+from ablation.compare import compare, drift_table, summary
 from ablation.data import DATA_ROOT_ENV, DataError, Dataset, load_dataset
-from ablation.results import FORMATS, ResultsError, format_results, new_results, write_results
+from ablation.results import FORMATS, ResultsError, format_results, new_results, read_results, write_results
 from ablation.runner import run_study
 from ablation.studies import PROFILES, STUDIES, get_study
+from ablation.verdict import Tolerance
 
 
 class UsageError(Exception):
@@ -50,7 +52,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="write every replicate's numbers and the environment to this JSON file")
     run.add_argument("--format", choices=FORMATS, default="table")
     run.add_argument("--quiet", action="store_true", help="no progress output on stderr")
+
+    compare = commands.add_parser("compare", help="per-cell drift between two results files; exit 1 on a regression")
+    compare.add_argument("baseline", help="results JSON of a known-good run")
+    compare.add_argument("current", help="results JSON to check")
+    compare.add_argument("--markdown", metavar="FILE", help="also write the drift table as Markdown (a CI comment)")
+    add_tolerance_options(compare)
     return parser
+
+
+def add_tolerance_options(parser: argparse.ArgumentParser) -> None:
+    default = Tolerance()
+    parser.add_argument("--z", type=float, default=default.z, help="standard errors of the band (default %(default)s)")
+    parser.add_argument("--sd-floor", type=float, default=default.sd_floor,
+                        help="smallest run-to-run sd assumed, points (default %(default)s)")
+    parser.add_argument("--allowance-hardware", type=float, default=default.hardware,
+                        help="points allowed either way for hardware and kernels (default %(default)s)")
+    parser.add_argument("--min-throughput", type=float, default=0.8,
+                        help="throughput below this fraction of the baseline's is a regression (default %(default)s)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "list":
             print(list_studies())
             return 0
+        if args.command == "compare":
+            return compare_files(args)
         return run(args)
     except UsageError as error:
         print(f"ablation: error: {error}", file=sys.stderr)
@@ -124,6 +145,20 @@ def group_counts(text: str) -> tuple[int, ...]:
         return tuple(int(x) for x in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def compare_files(args: argparse.Namespace) -> int:
+    """Exit 0 when every common cell is within its band, 1 on a regression, 2 on unusable input."""
+    if args.markdown:
+        check_writable(Path(args.markdown))
+    tolerance = Tolerance(z=args.z, sd_floor=args.sd_floor, hardware=args.allowance_hardware)
+    drifts = compare(read_results(args.baseline), read_results(args.current), tolerance, args.min_throughput)
+    print(drift_table(drifts, markdown=False))
+    print(summary(drifts, tolerance, args.min_throughput))
+    if args.markdown:
+        Path(args.markdown).write_text("## Drift against the baseline\n\n" + drift_table(drifts, markdown=True)
+                                       + "\n\n" + summary(drifts, tolerance, args.min_throughput) + "\n")
+    return 1 if any(d.regression for d in drifts) else 0
 
 
 def check_writable(path: Path) -> None:

@@ -61,9 +61,11 @@ def new_results(device: torch.device, data_source: str, profile: str) -> dict[st
     }
 
 
-def add_study(results: dict[str, Any], study: Study, profile: str, data_checksum: str) -> dict[str, Any]:
+def add_study(results: dict[str, Any], study: Study, profile: str, data_checksum: str, classes: int) -> dict[str, Any]:
     entry = {
         "hyperparameters": asdict(study.settings(profile)),
+        "groups": list(study.groups),
+        "classes": classes,
         "data_checksum": data_checksum,
         "cells": {},
     }

@@ -10,13 +10,15 @@ import torch
 from ablation.data import Dataset
 from ablation.results import add_study, cell_record, measured_text
 from ablation.studies import Cell, Study
-from ablation.train import CellResult, prepare, train_cell
+from ablation.train import CellResult, DeviceData, prepare, train_cell
 
 
-def run_cell(study: Study, cell: Cell, data, replicates: int, profile: str = "full", fuse: bool = True,
+def run_cell(study: Study, cell: Cell, data: DeviceData, replicates: int, profile: str = "full", fuse: bool = True,
              progress: Callable[[str], None] | None = None) -> CellResult:
     """Train a cell's replicates fused into one model, or one after another when ``fuse`` is False."""
     seeds = study.seeds(replicates)
+    if data.train_x.is_cuda:
+        torch.backends.cudnn.benchmark = True  # few distinct shapes per cell: pick the fastest kernels once
     if fuse:
         return train_cell(study, cell, data, seeds, profile, progress=progress)
     parts = [train_cell(study, cell, data, [seed], profile, progress=progress) for seed in seeds]
@@ -48,7 +50,7 @@ def run_study(
     """Train the study's cells (all by default) and add them to ``results``; returns the study's entry."""
     hp = study.settings(profile)
     data = prepare(dataset, hp.per_class, study.subset_seed, device, hp.test_limit)
-    entry = add_study(results, study, profile, data.checksum)
+    entry = add_study(results, study, profile, data.checksum, data.classes)
     cells = list(cells or study.cells)
     for i, cell in enumerate(cells, 1):
         prefix = f"[{study.name} {i}/{len(cells)}] {cell.id}"

@@ -82,6 +82,7 @@ class Study:
     subset_seed: int  # the class-balanced training subset, drawn once per study
     dataset: str = "cifar10"
     groups: tuple[int, ...] = ()  # GroupNorm group count per block, for studies with GroupNorm cells
+    bimodal_levels: tuple[Any, ...] = ()  # levels whose runs either learn or collapse to chance
     notes: str = ""
     documented_name: str | None = None  # study name in seed-runs.csv, if not ``name``
     cells: tuple[Cell, ...] = field(init=False)
@@ -183,10 +184,11 @@ STUDIES: dict[str, Study] = {
                 optimizer="sgd", optimizer_args=SGD,
                 scheduler="cosine", scheduler_args={"T_max": 10, "eta_min": 0.003}, amp=True,
             ),
-            replicates=3,
+            replicates=8,
             seed=84035,
             subset_seed=84035,
             groups=(4, 8, 8),
+            bimodal_levels=(2, 4),
             notes="CIFAR-10 and GroupNorm groups 4/8/8 as the notebook ran it (its README says CIFAR-100, 32 groups); one run.",
         ),
         Study(

@@ -80,8 +80,8 @@ class CellResult:
 class ReplicateGradScaler:
     """torch.amp.GradScaler's rules, with one scale and one skip decision per replicate.
 
-    Uses the same kernels as GradScaler (unscale + non-finite check, scale
-    update), applied to each replicate's slice of every gradient.
+    Unscaling uses GradScaler's own fused kernel on each replicate's slice of
+    every gradient; the scale update is GradScaler's rule, vectorized.
     """
 
     def __init__(self, replicates: int, device: torch.device, init_scale: float = 2.0**16,
@@ -106,9 +106,13 @@ class ReplicateGradScaler:
         return found_inf
 
     def update(self, found_inf: torch.Tensor) -> None:
-        for r in range(self.replicates):
-            torch._amp_update_scale_(self.scale[r:r + 1], self.growth_tracker[r:r + 1], found_inf[r:r + 1],
-                                     self.growth_factor, self.backoff_factor, self.growth_interval)
+        """GradScaler.update per replicate: back off after a skip, grow after growth_interval clean steps."""
+        found = found_inf > 0
+        tracker = torch.where(found, 0, self.growth_tracker + 1)
+        grown = self.scale * self.growth_factor
+        grow = (tracker == self.growth_interval) & torch.isfinite(grown)
+        self.scale = torch.where(found, self.scale * self.backoff_factor, torch.where(grow, grown, self.scale))
+        self.growth_tracker = torch.where(tracker == self.growth_interval, 0, tracker).to(torch.int32)
 
 
 def step_skipping(optimizer: torch.optim.Optimizer, skip: torch.Tensor, replicates: int) -> None:

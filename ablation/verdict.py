@@ -1,0 +1,119 @@
+"""Is a measured cell consistent with its reference?  The tolerance, the verdicts and the findings.
+
+The band around a reference mean (documented runs, or a baseline run's
+replicates) has three named parts:
+
+- sampling: ``z`` standard errors of the difference of two means,
+  sd * sqrt(1/n + 1/k), with sd the pooled run-to-run spread of the reference
+  runs and our replicates, never below ``sd_floor`` (a 1-run reference has
+  no spread of its own, and 3 runs estimate one poorly);
+- ``hardware``, both ways: GPU, bf16 kernels, random streams and the drawn
+  training subset all differ from the notebooks' Colab T4;
+- ``data_copy``, downward only, when the data is not torchvision's CIFAR-10:
+  the offline copy is JPEG-derived and trains 1-3 points lower
+  (ablation/reference/README.md).
+
+Cells whose runs are bimodal (batch sizes 2 and 4 of the norm study: some runs
+collapse to exactly chance) are judged on what is robust there: a documented
+collapse must be reproduced by at least one replicate; otherwise the
+replicates that learned are held to the band, and at least one must learn.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+from ablation.studies import get_study
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    z: float = 3.5  # two-sided; Bonferroni over 33 cells keeps the family-wise false-alarm rate near 1 %
+    sd_floor: float = 1.0  # accuracy points
+    hardware: float = 1.0  # accuracy points, either way
+    data_copy: float = 3.0  # accuracy points, downward, for data other than torchvision CIFAR
+    collapse_margin: float = 0.5  # within this of chance counts as collapsed (documented runs carry no flag)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    study: str
+    cell: str
+    passed: bool
+    reference: float | None
+    measured: float
+    low: float | None
+    high: float | None
+    reason: str
+
+    def message(self, record: dict[str, Any], reference_runs: list[float]) -> str:
+        runs = ", ".join(f"{a:.2f}{' (collapsed)' if c else ''}" for a, c in zip(record["accuracy"], record["collapsed"]))
+        band = f"[{self.low:.2f}, {self.high:.2f}]" if self.low is not None else "n/a"
+        return (f"{self.study}[{self.cell}]: {'ok' if self.passed else 'REGRESSION'}: {self.reason}; "
+                f"reference runs {reference_runs}, measured replicates [{runs}], band {band}")
+
+
+def pooled_sd(a: list[float], b: list[float]) -> float:
+    df = len(a) + len(b) - 2
+    if df <= 0:
+        return 0.0
+    ss = sum((x - statistics.fmean(a)) ** 2 for x in a) + sum((x - statistics.fmean(b)) ** 2 for x in b)
+    return math.sqrt(ss / df)
+
+
+def band(reference: list[float], measured: list[float], tolerance: Tolerance, copy: bool) -> tuple[float, float, float]:
+    """(low, high, standard error of the difference) around the reference mean."""
+    sd = max(pooled_sd(reference, measured), tolerance.sd_floor)
+    se = sd * math.sqrt(1 / len(reference) + 1 / len(measured))
+    centre = statistics.fmean(reference)
+    low = centre - tolerance.z * se - tolerance.hardware - (tolerance.data_copy if copy else 0.0)
+    return low, centre + tolerance.z * se + tolerance.hardware, se
+
+
+def check_cell(study_name: str, cell_id: str, record: dict[str, Any], reference: list[float],
+               tolerance: Tolerance, copy: bool, classes: int = 10) -> Verdict:
+    """Judge one cell's replicates against reference runs (documented, or a baseline's replicates)."""
+    study = get_study(study_name)
+    values, collapsed = record["accuracy"], record["collapsed"]
+    mean = statistics.fmean(values)
+    bimodal = study.cell(cell_id).level in study.bimodal_levels
+    if bimodal:
+        chance = 100 / classes
+        learned_reference = [r for r in reference if r > chance + tolerance.collapse_margin]
+        learners = [v for v, c in zip(values, collapsed) if not c]
+        if not learned_reference:
+            ok = any(collapsed)
+            return Verdict(study_name, cell_id, ok, statistics.fmean(reference), mean, None, None,
+                           f"reference collapsed to chance; {sum(collapsed)}/{len(values)} replicates collapsed"
+                           + ("" if ok else ", none reproduced the collapse"))
+        if not learners:
+            return Verdict(study_name, cell_id, False, statistics.fmean(learned_reference), mean, None, None,
+                           f"all {len(values)} replicates collapsed; the reference learned")
+        reference, values = learned_reference, learners
+        mean = statistics.fmean(values)
+    low, high, se = band(reference, values, tolerance, copy)
+    ok = low <= mean <= high
+    subject = f"mean of the {len(values)} replicates that learned" if bimodal else f"mean of {len(values)} replicates"
+    where = "inside" if ok else ("below" if mean < low else "above")
+    reason = f"{subject} {mean:.2f} vs reference {statistics.fmean(reference):.2f} (se {se:.2f}): {where} the band"
+    return Verdict(study_name, cell_id, ok, statistics.fmean(reference), mean, low, high, reason)
+
+
+def uses_data_copy(results: dict[str, Any]) -> bool:
+    """The JPEG-derived offline copy (or any data not from torchvision) gets the data_copy allowance."""
+    return results["data"] not in ("cifar10", "cifar100")
+
+
+def check_documented(results: dict[str, Any], tolerance: Tolerance) -> list[tuple[Verdict, dict, list[float]]]:
+    """Every measured cell that has a documented value, judged against it."""
+    verdicts = []
+    for name, entry in results["studies"].items():
+        for cell_id, record in entry["cells"].items():
+            if record["documented"]:
+                runs = record["documented"]["runs"]
+                verdicts.append((check_cell(name, cell_id, record, runs, tolerance, uses_data_copy(results),
+                                            entry.get("classes", 10)), record, runs))
+    return verdicts

@@ -1,0 +1,113 @@
+"""The GPU bench's plumbing: one training per cell shared by xdist workers, GPU pinning, results files.
+
+Cell tests and findings tests both ask ``CellCache.get`` for a cell; the first
+asker trains it (holding a file lock), every later one, on any worker, reads
+the stored record.  At the end of the session the records are merged into one
+results file of the command line's schema.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ablation.data import Dataset, load_dataset
+from ablation.results import add_study, cell_record, environment, new_results
+from ablation.runner import run_cell
+from ablation.studies import Study, get_study
+from ablation.train import DeviceData, prepare
+
+
+def worker_gpu(worker: str, visible: str | None, count: int) -> str | None:
+    """CUDA_VISIBLE_DEVICES for xdist worker 'gwN': one GPU of those visible, round robin (shared if fewer)."""
+    ids = [i for i in visible.split(",") if i] if visible else [str(i) for i in range(count)]
+    return ids[int(worker.removeprefix("gw")) % len(ids)] if ids else None
+
+
+def gpu_count() -> int:
+    """GPUs on this machine, asked of nvidia-smi so that CUDA is not initialized before pinning."""
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(line.startswith("GPU ") for line in out.stdout.splitlines())
+
+
+@dataclasses.dataclass
+class BenchConfig:
+    data: str
+    device: str
+    profile: str
+    replicates: int | None
+    seed_offset: int
+    fault: str | None
+    plant: Callable[[Study], Study]  # the planted fault's change to a study; identity without one
+
+    def study(self, name: str) -> Study:
+        study = get_study(name)
+        return self.plant(dataclasses.replace(study, seed=study.seed + self.seed_offset))
+
+
+class CellCache:
+    """Cell records on disk, trained once per bench session whichever worker asks first."""
+
+    def __init__(self, directory: Path, config: BenchConfig) -> None:
+        self.directory = directory
+        self.config = config
+        self._dataset: Dataset | None = None
+        self._device_data: dict[str, DeviceData] = {}
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def get(self, name: str, cell_id: str, timed: Callable[[Callable[[], Any]], Any] = lambda f: f()) -> dict[str, Any]:
+        """The stored record of a cell; trains it (through ``timed``, e.g. pytest-benchmark) if nobody has."""
+        path = self.directory / f"{name}[{cell_id}].json"
+        with open(self.directory / f"{path.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not path.exists():
+                stored = timed(lambda: self._train(name, cell_id))
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(stored))
+                tmp.replace(path)
+        return json.loads(path.read_text())
+
+    def _train(self, name: str, cell_id: str) -> dict[str, Any]:
+        study = self.config.study(name)
+        device = torch.device(self.config.device)
+        data = self._study_data(study, device)
+        result = run_cell(study, study.cell(cell_id), data, self.config.replicates or study.replicates,
+                          self.config.profile)
+        scratch = new_results(device, self.config.data, self.config.profile)
+        entry = add_study(scratch, study, self.config.profile, data.checksum, data.classes)
+        entry.pop("cells")
+        return {"study": name, "cell": cell_id, "entry": entry, "environment": scratch["environment"],
+                "record": cell_record(study, cell_id, result, self.config.profile)}
+
+    def _study_data(self, study: Study, device: torch.device) -> DeviceData:
+        if study.name not in self._device_data:
+            if self._dataset is None:
+                self._dataset = load_dataset(self.config.data)
+            hp = study.settings(self.config.profile)
+            self._device_data[study.name] = prepare(self._dataset, hp.per_class, study.subset_seed, device, hp.test_limit)
+        return self._device_data[study.name]
+
+    def merged(self) -> dict[str, Any] | None:
+        """Every stored cell as one results file (None when no cell was trained)."""
+        stored = [json.loads(p.read_text()) for p in sorted(self.directory.glob("*.json"))]
+        if not stored:
+            return None
+        results = new_results(torch.device("cpu"), self.config.data, self.config.profile)
+        results["environment"] = stored[0]["environment"]
+        results["bench"] = {"seed_offset": self.config.seed_offset, "fault": self.config.fault}
+        for item in stored:
+            entry = results["studies"].setdefault(item["study"], dict(item["entry"], cells={}))
+            entry["cells"][item["cell"]] = item["record"]
+        for name, entry in results["studies"].items():  # cells in the order the study lists them
+            entry["cells"] = {c.id: entry["cells"][c.id] for c in get_study(name).cells if c.id in entry["cells"]}
+        return results

@@ -1,0 +1,47 @@
+"""Every documented cell, trained on the GPU and held to the documented table (and to a baseline, if given).
+
+Ids read ``test_<study>[<cell>]``, e.g. ``test_sigmoid_vs_relu[blocks=4-relu]``;
+select with ``-k``, e.g. ``-k "sigmoid_vs_relu and relu"``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ablation.studies import get_study
+from ablation.verdict import check_cell
+
+
+def cell_test(study_name: str):
+    @pytest.mark.gpu
+    @pytest.mark.parametrize("cell_id", [cell.id for cell in get_study(study_name).cells])
+    def test(cell_id, bench, benchmark):
+        stored = bench.cache.get(study_name, cell_id,
+                                 timed=lambda train: benchmark.pedantic(train, rounds=1, iterations=1))
+        record, classes = stored["record"], stored["entry"]["classes"]
+        benchmark.extra_info.update(images_per_s=record["images_per_s"], accuracy=record["accuracy"])
+        failures = []
+        if record["documented"]:
+            runs = record["documented"]["runs"]
+            verdict = check_cell(study_name, cell_id, record, runs, bench.tolerance, bench.copy, classes)
+            if not verdict.passed:
+                failures.append("against the documented table: " + verdict.message(record, runs))
+        base = bench.baseline and bench.baseline["studies"].get(study_name, {}).get("cells", {}).get(cell_id)
+        if base:
+            verdict = check_cell(study_name, cell_id, record, base["accuracy"], bench.tolerance, False, classes)
+            if not verdict.passed:
+                failures.append("against the baseline: " + verdict.message(record, base["accuracy"]))
+            same_device = bench.baseline["environment"]["device_name"] == stored["environment"]["device_name"]
+            ratio = record["images_per_s"] / base["images_per_s"]
+            if same_device and ratio < bench.min_throughput:
+                failures.append(f"throughput {record['images_per_s']:,.0f} img/s is x{ratio:.2f} of the baseline's "
+                                f"{base['images_per_s']:,.0f} (minimum x{bench.min_throughput})")
+        assert not failures, "\n".join(failures)
+
+    test.__name__ = f"test_{study_name}"
+    return test
+
+
+test_sigmoid_vs_relu = cell_test("sigmoid_vs_relu")
+test_batchnorm_vs_groupnorm = cell_test("batchnorm_vs_groupnorm")
+test_conv_activation_norm_position = cell_test("conv_activation_norm_position")

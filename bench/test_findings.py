@@ -1,0 +1,15 @@
+"""The study document's conclusions, asserted on the measured cells (trained once, shared with test_cells)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ablation.findings import FINDINGS
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("finding", FINDINGS, ids=lambda f: f"{f.study}:{f.name}")
+def test_finding(finding, bench):
+    cells = {cell_id: bench.cache.get(finding.study, cell_id)["record"] for cell_id in finding.cells}
+    passed, detail = finding.judge({"studies": {finding.study: {"cells": cells}}})
+    assert passed, f"{finding.claim}: {detail}"
