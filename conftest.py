@@ -28,6 +28,7 @@ def cifar_npz() -> Path:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    from ablation.compare import MIN_THROUGHPUT
     from ablation.studies import PROFILES
     from ablation.verdict import Tolerance
     from bench.faults import FAULTS
@@ -49,7 +50,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--allowance-hardware", type=float, default=default.hardware, help="points, either way")
     group.addoption("--allowance-data", type=float, default=default.data_copy,
                     help="points, downward, for data other than torchvision's CIFAR-10")
-    group.addoption("--min-throughput", type=float, default=0.8, help="fraction of the baseline's images/s")
+    group.addoption("--min-throughput", type=float, default=MIN_THROUGHPUT,
+                    help="a study's images/s below this fraction of the baseline's fails")
     group.addoption("--seed-offset", type=int, default=0, help="shift every replicate seed (independent repeats)")
     group.addoption("--plant-fault", choices=sorted(FAULTS), help="plant a known bug (measures detection power)")
 
@@ -91,10 +93,16 @@ def _bench_config(config: pytest.Config):
     )
 
 
+def _tolerance(config: pytest.Config):
+    from ablation.verdict import Tolerance
+
+    return Tolerance(z=config.getoption("z"), sd_floor=config.getoption("sd_floor"),
+                     hardware=config.getoption("allowance_hardware"), data_copy=config.getoption("allowance_data"))
+
+
 @pytest.fixture(scope="session")
 def bench(pytestconfig: pytest.Config) -> Bench:
     from ablation.results import ResultsError, read_results
-    from ablation.verdict import Tolerance
     from bench.harness import CellCache
 
     baseline = None
@@ -104,10 +112,7 @@ def bench(pytestconfig: pytest.Config) -> Bench:
         except ResultsError as error:
             pytest.exit(f"--baseline: {error}", returncode=4)
     config = _bench_config(pytestconfig)
-    tolerance = Tolerance(z=pytestconfig.getoption("z"), sd_floor=pytestconfig.getoption("sd_floor"),
-                          hardware=pytestconfig.getoption("allowance_hardware"),
-                          data_copy=pytestconfig.getoption("allowance_data"))
-    return Bench(CellCache(Path(os.environ[SESSION_ENV]), config), tolerance,
+    return Bench(CellCache(Path(os.environ[SESSION_ENV]), config), _tolerance(pytestconfig),
                  config.data not in ("cifar10", "cifar100"), baseline, pytestconfig.getoption("min_throughput"))
 
 
@@ -147,10 +152,9 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     results = _merged.get("results")
     if results is None:
         return
-    from ablation.compare import compare, drift_table, summary
+    from ablation.compare import compare, report
     from ablation.findings import FINDINGS
     from ablation.results import ResultsError, format_results, read_results
-    from ablation.verdict import Tolerance
 
     write = terminalreporter.write_line
     terminalreporter.section("ablation-bench results")
@@ -161,13 +165,11 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
             write(f"finding {finding.study}:{finding.name}: {'holds' if ok else 'FAILS'}: {detail}")
     write(f"results written to {config.getoption('bench_out')}")
     if config.getoption("baseline"):
+        tolerance = _tolerance(config)
         try:
-            tolerance = Tolerance(z=config.getoption("z"), sd_floor=config.getoption("sd_floor"),
-                                  hardware=config.getoption("allowance_hardware"))
-            drifts = compare(read_results(config.getoption("baseline")), results, tolerance,
-                             config.getoption("min_throughput"))
+            drifts, throughputs = compare(read_results(config.getoption("baseline")), results, tolerance,
+                                          config.getoption("min_throughput"))
         except ResultsError as error:
             write(f"drift against the baseline not computed: {error}")
             return
-        write(drift_table(drifts, markdown=False))
-        write(summary(drifts, tolerance, config.getoption("min_throughput")))
+        write(report(drifts, throughputs, tolerance, config.getoption("min_throughput"), markdown=False))

@@ -12,7 +12,7 @@ from typing import NoReturn, Sequence
 
 import torch
 
-from ablation.compare import compare, drift_table, summary
+from ablation.compare import MIN_THROUGHPUT, compare, regressed, report
 from ablation.data import DATA_ROOT_ENV, DataError, Dataset, load_dataset
 from ablation.results import FORMATS, ResultsError, format_results, new_results, read_results, write_results
 from ablation.runner import run_study
@@ -68,8 +68,9 @@ def add_tolerance_options(parser: argparse.ArgumentParser) -> None:
                         help="smallest run-to-run sd assumed, points (default %(default)s)")
     parser.add_argument("--allowance-hardware", type=float, default=default.hardware,
                         help="points allowed either way for hardware and kernels (default %(default)s)")
-    parser.add_argument("--min-throughput", type=float, default=0.8,
-                        help="throughput below this fraction of the baseline's is a regression (default %(default)s)")
+    parser.add_argument("--min-throughput", type=float, default=MIN_THROUGHPUT,
+                        help="a study's images/s below this fraction of the baseline's is a regression "
+                             "(default %(default)s)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -152,13 +153,12 @@ def compare_files(args: argparse.Namespace) -> int:
     if args.markdown:
         check_writable(Path(args.markdown))
     tolerance = Tolerance(z=args.z, sd_floor=args.sd_floor, hardware=args.allowance_hardware)
-    drifts = compare(read_results(args.baseline), read_results(args.current), tolerance, args.min_throughput)
-    print(drift_table(drifts, markdown=False))
-    print(summary(drifts, tolerance, args.min_throughput))
+    drifts, throughputs = compare(read_results(args.baseline), read_results(args.current), tolerance,
+                                  args.min_throughput)
+    print(report(drifts, throughputs, tolerance, args.min_throughput, markdown=False))
     if args.markdown:
-        Path(args.markdown).write_text("## Drift against the baseline\n\n" + drift_table(drifts, markdown=True)
-                                       + "\n\n" + summary(drifts, tolerance, args.min_throughput) + "\n")
-    return 1 if any(d.regression for d in drifts) else 0
+        Path(args.markdown).write_text(report(drifts, throughputs, tolerance, args.min_throughput, markdown=True) + "\n")
+    return 1 if regressed(drifts, throughputs) else 0
 
 
 def check_writable(path: Path) -> None:

@@ -22,6 +22,7 @@ import torch
 
 from ablation.studies import Study, get_study
 from ablation.train import CellResult
+from ablation.verdict import at_chance
 
 SCHEMA = 1
 FORMATS = ("table", "markdown", "csv", "json")
@@ -47,7 +48,7 @@ def _git_commit() -> str | None:
                              cwd=Path(__file__).resolve().parent)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def new_results(device: torch.device, data_source: str, profile: str) -> dict[str, Any]:
@@ -115,11 +116,11 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def measured_text(record: dict[str, Any]) -> str:
-    """'mean ± sd (n)', with collapsed runs counted: '21.30 ± 0.95 (n=5)', '20.1 ± 17.4 (n=3, 2 collapsed)'."""
+def measured_text(record: dict[str, Any], classes: int = 10) -> str:
+    """'mean ± sd (n)', with runs that ended at chance counted: '21.30 ± 0.95 (n=5)', '20.1 ± 7.4 (n=8, 2 at chance)'."""
     mean, sd = mean_sd(record["accuracy"])
-    collapsed = sum(record["collapsed"])
-    note = f"n={len(record['accuracy'])}" + (f", {collapsed} collapsed" if collapsed else "")
+    failed = sum(at_chance(a, c, classes) for a, c in zip(record["accuracy"], record["collapsed"]))
+    note = f"n={len(record['accuracy'])}" + (f", {failed} at chance" if failed else "")
     return f"{mean:.2f} ± {sd:.2f} ({note})"
 
 
@@ -138,7 +139,7 @@ def study_rows(name: str, entry: dict[str, Any]) -> tuple[list[str], list[list[s
             record = entry["cells"].get(cell.id)
             documented = study.documented.get(cell.id)
             present |= record is not None
-            row += [measured_text(record) if record else "-", f"{documented.mean:.2f}" if documented else "-"]
+            row += [measured_text(record, entry.get("classes", 10)) if record else "-", f"{documented.mean:.2f}" if documented else "-"]
         if present:
             rows.append(row)
     return headers, rows
@@ -158,13 +159,15 @@ def format_results(results: dict[str, Any], fmt: str) -> str:
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["study", "cell", "level", "variant", "documented", "mean", "sd", "n", "collapsed"])
+        writer.writerow(["study", "cell", "level", "variant", "documented", "mean", "sd", "n", "at_chance"])
         for name, entry in results["studies"].items():
             for cell_id, record in entry["cells"].items():
                 mean, sd = mean_sd(record["accuracy"])
                 documented = record["documented"]["mean"] if record["documented"] else ""
                 writer.writerow([name, cell_id, record["level"], record["variant"], documented,
-                                 f"{mean:.4f}", f"{sd:.4f}", len(record["accuracy"]), sum(record["collapsed"])])
+                                 f"{mean:.4f}", f"{sd:.4f}", len(record["accuracy"]),
+                                 sum(at_chance(a, c, entry.get("classes", 10))
+                                     for a, c in zip(record["accuracy"], record["collapsed"]))])
         return out.getvalue().rstrip("\n")
     blocks = []
     for name, entry in results["studies"].items():

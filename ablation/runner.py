@@ -59,7 +59,7 @@ def run_study(
         record = cell_record(study, cell.id, result, profile)
         entry["cells"][cell.id] = record
         if log:
-            log(f"{prefix}: {measured_text(record)}  {result.wall_s:.1f} s, {result.images_per_s:,.0f} img/s")
+            log(f"{prefix}: {measured_text(record, data.classes)}  {result.wall_s:.1f} s, {result.images_per_s:,.0f} img/s")
     return entry
 
 

@@ -14,9 +14,13 @@ replicates) has three named parts:
   (ablation/reference/README.md).
 
 Cells whose runs are bimodal (batch sizes 2 and 4 of the norm study: some runs
-collapse to exactly chance) are judged on what is robust there: a documented
-collapse must be reproduced by at least one replicate; otherwise the
-replicates that learned are held to the band, and at least one must learn.
+end at chance, 10 %) are judged on what is robust there: a documented run at
+chance (BatchNorm at batch 2: 10.01 %) must be reproduced by at least one
+replicate at chance; otherwise the replicates that learned are held to the
+band, and at least one must learn.  In every other cell a replicate at chance is
+a regression by itself (its spread would otherwise widen the band).  A run is "at chance" when it predicts one
+class everywhere or its accuracy is within ``collapse_margin`` of chance or
+below: on the GPU most failed runs predict two or three classes (9.2-10.0 %).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ class Tolerance:
     sd_floor: float = 1.0  # accuracy points
     hardware: float = 1.0  # accuracy points, either way
     data_copy: float = 3.0  # accuracy points, downward, for data other than torchvision CIFAR
-    collapse_margin: float = 0.5  # within this of chance counts as collapsed (documented runs carry no flag)
+    collapse_margin: float = 0.5  # accuracy at most this far above chance counts as a run at chance
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,11 @@ class Verdict:
         band = f"[{self.low:.2f}, {self.high:.2f}]" if self.low is not None else "n/a"
         return (f"{self.study}[{self.cell}]: {'ok' if self.passed else 'REGRESSION'}: {self.reason}; "
                 f"reference runs {reference_runs}, measured replicates [{runs}], band {band}")
+
+
+def at_chance(accuracy: float, collapsed: bool, classes: int, tolerance: Tolerance = Tolerance()) -> bool:
+    """A run that did not learn: one class predicted everywhere, or accuracy no better than chance."""
+    return collapsed or accuracy <= 100 / classes + tolerance.collapse_margin
 
 
 def pooled_sd(a: list[float], b: list[float]) -> float:
@@ -80,18 +89,21 @@ def check_cell(study_name: str, cell_id: str, record: dict[str, Any], reference:
     values, collapsed = record["accuracy"], record["collapsed"]
     mean = statistics.fmean(values)
     bimodal = study.cell(cell_id).level in study.bimodal_levels
+    learned_reference = [r for r in reference if not at_chance(r, False, classes, tolerance)]
+    failed = [at_chance(v, c, classes, tolerance) for v, c in zip(values, collapsed)]
+    if not bimodal and any(failed) and len(learned_reference) == len(reference):
+        return Verdict(study_name, cell_id, False, statistics.fmean(reference), mean, None, None,
+                       f"{sum(failed)}/{len(values)} replicates ended at chance in a cell whose runs learn")
     if bimodal:
-        chance = 100 / classes
-        learned_reference = [r for r in reference if r > chance + tolerance.collapse_margin]
-        learners = [v for v, c in zip(values, collapsed) if not c]
+        learners = [v for v, f in zip(values, failed) if not f]
         if not learned_reference:
-            ok = any(collapsed)
+            ok = any(failed)
             return Verdict(study_name, cell_id, ok, statistics.fmean(reference), mean, None, None,
-                           f"reference collapsed to chance; {sum(collapsed)}/{len(values)} replicates collapsed"
-                           + ("" if ok else ", none reproduced the collapse"))
+                           f"reference ended at chance; {sum(failed)}/{len(values)} replicates at chance"
+                           + ("" if ok else ", none reproduced it"))
         if not learners:
             return Verdict(study_name, cell_id, False, statistics.fmean(learned_reference), mean, None, None,
-                           f"all {len(values)} replicates collapsed; the reference learned")
+                           f"all {len(values)} replicates ended at chance; the reference learned")
         reference, values = learned_reference, learners
         mean = statistics.fmean(values)
     low, high, se = band(reference, values, tolerance, copy)

@@ -58,28 +58,41 @@ FAULTS = {
 }
 
 
-def detection_report(paths: list[str]) -> str:
-    """Per results file: its fault, how many cells left their documented band, which findings failed."""
+def detection_report(paths: list[str], baseline_path: str | None = None) -> str:
+    """Per results file: its fault, the cells outside their band (against the documented table, and against
+    a baseline run when given) and the findings that failed."""
+    from ablation.compare import compare
     from ablation.findings import FINDINGS
     from ablation.results import read_results
     from ablation.verdict import Tolerance, check_documented
 
-    lines = ["| run | fault | cells outside band | findings failed |", "|---|---|---|---|"]
+    tolerance = Tolerance()
+    baseline = read_results(baseline_path) if baseline_path else None
+    lines = ["| run | fault | cells outside documented band | cells outside baseline band | findings failed |",
+             "|---|---|---|---|---|"]
     for path in paths:
         results = read_results(path)
-        verdicts = check_documented(results, Tolerance())
-        failed_cells = [f"{v.study}[{v.cell}]" for v, _, _ in verdicts if not v.passed]
-        findings = [(f, f.judge(results)) for f in FINDINGS]
-        failed = [f.name for f, (ok, _) in findings if ok is False]
-        judged = sum(ok is not None for _, (ok, _) in findings)
+        documented = [v for v, _, _ in check_documented(results, tolerance)]
+        against_base = [d.verdict for d in compare(baseline, results, tolerance)[0]] if baseline else []
+        findings = [(f.name, f.judge(results)[0]) for f in FINDINGS]
+        failed = [name for name, ok in findings if ok is False]
         fault = (results.get("bench") or {}).get("fault") or "none"
-        lines.append(f"| {Path(path).name} | {fault} | {len(failed_cells)}/{len(verdicts)}"
-                     f"{': ' + ', '.join(failed_cells) if failed_cells else ''} | "
-                     f"{len(failed)}/{judged}{': ' + ', '.join(failed) if failed else ''} |")
+        lines.append(f"| {Path(path).name} | {fault} | {_count(documented)} | "
+                     f"{_count(against_base) if baseline else '-'} | "
+                     f"{len(failed)}/{sum(ok is not None for _, ok in findings)}{': ' + ', '.join(failed) if failed else ''} |")
     return "\n".join(lines)
 
 
+def _count(verdicts) -> str:
+    failed = [f"{v.study}[{v.cell}]" for v in verdicts if not v.passed]
+    return f"{len(failed)}/{len(verdicts)}" + (": " + ", ".join(failed) if failed else "")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        sys.exit("usage: python -m bench.faults RESULTS.json [RESULTS.json ...]")
-    print(detection_report(sys.argv[1:]))
+    args = sys.argv[1:]
+    baseline = None
+    if args[:1] == ["--baseline"] and len(args) > 2:
+        baseline, args = args[1], args[2:]
+    if not args:
+        sys.exit("usage: python -m bench.faults [--baseline BASELINE.json] RESULTS.json [RESULTS.json ...]")
+    print(detection_report(args, baseline))

@@ -68,14 +68,14 @@ def test_markdown_table_in_the_study_documents_shape(capsys, tmp_path):
 def test_csv_and_json_formats(capsys, tmp_path):
     _, out, _ = synthetic_run(capsys, tmp_path, "--format", "csv")
     lines = out.splitlines()
-    assert lines[0] == "study,cell,level,variant,documented,mean,sd,n,collapsed"
+    assert lines[0] == "study,cell,level,variant,documented,mean,sd,n,at_chance"
     assert lines[1].startswith("batchnorm_vs_groupnorm,batch_size=64-batchnorm,64,batchnorm,53.18,") and lines[1].endswith(",2,0")
     _, out, _ = synthetic_run(capsys, tmp_path, "--format", "json")
     cells = json.loads(out)["studies"]["batchnorm_vs_groupnorm"]["cells"]
     assert cells["batch_size=64-groupnorm"]["seeds"] == [84035, 84036]
 
 
-def test_collapsed_runs_are_marked(capsys, monkeypatch, tmp_path):
+def test_runs_at_chance_are_marked(capsys, monkeypatch, tmp_path):
     import ablation.train as train
 
     def constant_predictions(model, data, replicates, dtype):
@@ -84,7 +84,7 @@ def test_collapsed_runs_are_marked(capsys, monkeypatch, tmp_path):
 
     monkeypatch.setattr(train, "evaluate", constant_predictions)
     code, out, _ = synthetic_run(capsys, tmp_path)
-    assert code == 0 and "(n=2, 2 collapsed)" in out
+    assert code == 0 and "(n=2, 2 at chance)" in out
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -1,0 +1,68 @@
+"""python -m ablation compare: drift tables, exit 1 on a regression, 2 on unusable input."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ablation.cli import main
+
+RECORDED = Path(__file__).resolve().parent.parent / "bench" / "recorded"
+BENCH, REPEAT = RECORDED / "h200-bench.json", RECORDED / "h200-repeat.json"
+
+
+def compare(capsys, *argv):
+    code = main(["compare", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_unchanged_code_shows_no_drift(capsys, tmp_path):
+    code, out, _ = compare(capsys, BENCH, REPEAT, "--markdown", tmp_path / "drift.md")
+    assert code == 0
+    assert "33 cells compared: 0 accuracy regressions, 0 of 3 studies slower" in out
+    markdown = (tmp_path / "drift.md").read_text()
+    assert markdown.startswith("## Drift against the baseline")
+    assert "| sigmoid_vs_relu | blocks=4-relu | 33.09 | 31.52 | -1.57 |" in markdown
+
+
+def test_a_planted_fault_is_a_regression(capsys):
+    code, out, _ = compare(capsys, BENCH, RECORDED / "h200-fault-norm_after_activation.json")
+    assert code == 1
+    assert "conv_activation_norm_position[order=conv_bn_relu]: mean of 3 replicates 56.87" in out
+    row = next(line for line in out.splitlines() if "order=conv_bn_relu" in line and "REGRESSION" in line)
+    assert "-3.33" in row
+
+
+def test_throughput_regression_is_judged_per_study_on_the_same_device(capsys, tmp_path):
+    slow = json.loads(REPEAT.read_text())
+    for cell in slow["studies"]["sigmoid_vs_relu"]["cells"].values():
+        cell["images_per_s"] *= 0.5
+    (tmp_path / "slow.json").write_text(json.dumps(slow))
+    code, out, _ = compare(capsys, BENCH, tmp_path / "slow.json")
+    assert code == 1 and "sigmoid_vs_relu: 26,525 img/s is x0.57 of the baseline's 46,389" in out
+    slow["environment"]["device_name"] = "NVIDIA H100 80GB HBM3"
+    (tmp_path / "other.json").write_text(json.dumps(slow))
+    code, out, _ = compare(capsys, BENCH, tmp_path / "other.json")
+    assert code == 0 and "other device, not judged" in out
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda r: r.update(schema=2), "is not an ablation-bench results file of schema 1"),
+    (lambda r: r.update(studies={}), "the files share no study"),
+    (lambda r: r["studies"]["sigmoid_vs_relu"].update(data_checksum="0" * 16), "sigmoid_vs_relu was measured on different data"),
+])
+def test_unusable_input_exits_2(capsys, tmp_path, mutate, message):
+    current = json.loads(REPEAT.read_text())
+    mutate(current)
+    (tmp_path / "current.json").write_text(json.dumps(current))
+    code, out, err = compare(capsys, BENCH, tmp_path / "current.json")
+    assert code == 2 and message in err and err.count("\n") == 1 and out == ""
+
+
+def test_missing_and_broken_files_exit_2(capsys, tmp_path):
+    code, _, err = compare(capsys, BENCH, tmp_path / "absent.json")
+    assert code == 2 and "cannot read" in err
+    (tmp_path / "broken.json").write_text("{not json")
+    code, _, err = compare(capsys, tmp_path / "broken.json", BENCH)
+    assert code == 2 and "is not JSON" in err

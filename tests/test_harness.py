@@ -1,0 +1,68 @@
+"""The GPU bench's machinery, run on the CPU: GPU pinning, skips, results files, benchmark records."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.harness import worker_gpu
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("worker,visible,count,expected", [
+    ("gw0", None, 2, "0"), ("gw1", None, 2, "1"), ("gw2", None, 2, "0"),  # own GPU, round robin
+    ("gw1", "4,5", 8, "5"),  # honours the caller's CUDA_VISIBLE_DEVICES
+    ("gw1", "7", 8, "7"),  # one GPU: workers share it
+    ("gw0", None, 0, None),
+])
+def test_each_worker_gets_its_own_gpu(worker, visible, count, expected):
+    assert worker_gpu(worker, visible, count) == expected
+
+
+def bench(tmp_path, *args):
+    return subprocess.run([sys.executable, "-m", "pytest", "bench", "-m", "gpu", "-p", "no:cacheprovider",
+                           f"--bench-out={tmp_path / 'bench.json'}", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_without_a_gpu_the_bench_skips_with_a_reason_or_fails_under_require_gpu(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    skipped = bench(tmp_path, "-k", "sigmoid_vs_relu and 1-relu", "-rs")
+    assert skipped.returncode == 0 and "1 skipped" in skipped.stdout
+    assert "no CUDA GPU visible" in skipped.stdout
+    failed = bench(tmp_path, "-k", "sigmoid_vs_relu and 1-relu", "--require-gpu")
+    assert failed.returncode == 1 and "--require-gpu: no CUDA GPU visible" in failed.stdout
+
+
+def test_bench_on_cpu_under_xdist_writes_one_results_file(tmp_path):
+    """Two workers, two cells and a finding that needs all three order cells: each cell trained once."""
+    proc = bench(tmp_path, "-n", "2", "--bench-device", "cpu", "--bench-data=synthetic", "--bench-profile", "smoke",
+                 "--replicates", "2", "-k", "conv_activation_norm_position")
+    results = json.loads((tmp_path / "bench.json").read_text())
+    cells = results["studies"]["conv_activation_norm_position"]["cells"]
+    assert list(cells) == ["order=conv_bn_relu", "order=conv_relu_bn", "order=conv_leakyrelu_bn"]
+    assert all(len(c["accuracy"]) == 2 and c["seeds"] == cells["order=conv_bn_relu"]["seeds"] for c in cells.values())
+    assert results["bench"] == {"seed_offset": 0, "fault": None} and results["profile"] == "smoke"
+    # generated data cannot match the CIFAR-10 tables: the failures say what and why
+    assert proc.returncode == 1
+    assert "against the documented table: conv_activation_norm_position[order=conv_bn_relu]: REGRESSION" in proc.stdout
+    assert "reference runs [62.32, 62.23, 63.38], measured replicates [" in proc.stdout and ", band " in proc.stdout
+    assert "ablation-bench results" in proc.stdout and "finding conv_activation_norm_position" in proc.stdout
+
+
+def test_bench_without_xdist_reaches_pytest_benchmark(tmp_path):
+    proc = bench(tmp_path, "--bench-device", "cpu", "--bench-data=synthetic", "--bench-profile", "smoke",
+                 "--replicates", "1", "--seed-offset", "5", "-k", "batchnorm_vs_groupnorm and 128-groupnorm",
+                 f"--benchmark-json={tmp_path / 'benchmark.json'}")
+    assert "1 passed" in proc.stdout or "1 failed" in proc.stdout, proc.stdout[-2000:]
+    stored = json.loads((tmp_path / "benchmark.json").read_text())["benchmarks"]
+    assert [b["name"] for b in stored] == ["test_batchnorm_vs_groupnorm[batch_size=128-groupnorm]"]
+    assert stored[0]["extra_info"]["images_per_s"] > 0 and stored[0]["stats"]["rounds"] == 1
+    results = json.loads((tmp_path / "bench.json").read_text())
+    assert results["studies"]["batchnorm_vs_groupnorm"]["cells"]["batch_size=128-groupnorm"]["seeds"] == [84040]
