@@ -28,8 +28,13 @@ def cell_test(study_name: str):
             verdict = check_cell(study_name, cell_id, record, runs, bench.tolerance, bench.copy, classes)
             if not verdict.passed:
                 failures.append("against the documented table: " + verdict.message(record, runs))
-        base = bench.baseline and bench.baseline["studies"].get(study_name, {}).get("cells", {}).get(cell_id)
-        if base:
+        base_study = bench.baseline and bench.baseline["studies"].get(study_name)
+        base = base_study and base_study["cells"].get(cell_id)
+        if base and base_study["data_checksum"] != stored["entry"]["data_checksum"]:
+            failures.append(f"the baseline measured {study_name} on other data ({bench.baseline['data']}, checksum "
+                            f"{base_study['data_checksum']}) than this run ({stored['entry']['data_checksum']}); "
+                            "pass a baseline made with the same --bench-data")
+        elif base:
             same_device = bench.baseline["environment"]["device_name"] == stored["environment"]["device_name"]
             tolerance = dataclasses.replace(bench.tolerance, hardware=0.0) if same_device else bench.tolerance
             verdict = check_cell(study_name, cell_id, record, base["accuracy"], tolerance, False, classes)
