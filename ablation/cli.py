@@ -99,6 +99,9 @@ def list_studies() -> str:
                      f"{study.replicates} replicates by default]")
         lines.append("  cells: " + " ".join(cell.id for cell in study.cells))
         lines.append("  " + ", ".join(f"{k}={v}" for k, v in hp.items() if k != "test_limit"))
+        if study.groups:
+            lines.append(f"  GroupNorm groups per block: {study.groups}; runs at batch sizes "
+                         f"{study.bimodal_levels} either learn or end at chance")
         if study.notes:
             lines.append(f"  note: {study.notes}")
     return "\n".join(lines)

@@ -7,8 +7,6 @@ run can be compared with it cell by cell (``python -m ablation compare``).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import platform
 import statistics
@@ -18,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
 from ablation.studies import Study, get_study
@@ -153,22 +152,27 @@ def render(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
     return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in [headers, *rows])
 
 
+def results_frame(results: dict[str, Any]) -> pd.DataFrame:
+    """One row per measured cell: documented mean, measured mean, sd, replicates and runs at chance."""
+    rows = []
+    for name, entry in results["studies"].items():
+        for cell_id, record in entry["cells"].items():
+            mean, sd = mean_sd(record["accuracy"])
+            rows.append({
+                "study": name, "cell": cell_id, "level": record["level"], "variant": record["variant"],
+                "documented": record["documented"]["mean"] if record["documented"] else None,
+                "mean": round(mean, 4), "sd": round(sd, 4), "n": len(record["accuracy"]),
+                "at_chance": sum(at_chance(a, c, entry.get("classes", 10))
+                                 for a, c in zip(record["accuracy"], record["collapsed"])),
+            })
+    return pd.DataFrame(rows)
+
+
 def format_results(results: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(results, indent=1)
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["study", "cell", "level", "variant", "documented", "mean", "sd", "n", "at_chance"])
-        for name, entry in results["studies"].items():
-            for cell_id, record in entry["cells"].items():
-                mean, sd = mean_sd(record["accuracy"])
-                documented = record["documented"]["mean"] if record["documented"] else ""
-                writer.writerow([name, cell_id, record["level"], record["variant"], documented,
-                                 f"{mean:.4f}", f"{sd:.4f}", len(record["accuracy"]),
-                                 sum(at_chance(a, c, entry.get("classes", 10))
-                                     for a, c in zip(record["accuracy"], record["collapsed"]))])
-        return out.getvalue().rstrip("\n")
+        return results_frame(results).to_csv(index=False).rstrip("\n")
     blocks = []
     for name, entry in results["studies"].items():
         study = get_study(name)
