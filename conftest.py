@@ -103,6 +103,7 @@ def _tolerance(config: pytest.Config):
 @pytest.fixture(scope="session")
 def bench(pytestconfig: pytest.Config) -> Bench:
     from ablation.results import ResultsError, read_results
+    from ablation.verdict import uses_data_copy
     from bench.harness import CellCache
 
     baseline = None
@@ -113,7 +114,7 @@ def bench(pytestconfig: pytest.Config) -> Bench:
             pytest.exit(f"--baseline: {error}", returncode=4)
     config = _bench_config(pytestconfig)
     return Bench(CellCache(Path(os.environ[SESSION_ENV]), config), _tolerance(pytestconfig),
-                 config.data not in ("cifar10", "cifar100"), baseline, pytestconfig.getoption("min_throughput"))
+                 uses_data_copy(config.data), baseline, pytestconfig.getoption("min_throughput"))
 
 
 @pytest.fixture(autouse=True)

@@ -66,3 +66,12 @@ def test_bench_without_xdist_reaches_pytest_benchmark(tmp_path):
     assert stored[0]["extra_info"]["images_per_s"] > 0 and stored[0]["stats"]["rounds"] == 1
     results = json.loads((tmp_path / "bench.json").read_text())
     assert results["studies"]["batchnorm_vs_groupnorm"]["cells"]["batch_size=128-groupnorm"]["seeds"] == [84040]
+
+
+def test_a_baseline_from_other_data_is_refused_with_the_reason(tmp_path):
+    proc = bench(tmp_path, "--bench-device", "cpu", "--bench-data=synthetic", "--bench-profile", "smoke",
+                 "--replicates", "1", "-k", "batchnorm_vs_groupnorm and 128-groupnorm",
+                 f"--baseline={ROOT / 'bench' / 'recorded' / 'h200-bench.json'}")
+    assert proc.returncode == 1
+    assert "the baseline measured batchnorm_vs_groupnorm on other data (.gpu-data/cifar10-small.npz" in proc.stdout
+    assert "pass a baseline made with the same --bench-data" in proc.stdout
