@@ -39,6 +39,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="fail, instead of skip, the GPU tests when no CUDA GPU is visible")
     group.addoption("--bench-data", default=os.environ.get("ABLATION_BENCH_DATA", "cifar10"),
                     help="cifar10 (default), PATH.npz or synthetic; env ABLATION_BENCH_DATA")
+    group.addoption("--bench-data-cifar100", default="cifar100",
+                    help="data of the CIFAR-100 variant: cifar100 (default) or synthetic:100")
+    group.addoption("--variants", action="store_true",
+                    help="also run the two untabulated variants (long; CIFAR-100), deselected by default")
     group.addoption("--bench-device", choices=("cuda", "cpu"), default="cuda",
                     help="cpu runs the bench's machinery without a GPU (for its own tests)")
     group.addoption("--bench-profile", choices=PROFILES, default="full")
@@ -71,6 +75,16 @@ def pytest_configure(config: pytest.Config) -> None:
         FAULTS[config.getoption("plant_fault")].patch()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The variant studies' GPU tests run only when asked for with --variants."""
+    if config.getoption("variants"):
+        return
+    skipped = [item for item in items if item.get_closest_marker("variant")]
+    if skipped:
+        config.hook.pytest_deselected(items=skipped)
+        items[:] = [item for item in items if not item.get_closest_marker("variant")]
+
+
 @dataclass
 class Bench:
     cache: Any  # bench.harness.CellCache
@@ -86,7 +100,8 @@ def _bench_config(config: pytest.Config):
 
     fault = config.getoption("plant_fault")
     return BenchConfig(
-        data=config.getoption("bench_data"), device=config.getoption("bench_device"),
+        data=config.getoption("bench_data"), data_cifar100=config.getoption("bench_data_cifar100"),
+        device=config.getoption("bench_device"),
         profile=config.getoption("bench_profile"), replicates=config.getoption("replicates"),
         seed_offset=config.getoption("seed_offset"), fault=fault,
         plant=FAULTS[fault].plant if fault else (lambda study: study),

@@ -14,9 +14,10 @@ import torch
 
 from ablation.compare import MIN_THROUGHPUT, compare, regressed, report
 from ablation.data import DATA_ROOT_ENV, DataError, Dataset, load_dataset
+from ablation.report import history, history_text, markdown_report, plot_results
 from ablation.results import FORMATS, ResultsError, format_results, new_results, read_results, write_results
 from ablation.runner import run_study
-from ablation.studies import PROFILES, STUDIES, get_study
+from ablation.studies import DOCUMENTED, PROFILES, STUDIES, get_study
 from ablation.verdict import Tolerance
 
 
@@ -36,10 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="show the studies, their cells and hyperparameters")
 
     run = commands.add_parser("run", help="train a study (or all) and print its table beside the documented one")
-    run.add_argument("study", help=f"one of {', '.join(STUDIES)}, or 'all'")
+    run.add_argument("study", help=f"one of {', '.join(STUDIES)}, or 'all' (the three documented studies)")
     run.add_argument("--cell", action="append", metavar="ID", help="run only this cell (repeatable), e.g. blocks=4-relu")
     run.add_argument("--replicates", type=int, help="runs per cell (default: the study's own count)")
-    run.add_argument("--data", help="cifar10, cifar100, synthetic or PATH.npz (default: the study's dataset)")
+    run.add_argument("--data", help="cifar10, cifar100, synthetic, synthetic:100 or PATH.npz "
+                                    "(default: the study's dataset)")
     run.add_argument("--data-root", help=f"where torchvision data is downloaded (default: ${DATA_ROOT_ENV} "
                                           "or ~/.cache/ablation-bench)")
     run.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
@@ -51,7 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="train replicates one after another instead of as one fused model")
     run.add_argument("--out", help="write every replicate's numbers and the environment to this JSON file")
     run.add_argument("--format", choices=FORMATS, default="table")
+    run.add_argument("--plot", metavar="DIR", help="also write one PNG figure per study into DIR")
     run.add_argument("--quiet", action="store_true", help="no progress output on stderr")
+
+    report = commands.add_parser("report", help="Markdown report (and figures) of a results file")
+    report.add_argument("results", help="results JSON of `run --out` or the bench")
+    report.add_argument("--plot", metavar="DIR", help="write one PNG figure per study into DIR")
+    report.add_argument("--markdown", metavar="FILE", help="write the report to FILE instead of stdout")
+
+    past = commands.add_parser("history", help="each cell's accuracy over the results files in a folder")
+    past.add_argument("directory", help="folder of results JSON files")
+    past.add_argument("--markdown", action="store_true", help="print a Markdown table")
 
     compare = commands.add_parser("compare", help="per-cell drift between two results files; exit 1 on a regression")
     compare.add_argument("baseline", help="results JSON of a known-good run")
@@ -81,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "compare":
             return compare_files(args)
+        if args.command == "report":
+            return report_file(args)
+        if args.command == "history":
+            return show_history(args)
         return run(args)
     except UsageError as error:
         print(f"ablation: error: {error}", file=sys.stderr)
@@ -95,8 +111,9 @@ def list_studies() -> str:
     lines = []
     for study in STUDIES.values():
         hp = asdict(study.settings())
+        variant = f", a variant of {study.variant_of}" if study.variant_of else ""
         lines.append(f"{study.name}: {study.title} [{study.notebook}, {study.dataset}, "
-                     f"{study.replicates} replicates by default]")
+                     f"{study.replicates} replicates by default{variant}]")
         lines.append("  cells: " + " ".join(cell.id for cell in study.cells))
         lines.append("  " + ", ".join(f"{k}={v}" for k, v in hp.items() if k != "test_limit"))
         if study.groups:
@@ -108,7 +125,7 @@ def list_studies() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    studies = list(STUDIES.values()) if args.study == "all" else [get_study(args.study)]
+    studies = DOCUMENTED if args.study == "all" else [get_study(args.study)]
     cells = {s.name: [s.cell(c) for c in args.cell] for s in studies} if args.cell else {}
     if args.cell and len(studies) > 1:
         raise UsageError("--cell needs a single study, not 'all'")
@@ -116,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--replicates must be at least 1, got {args.replicates}")
     if args.groups:
         if any(not s.groups for s in studies):
-            raise UsageError("--groups applies only to studies with GroupNorm cells (batchnorm_vs_groupnorm)")
+            raise UsageError("--groups applies only to studies with GroupNorm cells (batchnorm_vs_groupnorm...)")
         studies = [dataclasses.replace(s, groups=args.groups) for s in studies]
     for study in studies:
         for cell in study.cells:
@@ -126,10 +143,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--device cuda, but CUDA is not available here; use --device cpu")
     if args.out:
         check_writable(Path(args.out))
+    if args.plot:
+        check_directory(Path(args.plot))
 
     log = None if args.quiet else _log
     datasets: dict[str, Dataset] = {}
-    results = new_results(device, args.data or ",".join(sorted({s.dataset for s in studies})), args.profile)
+    results = new_results(device, args.data or ",".join(dict.fromkeys(s.dataset for s in studies)), args.profile)
     for study in studies:
         source = args.data or study.dataset
         if source not in datasets:
@@ -141,6 +160,36 @@ def run(args: argparse.Namespace) -> int:
     print(format_results(results, args.format))
     if args.out and log:
         log(f"results written to {args.out}")
+    if args.plot:
+        for path in plot_results(results, args.plot):
+            log and log(f"figure written to {path}")
+    return 0
+
+
+def report_file(args: argparse.Namespace) -> int:
+    results = read_results(args.results)
+    if args.markdown:
+        check_writable(Path(args.markdown))
+    if args.plot:
+        check_directory(Path(args.plot))
+    text = markdown_report(results)
+    if args.markdown:
+        Path(args.markdown).write_text(text)
+    else:
+        print(text, end="")
+    for path in plot_results(results, args.plot) if args.plot else []:
+        print(f"figure written to {path}", file=sys.stderr)
+    return 0
+
+
+def show_history(args: argparse.Namespace) -> int:
+    if not Path(args.directory).is_dir():
+        raise UsageError(f"{args.directory} is not a folder; pass the folder that holds the results files")
+    frame, notes = history(args.directory)
+    print(history_text(frame, args.markdown))
+    print("! = outside the band against the run before it", file=sys.stderr)
+    for note in notes:
+        print(note, file=sys.stderr)
     return 0
 
 
@@ -162,6 +211,13 @@ def compare_files(args: argparse.Namespace) -> int:
     if args.markdown:
         Path(args.markdown).write_text(report(drifts, throughputs, tolerance, args.min_throughput, markdown=True) + "\n")
     return 1 if regressed(drifts, throughputs) else 0
+
+
+def check_directory(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--plot {path} is a file; give a folder for the figures")
+    if not path.exists() and not path.parent.is_dir():
+        raise UsageError(f"--plot {path}: directory {path.parent} does not exist; create it first")
 
 
 def check_writable(path: Path) -> None:

@@ -8,13 +8,12 @@ under ``-n 2``, while whole studies moved by 0.87-1.14x.
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 from dataclasses import dataclass
 from typing import Any
 
 from ablation.results import ResultsError, render
-from ablation.verdict import Tolerance, Verdict, check_cell
+from ablation.verdict import Tolerance, Verdict, check_cell, for_baseline
 
 MIN_THROUGHPUT = 0.75  # a study below this fraction of the baseline's images/s is a regression
 
@@ -54,8 +53,7 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
         raise ResultsError(f"the files share no study (baseline: {', '.join(baseline['studies']) or 'none'}; "
                            f"current: {', '.join(current['studies']) or 'none'})")
     same_device = baseline["environment"]["device_name"] == current["environment"]["device_name"]
-    if same_device:  # the hardware allowance covers other devices and kernels, not a rerun on the same one
-        tolerance = dataclasses.replace(tolerance, hardware=0.0)
+    tolerance = for_baseline(tolerance, same_device)
     drifts, throughputs = [], []
     for name in common:
         base, cur = baseline["studies"][name], current["studies"][name]

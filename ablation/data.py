@@ -41,14 +41,15 @@ def default_root() -> Path:
 
 
 def load_dataset(source: str, root: str | Path | None = None) -> Dataset:
-    """``cifar10``, ``cifar100`` (torchvision, downloaded into ``root``), ``synthetic`` or a .npz path."""
+    """``cifar10``, ``cifar100`` (torchvision, downloaded into ``root``), ``synthetic`` (10 classes),
+    ``synthetic:100`` (100 classes) or a .npz path."""
     if source in ("cifar10", "cifar100"):
         return _torchvision(source, Path(root) if root else default_root())
-    if source == "synthetic":
-        return synthetic()
+    if source in ("synthetic", "synthetic:100"):
+        return synthetic(classes=100 if source == "synthetic:100" else 10)
     if source.endswith(".npz"):
         return load_npz(source)
-    raise DataError(f"unknown data source {source!r}: use cifar10, cifar100, synthetic or a PATH.npz")
+    raise DataError(f"unknown data source {source!r}: use cifar10, cifar100, synthetic, synthetic:100 or a PATH.npz")
 
 
 def _torchvision(name: str, root: Path) -> Dataset:
@@ -110,18 +111,18 @@ def load_npz(path: str | Path) -> Dataset:
 def synthetic(classes: int = 10, train_per_class: int = 500, test_per_class: int = 100, seed: int = 0) -> Dataset:
     """Class-conditional images a small CNN can learn: a smooth colour template per class plus noise."""
     g = torch.Generator().manual_seed(seed)
-    templates = torch.rand(classes, 3, 4, 4, generator=g) * 160 + 48
+    templates = 128 + (torch.rand(classes, 3, 4, 4, generator=g) - 0.5) * 80
     templates = torch.nn.functional.interpolate(templates, size=32, mode="bilinear", align_corners=False)
 
     def draw(per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
         y = torch.arange(classes).repeat_interleave(per_class)
         y = y[torch.randperm(len(y), generator=g)]
-        x = templates[y] + torch.randn(len(y), 3, 32, 32, generator=g) * 40
+        x = templates[y] + torch.randn(len(y), 3, 32, 32, generator=g) * 60
         return x.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous(), y
 
     train_x, train_y = draw(train_per_class)
     test_x, test_y = draw(test_per_class)
-    return Dataset("synthetic", train_x, train_y, test_x, test_y, classes)
+    return Dataset("synthetic" if classes == 10 else f"synthetic:{classes}", train_x, train_y, test_x, test_y, classes)
 
 
 def balanced_subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ablation.studies import Study, get_study
+from ablation.studies import STUDIES, Study, get_study
 from ablation.train import CellResult
 from ablation.verdict import at_chance
 
@@ -61,8 +61,10 @@ def new_results(device: torch.device, data_source: str, profile: str) -> dict[st
     }
 
 
-def add_study(results: dict[str, Any], study: Study, profile: str, data_checksum: str, classes: int) -> dict[str, Any]:
+def add_study(results: dict[str, Any], study: Study, profile: str, data: str, data_checksum: str,
+              classes: int) -> dict[str, Any]:
     entry = {
+        "data": data,
         "hyperparameters": asdict(study.settings(profile)),
         "groups": list(study.groups),
         "classes": classes,
@@ -152,10 +154,15 @@ def render(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
     return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in [headers, *rows])
 
 
+def ordered_studies(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, entry) of the studies in a results file, in the registry's order."""
+    return [(name, results["studies"][name]) for name in STUDIES if name in results["studies"]]
+
+
 def results_frame(results: dict[str, Any]) -> pd.DataFrame:
     """One row per measured cell: documented mean, measured mean, sd, replicates and runs at chance."""
     rows = []
-    for name, entry in results["studies"].items():
+    for name, entry in ordered_studies(results):
         for cell_id, record in entry["cells"].items():
             mean, sd = mean_sd(record["accuracy"])
             rows.append({
@@ -174,7 +181,7 @@ def format_results(results: dict[str, Any], fmt: str) -> str:
     if fmt == "csv":
         return results_frame(results).to_csv(index=False).rstrip("\n")
     blocks = []
-    for name, entry in results["studies"].items():
+    for name, entry in ordered_studies(results):
         study = get_study(name)
         title = f"{study.title} ({name}), accuracy %, data: {results['data']}, profile: {results['profile']}"
         headers, rows = study_rows(name, entry)

@@ -50,7 +50,7 @@ def run_study(
     """Train the study's cells (all by default) and add them to ``results``; returns the study's entry."""
     hp = study.settings(profile)
     data = prepare(dataset, hp.per_class, study.subset_seed, device, hp.test_limit)
-    entry = add_study(results, study, profile, data.checksum, data.classes)
+    entry = add_study(results, study, profile, dataset.source, data.checksum, data.classes)
     cells = list(cells or study.cells)
     for i, cell in enumerate(cells, 1):
         prefix = f"[{study.name} {i}/{len(cells)}] {cell.id}"

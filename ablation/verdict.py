@@ -25,6 +25,7 @@ below: on the GPU most failed runs predict two or three classes (9.2-10.0 %).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from dataclasses import dataclass
@@ -58,6 +59,11 @@ class Verdict:
         band = f"[{self.low:.2f}, {self.high:.2f}]" if self.low is not None else "n/a"
         return (f"{self.study}[{self.cell}]: {'ok' if self.passed else 'REGRESSION'}: {self.reason}; "
                 f"reference runs {reference_runs}, measured replicates [{runs}], band {band}")
+
+
+def for_baseline(tolerance: Tolerance, same_device: bool) -> Tolerance:
+    """Against a team's own earlier run: no data-copy question, and no hardware allowance on the same device."""
+    return dataclasses.replace(tolerance, hardware=0.0) if same_device else tolerance
 
 
 def at_chance(accuracy: float, collapsed: bool, classes: int, tolerance: Tolerance = Tolerance()) -> bool:

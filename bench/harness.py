@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 
 from ablation.data import Dataset, load_dataset
-from ablation.results import add_study, cell_record, environment, new_results
+from ablation.results import add_study, cell_record, new_results, ordered_studies
 from ablation.runner import run_cell
 from ablation.studies import Study, get_study
 from ablation.train import DeviceData, prepare
@@ -42,7 +42,8 @@ def gpu_count() -> int:
 
 @dataclasses.dataclass
 class BenchConfig:
-    data: str
+    data: str  # for the CIFAR-10 studies
+    data_cifar100: str  # for the CIFAR-100 variant
     device: str
     profile: str
     replicates: int | None
@@ -61,7 +62,7 @@ class CellCache:
     def __init__(self, directory: Path, config: BenchConfig) -> None:
         self.directory = directory
         self.config = config
-        self._dataset: Dataset | None = None
+        self._datasets: dict[str, Dataset] = {}
         self._device_data: dict[str, DeviceData] = {}
         directory.mkdir(parents=True, exist_ok=True)
 
@@ -84,17 +85,22 @@ class CellCache:
         result = run_cell(study, study.cell(cell_id), data, self.config.replicates or study.replicates,
                           self.config.profile)
         scratch = new_results(device, self.config.data, self.config.profile)
-        entry = add_study(scratch, study, self.config.profile, data.checksum, data.classes)
+        entry = add_study(scratch, study, self.config.profile, self._source(study), data.checksum, data.classes)
         entry.pop("cells")
         return {"study": name, "cell": cell_id, "entry": entry, "environment": scratch["environment"],
                 "record": cell_record(study, cell_id, result, self.config.profile)}
 
+    def _source(self, study: Study) -> str:
+        return self.config.data_cifar100 if study.dataset == "cifar100" else self.config.data
+
     def _study_data(self, study: Study, device: torch.device) -> DeviceData:
         if study.name not in self._device_data:
-            if self._dataset is None:
-                self._dataset = load_dataset(self.config.data)
+            source = self._source(study)
+            if source not in self._datasets:
+                self._datasets[source] = load_dataset(source)
             hp = study.settings(self.config.profile)
-            self._device_data[study.name] = prepare(self._dataset, hp.per_class, study.subset_seed, device, hp.test_limit)
+            self._device_data[study.name] = prepare(self._datasets[source], hp.per_class, study.subset_seed, device,
+                                                    hp.test_limit)
         return self._device_data[study.name]
 
     def merged(self) -> dict[str, Any] | None:
@@ -108,6 +114,8 @@ class CellCache:
         for item in stored:
             entry = results["studies"].setdefault(item["study"], dict(item["entry"], cells={}))
             entry["cells"][item["cell"]] = item["record"]
-        for name, entry in results["studies"].items():  # cells in the order the study lists them
-            entry["cells"] = {c.id: entry["cells"][c.id] for c in get_study(name).cells if c.id in entry["cells"]}
+        results["studies"] = {  # studies and cells in the order the registry lists them
+            name: dict(entry, cells={c.id: entry["cells"][c.id] for c in get_study(name).cells if c.id in entry["cells"]})
+            for name, entry in ordered_studies(results)
+        }
         return results

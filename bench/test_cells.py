@@ -6,16 +6,15 @@ select with ``-k``, e.g. ``-k "sigmoid_vs_relu and relu"``.
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from ablation.studies import get_study
-from ablation.verdict import check_cell
+from ablation.verdict import check_cell, for_baseline
 
 
 def cell_test(study_name: str):
-    @pytest.mark.gpu
+    marks = [pytest.mark.gpu] + ([pytest.mark.variant] if get_study(study_name).variant_of else [])
+
     @pytest.mark.parametrize("cell_id", [cell.id for cell in get_study(study_name).cells])
     def test(cell_id, bench, benchmark):
         stored = bench.cache.get(study_name, cell_id,
@@ -36,16 +35,18 @@ def cell_test(study_name: str):
                             "pass a baseline made with the same --bench-data")
         elif base:
             same_device = bench.baseline["environment"]["device_name"] == stored["environment"]["device_name"]
-            tolerance = dataclasses.replace(bench.tolerance, hardware=0.0) if same_device else bench.tolerance
+            tolerance = for_baseline(bench.tolerance, same_device)
             verdict = check_cell(study_name, cell_id, record, base["accuracy"], tolerance, False, classes)
             if not verdict.passed:
                 failures.append("against the baseline: " + verdict.message(record, base["accuracy"]))
         assert not failures, "\n".join(failures)
 
     test.__name__ = f"test_{study_name}"
+    test.pytestmark = test.pytestmark + marks
     return test
 
 
 test_sigmoid_vs_relu = cell_test("sigmoid_vs_relu")
 test_batchnorm_vs_groupnorm = cell_test("batchnorm_vs_groupnorm")
 test_conv_activation_norm_position = cell_test("conv_activation_norm_position")
+test_batchnorm_vs_groupnorm_long = cell_test("batchnorm_vs_groupnorm_long")  # --variants

@@ -5,10 +5,14 @@ from __future__ import annotations
 import pytest
 
 from ablation.findings import FINDINGS
+from ablation.studies import get_study
+
+PARAMS = [pytest.param(f, id=f"{f.study}:{f.name}", marks=[pytest.mark.variant] if get_study(f.study).variant_of else [])
+          for f in FINDINGS]
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("finding", FINDINGS, ids=lambda f: f"{f.study}:{f.name}")
+@pytest.mark.parametrize("finding", PARAMS)
 def test_finding(finding, bench):
     cells = {cell_id: bench.cache.get(finding.study, cell_id)["record"] for cell_id in finding.cells}
     passed, detail = finding.judge({"studies": {finding.study: {"cells": cells}}})

@@ -9,7 +9,8 @@ from ablation.studies import STUDIES
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("study_name", list(STUDIES))
+@pytest.mark.parametrize("study_name", [
+    pytest.param(name, marks=[pytest.mark.variant] if study.variant_of else []) for name, study in STUDIES.items()])
 def test_throughput(study_name, bench):
     if bench.baseline is None or study_name not in bench.baseline["studies"]:
         pytest.skip("no --baseline with this study to compare throughput against")

@@ -21,8 +21,10 @@ PUBLISHED = {
 
 
 def test_registry_holds_the_three_studies_and_their_33_cells():
-    assert list(STUDIES) == list(PUBLISHED)
-    assert [len(s.cells) for s in STUDIES.values()] == [16, 14, 3]
+    from ablation.studies import DOCUMENTED
+
+    assert [s.name for s in DOCUMENTED] == list(PUBLISHED)
+    assert [len(s.cells) for s in DOCUMENTED] == [16, 14, 3]
     for study in STUDIES.values():
         assert len({c.id for c in study.cells}) == len(study.cells)
 
@@ -69,3 +71,29 @@ def test_unknown_names_say_what_exists():
         get_study("sigmoid")
     with pytest.raises(KeyError, match="its cells: order=conv_bn_relu"):
         get_study("conv_activation_norm_position").cell("order=bn_conv_relu")
+
+
+def test_the_long_variant_is_the_many_epochs_notebook():
+    long = get_study("batchnorm_vs_groupnorm_long")
+    hp = long.settings()
+    assert (hp.per_class, hp.epochs, hp.optimizer, hp.amp) == (500, 100, "sgd", True)
+    assert hp.optimizer_args == {"lr": 0.012, "momentum": 0.87, "weight_decay": 5e-4}
+    assert hp.scheduler_args == {"T_max": 100, "eta_min": 0.0005} and long.seed == 1234
+    assert long.documented["batch_size=2-batchnorm"].runs == (39.93,)
+    assert long.documented["batch_size=128-groupnorm"].runs == (58.85,) and len(long.documented) == 14
+
+
+def test_the_cifar100_variant_uses_32_groups_where_they_divide():
+    study = get_study("batchnorm_vs_groupnorm_cifar100")
+    assert study.dataset == "cifar100" and study.documented == {}
+    model = study.model(study.cell("batch_size=8-groupnorm"), classes=100)
+    norms = [m for m in model.modules() if m.__class__.__name__ == "GroupNorm"]
+    assert [(n.num_groups, n.num_channels) for n in norms] == [(16, 16), (32, 32), (32, 64)]
+    assert study.settings() == get_study("batchnorm_vs_groupnorm").settings()
+
+
+def test_all_means_the_three_documented_studies():
+    from ablation.studies import DOCUMENTED
+
+    assert [s.name for s in DOCUMENTED] == list(PUBLISHED)
+    assert {s.variant_of for s in STUDIES.values()} == {None, "batchnorm_vs_groupnorm"}

@@ -1,0 +1,174 @@
+"""Reports people look at: figures per study, a Markdown report mirroring the study document, run history."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ablation.findings import FINDINGS
+from ablation.results import ResultsError, mean_sd, measured_text, ordered_studies, read_results, render
+from ablation.studies import get_study
+from ablation.verdict import Tolerance, check_cell, check_documented, for_baseline
+
+COLOURS = ("tab:red", "tab:blue", "tab:green")
+
+
+def plot_results(results: dict[str, Any], directory: str | Path) -> list[Path]:
+    """One PNG per study in ``directory``, named after the study."""
+    import matplotlib.pyplot as plt
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, _ in ordered_studies(results):
+        figure = study_figure(results, name)
+        path = directory / f"{name}.png"
+        figure.savefig(path, dpi=120)
+        plt.close(figure)
+        written.append(path)
+    return written
+
+
+def study_figure(results: dict[str, Any], name: str):
+    """Measured mean ± sd, every replicate as a dot, documented values as diamonds, chance as a dotted line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    study, entry = get_study(name), results["studies"][name]
+    figure, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
+    if isinstance(study.levels[0], str):
+        _bars(ax, study, entry)
+    else:
+        _lines(ax, study, entry)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{study.title}\n{_provenance(results)}", fontsize=10)
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(axis="y", alpha=0.3)
+    return figure
+
+
+def _provenance(results: dict[str, Any]) -> str:
+    env = results["environment"]
+    return f"{env['device_name']}, data {Path(results['data']).name}, profile {results['profile']}, torch {env['torch']}"
+
+
+def _lines(ax, study, entry) -> None:
+    ax.axhline(100 / entry.get("classes", 10), color="grey", linestyle=":", linewidth=1, label="chance")
+    for colour, variant in zip(COLOURS, study.variants):
+        cells = [(c, entry["cells"].get(c.id)) for c in study.cells if c.variant == variant]
+        cells = [(c, r) for c, r in cells if r]
+        xs = [float(c.level) for c, _ in cells]
+        stats = [mean_sd(r["accuracy"]) for _, r in cells]
+        ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], color=colour, marker="o",
+                    capsize=3, label=f"{variant}: measured mean ± sd")
+        for x, (_, r) in zip(xs, cells):
+            ax.scatter([x] * len(r["accuracy"]), r["accuracy"], color=colour, alpha=0.45, s=14, linewidths=0)
+        documented = [(float(c.level), study.documented[c.id].mean) for c, _ in cells if c.id in study.documented]
+        if documented:
+            ax.scatter(*zip(*documented), marker="D", facecolors="none", edgecolors=colour, s=40,
+                       label=f"{variant}: documented")
+    if study.factor == "batch_size":
+        ax.set_xscale("log", base=2)
+        ax.set_xticks([float(level) for level in study.levels], [str(level) for level in study.levels])
+        ax.set_xlabel("batch size (log2 scale; dots: single replicates)")
+    else:
+        ax.set_xticks([float(level) for level in study.levels])
+        ax.set_xlabel(f"number of {study.factor} (dots: single replicates)")
+
+
+def _bars(ax, study, entry) -> None:
+    cells = [(c, entry["cells"][c.id]) for c in study.cells if c.id in entry["cells"]]
+    stats = [mean_sd(r["accuracy"]) for _, r in cells]
+    positions = range(len(cells))
+    ax.bar(positions, [m for m, _ in stats], yerr=[s for _, s in stats], capsize=4, color="tab:blue", alpha=0.6,
+           label="measured mean ± sd")
+    for x, (_, r) in zip(positions, cells):
+        ax.scatter([x] * len(r["accuracy"]), r["accuracy"], color="black", s=10, zorder=3)
+    documented = [(x, study.documented[c.id].mean) for x, (c, _) in zip(positions, cells) if c.id in study.documented]
+    if documented:
+        ax.scatter(*zip(*documented), marker="D", color="tab:red", s=40, zorder=4, label="documented")
+    ax.set_xticks(list(positions), [str(c.level).replace("_", " → ") for c, _ in cells], fontsize=8)
+    ax.set_xlabel("order of the parts in every block (dots: single replicates)")
+    low = min(min(r["accuracy"]) for _, r in cells)
+    ax.set_ylim(max(0.0, low - 10), None)
+
+
+def markdown_report(results: dict[str, Any], tolerance: Tolerance = Tolerance()) -> str:
+    """The study document's tables with documented, measured, difference and verdict columns, then the findings."""
+    verdicts = {(v.study, v.cell): v for v, _, _ in check_documented(results, tolerance)}
+    env = results["environment"]
+    lines = ["# ablation-bench report", "",
+             f"{env['device_name']} · torch {env['torch']} · data `{results['data']}` · profile {results['profile']}"
+             f" · commit {(env.get('git_commit') or 'unknown')[:10]} · {results['created']}", ""]
+    for name, entry in ordered_studies(results):
+        study = get_study(name)
+        rows = []
+        for cell in study.cells:
+            record = entry["cells"].get(cell.id)
+            if record is None:
+                continue
+            verdict = verdicts.get((name, cell.id))
+            documented = record["documented"]["mean"] if record["documented"] else None
+            mean = statistics.fmean(record["accuracy"])
+            rows.append([str(cell.level), cell.variant if cell.variant != cell.level else "",
+                         f"{documented:.2f}" if documented is not None else "-",
+                         measured_text(record, entry.get("classes", 10)),
+                         f"{mean - documented:+.2f}" if documented is not None else "-",
+                         ("ok" if verdict.passed else "**regression**") if verdict else "no documented value"])
+        lines += [f"## {study.title} (`{name}`)", "",
+                  render([study.factor, "variant", "documented", "measured", "difference", "verdict"], rows, True), ""]
+    judged = [(f, f.judge(results)) for f in FINDINGS if f.study in results["studies"]]
+    judged = [(f, ok, detail) for f, (ok, detail) in judged if ok is not None]
+    if judged:
+        lines += ["## Findings", ""]
+        lines += [f"- {'holds' if ok else '**fails**'}: {f.claim} ({detail})" for f, ok, detail in judged]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def history(directory: str | Path, tolerance: Tolerance = Tolerance()) -> tuple[pd.DataFrame, list[str]]:
+    """Each cell's mean accuracy over the results files in ``directory``, oldest first.
+
+    A value is marked ``!`` where it drifted from the run before it (outside the
+    band against that run's replicates).  Returns the table and notes on files
+    that were passed over.
+    """
+    runs, notes = [], []
+    for path in sorted(Path(directory).glob("*.json")):
+        try:
+            runs.append(read_results(path))
+        except ResultsError as error:
+            notes.append(f"passed over: {error}")
+    if not runs:
+        raise ResultsError(f"no results files in {directory}; pass a folder holding --out/--bench-out JSON files")
+    runs.sort(key=lambda r: r["created"])
+    columns = [f"{r['created'][:16]} {(r['environment'].get('git_commit') or '')[:7]}".strip() for r in runs]
+    table: dict[str, dict[str, str]] = {}
+    previous: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for column, results in zip(columns, runs):
+        for name, entry in results["studies"].items():
+            for cell_id, record in entry["cells"].items():
+                key = f"{name}[{cell_id}]"
+                text = f"{statistics.fmean(record['accuracy']):.2f}"
+                if key in previous and previous[key][1]["data_checksum"] == entry["data_checksum"]:
+                    before = previous[key][0]
+                    same_device = before["environment"]["device_name"] == results["environment"]["device_name"]
+                    reference = before["studies"][name]["cells"][cell_id]["accuracy"]
+                    if not check_cell(name, cell_id, record, reference, for_baseline(tolerance, same_device), False,
+                                      entry.get("classes", 10)).passed:
+                        text += " !"
+                table.setdefault(key, {})[column] = text
+                previous[key] = (results, entry)
+    frame = pd.DataFrame.from_dict(table, orient="index", columns=columns).fillna("-")
+    frame.index.name = "cell"
+    return frame, notes
+
+
+def history_text(frame: pd.DataFrame, markdown: bool) -> str:
+    headers = [frame.index.name] + list(frame.columns)
+    rows = [[index, *values] for index, values in zip(frame.index, frame.values.tolist())]
+    return render(headers, rows, markdown)

@@ -1,0 +1,127 @@
+"""Figures, the Markdown report and run history, on the recorded H200 runs and on generated data."""
+
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+
+from ablation.cli import main
+from ablation.report import history, markdown_report, plot_results, study_figure
+from ablation.results import read_results
+from ablation.studies import get_study
+
+RECORDED = Path(__file__).resolve().parent.parent / "bench" / "recorded"
+
+
+@pytest.fixture(scope="module")
+def bench_run():
+    return read_results(RECORDED / "h200-bench.json")
+
+
+def test_batch_size_figure_shows_means_replicates_and_documented_values(bench_run):
+    figure = study_figure(bench_run, "batchnorm_vs_groupnorm")
+    ax = figure.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_ylabel() == "test accuracy (%)"
+    assert "NVIDIA H200" in ax.get_title() and "cifar10-small.npz" in ax.get_title()
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sorted(labels) == ["batchnorm: documented", "batchnorm: measured mean ± sd", "chance",
+                              "groupnorm: documented", "groupnorm: measured mean ± sd"]
+    cells = bench_run["studies"]["batchnorm_vs_groupnorm"]["cells"]
+    means = [c for c in ax.containers if c.get_label() == "batchnorm: measured mean ± sd"][0].lines[0]
+    assert list(means.get_xdata()) == [2, 4, 8, 16, 32, 64, 128]
+    assert list(means.get_ydata()) == pytest.approx(
+        [statistics.fmean(cells[f"batch_size={b}-batchnorm"]["accuracy"]) for b in (2, 4, 8, 16, 32, 64, 128)])
+    dots = sum(len(c.get_offsets()) for c in ax.collections if c.get_label().startswith("_child"))
+    assert dots == 14 * 8  # every replicate, the ones at chance included
+    documented = [c for c in ax.collections if c.get_label() == "batchnorm: documented"][0]
+    assert documented.get_offsets()[0].tolist() == [2.0, 10.01]
+
+
+def test_order_figure_is_bars_with_documented_markers(bench_run):
+    ax = study_figure(bench_run, "conv_activation_norm_position").axes[0]
+    heights = [bar.get_height() for bar in ax.patches]
+    assert heights == pytest.approx([60.20, 56.90, 58.18], abs=0.01)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["conv → bn → relu", "conv → relu → bn",
+                                                          "conv → leakyrelu → bn"]
+
+
+def test_plot_writes_one_png_per_study(bench_run, tmp_path):
+    paths = plot_results(bench_run, tmp_path / "figures")
+    assert [p.name for p in paths] == ["sigmoid_vs_relu.png", "batchnorm_vs_groupnorm.png",
+                                       "conv_activation_norm_position.png"]
+    for path in paths:
+        assert matplotlib.image.imread(path).shape[:2] == (576, 900)
+
+
+def test_markdown_report_mirrors_the_documents_tables(bench_run):
+    text = markdown_report(bench_run)
+    assert text.startswith("# ablation-bench report\n\nNVIDIA H200 · torch 2.11.0+cu130")
+    titles = [line for line in text.splitlines() if line.startswith("## ")]
+    assert titles == ["## Sigmoid vs ReLU over depth (`sigmoid_vs_relu`)",
+                      "## BatchNorm vs GroupNorm over batch size (`batchnorm_vs_groupnorm`)",
+                      "## Order of conv, norm and activation (`conv_activation_norm_position`)", "## Findings"]
+    assert "| blocks | variant | documented | measured | difference | verdict |" in text
+    assert "| 2 | batchnorm | 10.01 | 11.84 ± 5.62 (n=8, 7 at chance) | +1.83 | ok |" in text
+    assert "| conv_bn_relu |  | 62.64 | 60.20 ± 0.55 (n=3) | -2.44 | ok |" in text
+    assert text.count("- holds: ") == 5
+
+
+def test_history_marks_drift_from_the_run_before(tmp_path):
+    for name, created in (("h200-bench", "2026-11-26T05:42"), ("h200-repeat", "2026-11-26T05:46"),
+                          ("h200-fault-lr_times_10", "2026-11-26T05:50")):
+        results = json.loads((RECORDED / f"{name}.json").read_text())
+        results["created"] = created
+        (tmp_path / f"{name}.json").write_text(json.dumps(results))
+    (tmp_path / "notes.json").write_text('{"not": "results"}')
+    frame, notes = history(tmp_path)
+    assert list(frame.columns) == ["2026-11-26T05:42 abd3fd8", "2026-11-26T05:46 abd3fd8", "2026-11-26T05:50 abd3fd8"]
+    assert frame.loc["sigmoid_vs_relu[blocks=1-relu]"].tolist() == ["21.95", "22.33", "29.27 !"]
+    assert frame.loc["batchnorm_vs_groupnorm[batch_size=2-batchnorm]"].tolist()[2] == "-"
+    assert not any("!" in v for v in frame.iloc[:, 1])  # the unchanged repeat drifted nowhere
+    assert notes == [f"passed over: {tmp_path / 'notes.json'} is not an ablation-bench results file of schema 1"]
+
+
+def test_report_and_history_commands(capsys, tmp_path):
+    shutil.copy(RECORDED / "h200-bench.json", tmp_path / "a.json")
+    assert main(["report", str(tmp_path / "a.json"), "--markdown", str(tmp_path / "r.md"),
+                 "--plot", str(tmp_path / "png")]) == 0
+    assert (tmp_path / "r.md").read_text().startswith("# ablation-bench report")
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [
+        "batchnorm_vs_groupnorm.png", "conv_activation_norm_position.png", "sigmoid_vs_relu.png"]
+    capsys.readouterr()
+    assert main(["history", str(tmp_path), "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("| cell | 2026-11-26T05:42 abd3fd8 |")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["history", "README.md"], "README.md is not a folder"),
+    (["report", "absent.json"], "cannot read absent.json"),
+    (["report", str(RECORDED / "h200-bench.json"), "--plot", "README.md"], "--plot README.md is a file"),
+    (["run", "sigmoid_vs_relu", "--device", "cpu", "--plot", "no/such/dir/figs"], "directory no/such/dir does not exist"),
+])
+def test_bad_report_input_is_one_line_exit_2(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_run_with_plot_writes_the_figure_from_its_own_results(capsys, tmp_path):
+    code = main(["run", "conv_activation_norm_position", "--data", "synthetic", "--device", "cpu", "--profile",
+                 "smoke", "--replicates", "1", "--cell", "order=conv_bn_relu", "--quiet", "--plot", str(tmp_path)])
+    assert code == 0 and (tmp_path / "conv_activation_norm_position.png").is_file()
+
+
+def test_variant_of_cifar100_runs_on_generated_100_class_data(capsys, tmp_path):
+    code = main(["run", "batchnorm_vs_groupnorm_cifar100", "--data", "synthetic:100", "--device", "cpu", "--profile",
+                 "smoke", "--replicates", "1", "--cell", "batch_size=128-groupnorm", "--quiet",
+                 "--out", str(tmp_path / "r.json")])
+    assert code == 0
+    results = read_results(tmp_path / "r.json")
+    entry = results["studies"]["batchnorm_vs_groupnorm_cifar100"]
+    assert entry["classes"] == 100 and entry["groups"] == [16, 32, 32] and entry["data"] == "synthetic:100"
+    assert get_study("batchnorm_vs_groupnorm_cifar100").model(
+        get_study("batchnorm_vs_groupnorm_cifar100").cells[1], classes=100)[0].norm.num_groups == 16
