@@ -17,7 +17,8 @@ from ablation.data import DATA_ROOT_ENV, DataError, Dataset, load_dataset
 from ablation.report import history, history_text, markdown_report, plot_results
 from ablation.results import FORMATS, ResultsError, format_results, new_results, read_results, write_results
 from ablation.runner import run_study
-from ablation.studies import DOCUMENTED, PROFILES, STUDIES, get_study
+from ablation.speed import measure, speed_table
+from ablation.studies import DOCUMENTED, PROFILES, STUDIES, Cell, Study, get_study
 from ablation.verdict import Tolerance
 
 
@@ -65,6 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     past.add_argument("directory", help="folder of results JSON files")
     past.add_argument("--markdown", action="store_true", help="print a Markdown table")
 
+    speed = commands.add_parser("speed", help="time the notebooks' pipeline, the eager loop and the fused one")
+    speed.add_argument("study", help=f"one of {', '.join(STUDIES)}, or 'all' (the three documented studies)")
+    speed.add_argument("--cell", action="append", metavar="ID", help="time only this cell (repeatable)")
+    speed.add_argument("--replicates", type=int, help="runs per cell (default: the study's own count)")
+    speed.add_argument("--data", help="as for run (default: the study's dataset)")
+    speed.add_argument("--data-root", help="as for run")
+    speed.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    speed.add_argument("--profile", choices=PROFILES, default="full")
+    speed.add_argument("--workers", type=int, default=8, help="DataLoader workers of the notebook pipeline (default 8)")
+    speed.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    speed.add_argument("--quiet", action="store_true", help="no progress output on stderr")
+
     compare = commands.add_parser("compare", help="per-cell drift between two results files; exit 1 on a regression")
     compare.add_argument("baseline", help="results JSON of a known-good run")
     compare.add_argument("current", help="results JSON to check")
@@ -93,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "compare":
             return compare_files(args)
+        if args.command == "speed":
+            return time_pipelines(args)
         if args.command == "report":
             return report_file(args)
         if args.command == "history":
@@ -124,14 +139,15 @@ def list_studies() -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
+def selection(args: argparse.Namespace) -> tuple[list[Study], dict[str, list[Cell]], torch.device]:
+    """The studies, cells and device a run or speed command asked for, checked before any work starts."""
     studies = DOCUMENTED if args.study == "all" else [get_study(args.study)]
     cells = {s.name: [s.cell(c) for c in args.cell] for s in studies} if args.cell else {}
     if args.cell and len(studies) > 1:
         raise UsageError("--cell needs a single study, not 'all'")
     if args.replicates is not None and args.replicates < 1:
         raise UsageError(f"--replicates must be at least 1, got {args.replicates}")
-    if args.groups:
+    if getattr(args, "groups", None):
         if any(not s.groups for s in studies):
             raise UsageError("--groups applies only to studies with GroupNorm cells (batchnorm_vs_groupnorm...)")
         studies = [dataclasses.replace(s, groups=args.groups) for s in studies]
@@ -141,6 +157,23 @@ def run(args: argparse.Namespace) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda, but CUDA is not available here; use --device cpu")
+    return studies, cells, device
+
+
+def time_pipelines(args: argparse.Namespace) -> int:
+    studies, cells, device = selection(args)
+    if args.workers < 0:
+        raise UsageError(f"--workers must be 0 or more, got {args.workers}")
+    datasets = {source: load_dataset(source, args.data_root) for source in {args.data or s.dataset for s in studies}}
+    rows = [measure(study, datasets[args.data or study.dataset], device, args.replicates, args.profile, args.workers,
+                    cells.get(study.name), log=None if args.quiet else _log) for study in studies]
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(speed_table(rows, name, args.markdown))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    studies, cells, device = selection(args)
     if args.out:
         check_writable(Path(args.out))
     if args.plot:
@@ -160,9 +193,9 @@ def run(args: argparse.Namespace) -> int:
     print(format_results(results, args.format))
     if args.out and log:
         log(f"results written to {args.out}")
-    if args.plot:
-        for path in plot_results(results, args.plot):
-            log and log(f"figure written to {path}")
+    for path in plot_results(results, args.plot) if args.plot else []:
+        if log:
+            log(f"figure written to {path}")
     return 0
 
 

@@ -1,0 +1,110 @@
+"""How much faster the device-resident, fused trainer is than the notebooks' own pipeline.
+
+Three ways to train the same cells, timed on one device in one run (training
+only, device synchronized; evaluation is the same for all and left out):
+
+- notebook: a torchvision-style dataset of PIL images with per-image
+  ToTensor + Normalize, a DataLoader (shuffle, workers re-created every epoch),
+  one model per replicate, torch.amp.GradScaler; as the seed notebooks ran;
+- eager: this package's device-resident loop, one replicate at a time;
+- fused: this package's loop with all replicates as one model.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader
+from torchvision import transforms
+
+from ablation.data import MEAN, STD, Dataset, balanced_subset
+from ablation.results import render
+from ablation.runner import run_cell
+from ablation.studies import Cell, Study
+from ablation.train import make_optimizer, make_scheduler, prepare
+
+MODES = ("notebook", "eager", "fused")
+
+
+class NotebookImages(torch.utils.data.Dataset):
+    """The notebooks' data path: one PIL image at a time through ToTensor and Normalize."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels = images.numpy(), labels.tolist()
+        self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(Image.fromarray(self.images[index])), self.labels[index]
+
+
+def notebook_train(study: Study, cell: Cell, dataset: Dataset, seeds: list[int], device: torch.device,
+                   profile: str, workers: int) -> float:
+    """Seconds to train the cell's replicates one after another the notebooks' way."""
+    hp = study.settings(profile)
+    subset = balanced_subset(dataset.train_y, hp.per_class, study.subset_seed)
+    images = NotebookImages(dataset.train_x[subset], dataset.train_y[subset])
+    use_autocast = hp.amp and device.type == "cuda"
+    _synchronize(device)
+    start = time.perf_counter()
+    for seed in seeds:
+        torch.manual_seed(seed)
+        model = study.model(cell, dataset.classes).to(device)
+        optimizer = make_optimizer(model.parameters(), hp)
+        scheduler = make_scheduler(optimizer, hp)
+        scaler = torch.amp.GradScaler(device.type, enabled=hp.amp)
+        for _ in range(hp.epochs):
+            loader = DataLoader(images, batch_size=study.batch_size(cell, profile), shuffle=True, num_workers=workers)
+            for x, y in loader:
+                x, y = x.to(device), y.to(device)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast):
+                    loss = F.cross_entropy(model(x)[:, 0], y)
+                optimizer.zero_grad()
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            if scheduler is not None:
+                scheduler.step()
+    _synchronize(device)
+    return time.perf_counter() - start
+
+
+def measure(study: Study, dataset: Dataset, device: torch.device, replicates: int | None, profile: str,
+            workers: int, cells: list[Cell] | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Seconds per mode to train the study's cells (all, or the given ones), and the training images each saw."""
+    hp = study.settings(profile)
+    data = prepare(dataset, hp.per_class, study.subset_seed, device, hp.test_limit)
+    count = replicates or study.replicates
+    cells = cells or list(study.cells)
+    seconds = dict.fromkeys(MODES, 0.0)
+    for cell in cells:
+        seconds["notebook"] += notebook_train(study, cell, dataset, study.seeds(count), device, profile, workers)
+        seconds["eager"] += run_cell(study, cell, data, count, profile, fuse=False).wall_s
+        seconds["fused"] += run_cell(study, cell, data, count, profile, fuse=True).wall_s
+        if log:
+            log(f"[speed {study.name}] {cell.id}: " + ", ".join(f"{m} {s:.1f} s" for m, s in seconds.items()))
+    return {"study": study.name, "images": len(cells) * count * len(data.train_y) * hp.epochs, **seconds}
+
+
+def speed_table(rows: list[dict[str, Any]], device_name: str, markdown: bool = False) -> str:
+    total = {"study": "whole table", "images": sum(r["images"] for r in rows),
+             **{m: sum(r[m] for r in rows) for m in MODES}}
+    headers = ["study"] + [f"{m} s" for m in MODES] + [f"{m} img/s" for m in MODES] + [
+        "eager / notebook", "fused / notebook", "fused / eager"]
+    lines = []
+    for r in rows + ([total] if len(rows) > 1 else []):
+        lines.append([r["study"]] + [f"{r[m]:.1f}" for m in MODES] + [f"{r['images'] / r[m]:,.0f}" for m in MODES]
+                     + [f"x{r['notebook'] / r['eager']:.1f}", f"x{r['notebook'] / r['fused']:.1f}",
+                        f"x{r['eager'] / r['fused']:.1f}"])
+    return f"Training time on {device_name} (speed-ups as time ratios)\n\n" + render(headers, lines, markdown)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

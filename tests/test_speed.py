@@ -1,0 +1,37 @@
+"""The speed comparison: the notebook pipeline sees the same images, and every mode is timed."""
+
+import torch
+
+from ablation.cli import main
+from ablation.data import synthetic
+from ablation.speed import NotebookImages, measure, speed_table
+from ablation.studies import get_study
+from ablation.train import prepare
+
+
+def test_notebook_pipeline_feeds_the_same_normalized_images():
+    data = synthetic(train_per_class=5, test_per_class=1)
+    device_data = prepare(data, 5, 0, "cpu")
+    notebook = NotebookImages(data.train_x, data.train_y)
+    ours = device_data.normalize(data.train_x[:4].permute(0, 3, 1, 2), torch.float32)
+    theirs = torch.stack([notebook[i][0] for i in range(4)])
+    assert torch.allclose(ours, theirs, atol=1e-5) and [notebook[i][1] for i in range(4)] == data.train_y[:4].tolist()
+
+
+def test_every_mode_is_timed_over_the_same_training_images():
+    study = get_study("batchnorm_vs_groupnorm")
+    row = measure(study, synthetic(), torch.device("cpu"), 2, "smoke", 0, [study.cell("batch_size=64-groupnorm")])
+    assert row["study"] == "batchnorm_vs_groupnorm" and row["images"] == 1 * 2 * 200 * 1
+    assert all(row[mode] > 0 for mode in ("notebook", "eager", "fused"))
+    table = speed_table([row, dict(row, study="other")], "cpu")
+    assert table.startswith("Training time on cpu") and "whole table" in table and "fused / notebook" in table
+
+
+def test_speed_command(capsys):
+    assert main(["speed", "conv_activation_norm_position", "--data", "synthetic", "--device", "cpu", "--profile",
+                 "smoke", "--replicates", "1", "--workers", "2", "--cell", "order=conv_relu_bn", "--quiet",
+                 "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "| conv_activation_norm_position |" in out and "| eager / notebook |" in out
+    assert main(["speed", "all", "--workers", "-1", "--device", "cpu"]) == 2
+    assert "--workers must be 0 or more, got -1" in capsys.readouterr().err
