@@ -60,11 +60,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--plant-fault", choices=sorted(FAULTS), help="plant a known bug (measures detection power)")
 
 
+def _worker_id(config: pytest.Config) -> str | None:
+    """'gwN' in an xdist worker of this session; None in the controller or a run without xdist.
+
+    Read from the session itself, not the environment: a pytest started by a
+    test inside a worker inherits PYTEST_XDIST_WORKER but is a session of its own.
+    """
+    workerinput = getattr(config, "workerinput", None)
+    return workerinput["workerid"] if workerinput else None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     from bench.faults import FAULTS
     from bench.harness import gpu_count, worker_gpu
 
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    worker = _worker_id(config)
     if worker and config.getoption("bench_device") == "cuda":
         gpu = worker_gpu(worker, os.environ.get("CUDA_VISIBLE_DEVICES"), gpu_count())
         if gpu is not None:
@@ -151,7 +161,7 @@ _merged: dict[str, Any] = {}
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """On the controller: merge the cells every worker trained into the results file."""
-    if os.environ.get("PYTEST_XDIST_WORKER") or SESSION_ENV not in os.environ:
+    if _worker_id(session.config) or SESSION_ENV not in os.environ:
         return
     from ablation.results import write_results
     from bench.harness import CellCache

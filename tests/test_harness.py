@@ -1,6 +1,7 @@
 """The GPU bench's machinery, run on the CPU: GPU pinning, skips, results files, benchmark records."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,9 +24,11 @@ def test_each_worker_gets_its_own_gpu(worker, visible, count, expected):
 
 
 def bench(tmp_path, *args):
+    """The bench as a session of its own, also when this suite runs in an xdist worker."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
     return subprocess.run([sys.executable, "-m", "pytest", "bench", "-m", "gpu", "-p", "no:cacheprovider",
                            f"--bench-out={tmp_path / 'bench.json'}", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
 
 
 def test_without_a_gpu_the_bench_skips_with_a_reason_or_fails_under_require_gpu(tmp_path):
