@@ -38,24 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="show the studies, their cells and hyperparameters")
 
     run = commands.add_parser("run", help="train a study (or all) and print its table beside the documented one")
-    run.add_argument("study", help=f"one of {', '.join(STUDIES)}, or 'all' (the three documented studies)")
-    run.add_argument("--cell", action="append", metavar="ID", help="run only this cell (repeatable), e.g. blocks=4-relu")
-    run.add_argument("--replicates", type=int, help="runs per cell (default: the study's own count)")
-    run.add_argument("--data", help="cifar10, cifar100, synthetic, synthetic:100 or PATH.npz "
-                                    "(default: the study's dataset)")
-    run.add_argument("--data-root", help=f"where torchvision data is downloaded (default: ${DATA_ROOT_ENV} "
-                                          "or ~/.cache/ablation-bench)")
-    run.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    add_selection_options(run)
     run.add_argument("--groups", type=group_counts, metavar="G1,G2,G3",
                      help="GroupNorm group counts of the norm study's three blocks (default 4,8,8)")
-    run.add_argument("--profile", choices=PROFILES, default="full",
-                     help="smoke: 20 images per class, one epoch, 1000 test images, to check the pipeline")
     run.add_argument("--no-fuse", action="store_true",
-                     help="train replicates one after another instead of as one fused model")
+                     help="on CUDA, train replicates one after another instead of as one fused model "
+                          "(on CPU they always do)")
     run.add_argument("--out", help="write every replicate's numbers and the environment to this JSON file")
     run.add_argument("--format", choices=FORMATS, default="table")
     run.add_argument("--plot", metavar="DIR", help="also write one PNG figure per study into DIR")
-    run.add_argument("--quiet", action="store_true", help="no progress output on stderr")
 
     report = commands.add_parser("report", help="Markdown report (and figures) of a results file")
     report.add_argument("results", help="results JSON of `run --out` or the bench")
@@ -67,16 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     past.add_argument("--markdown", action="store_true", help="print a Markdown table")
 
     speed = commands.add_parser("speed", help="time the notebooks' pipeline, the eager loop and the fused one")
-    speed.add_argument("study", help=f"one of {', '.join(STUDIES)}, or 'all' (the three documented studies)")
-    speed.add_argument("--cell", action="append", metavar="ID", help="time only this cell (repeatable)")
-    speed.add_argument("--replicates", type=int, help="runs per cell (default: the study's own count)")
-    speed.add_argument("--data", help="as for run (default: the study's dataset)")
-    speed.add_argument("--data-root", help="as for run")
-    speed.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
-    speed.add_argument("--profile", choices=PROFILES, default="full")
+    add_selection_options(speed)
     speed.add_argument("--workers", type=int, default=8, help="DataLoader workers of the notebook pipeline (default 8)")
     speed.add_argument("--markdown", action="store_true", help="print a Markdown table")
-    speed.add_argument("--quiet", action="store_true", help="no progress output on stderr")
 
     compare = commands.add_parser("compare", help="per-cell drift between two results files; exit 1 on a regression")
     compare.add_argument("baseline", help="results JSON of a known-good run")
@@ -84,6 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--markdown", metavar="FILE", help="also write the drift table as Markdown (a CI comment)")
     add_tolerance_options(compare)
     return parser
+
+
+def add_selection_options(parser: argparse.ArgumentParser) -> None:
+    """What to train, on what data and device: shared by run and speed."""
+    parser.add_argument("study", help=f"one of {', '.join(STUDIES)}, or 'all' (the three documented studies)")
+    parser.add_argument("--cell", action="append", metavar="ID", help="only this cell (repeatable), e.g. blocks=4-relu")
+    parser.add_argument("--replicates", type=int, help="runs per cell (default: the study's own count)")
+    parser.add_argument("--data", help="cifar10, cifar100, synthetic, synthetic:100 or PATH.npz "
+                                       "(default: the study's dataset)")
+    parser.add_argument("--data-root", help=f"where torchvision data is downloaded (default: ${DATA_ROOT_ENV} "
+                                             "or ~/.cache/ablation-bench)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    parser.add_argument("--profile", choices=PROFILES, default="full",
+                        help="smoke: 20 images per class, one epoch, 1000 test images, to check the pipeline")
+    parser.add_argument("--quiet", action="store_true", help="no progress output on stderr")
 
 
 def add_tolerance_options(parser: argparse.ArgumentParser) -> None:
