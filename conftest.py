@@ -80,6 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if gpu is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     if not worker:
+        _check_bench_inputs(config)
         os.environ[SESSION_ENV] = tempfile.mkdtemp(prefix="ablation-bench-cells-")
     if config.getoption("plant_fault"):
         FAULTS[config.getoption("plant_fault")].patch()
@@ -95,6 +96,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if not item.get_closest_marker("variant")]
 
 
+def _in_bench_terms(error: Exception) -> str:
+    """The data layer names the command line's --data; here the option is --bench-data."""
+    return "ablation-bench: " + str(error).replace("--data ", "--bench-data=")
+
+
+def _check_bench_inputs(config: pytest.Config) -> None:
+    """A missing or unusable baseline or .npz stops the run at once with one line (pytest exit status 4)."""
+    from ablation.data import DataError, load_npz
+    from ablation.results import ResultsError, read_results
+
+    try:
+        if config.getoption("baseline"):
+            read_results(config.getoption("baseline"))
+        if config.getoption("bench_data").endswith(".npz"):
+            load_npz(config.getoption("bench_data"))
+    except (ResultsError, DataError) as error:
+        raise pytest.UsageError(_in_bench_terms(error)) from None
+
+
 @dataclass
 class Bench:
     cache: Any  # bench.harness.CellCache
@@ -105,16 +125,13 @@ class Bench:
 
 
 def _bench_config(config: pytest.Config):
-    from bench.faults import FAULTS
     from bench.harness import BenchConfig
 
-    fault = config.getoption("plant_fault")
     return BenchConfig(
         data=config.getoption("bench_data"), data_cifar100=config.getoption("bench_data_cifar100"),
         device=config.getoption("bench_device"),
         profile=config.getoption("bench_profile"), replicates=config.getoption("replicates"),
-        seed_offset=config.getoption("seed_offset"), fault=fault,
-        plant=FAULTS[fault].plant if fault else (lambda study: study),
+        seed_offset=config.getoption("seed_offset"), fault=config.getoption("plant_fault"),
     )
 
 
@@ -127,33 +144,32 @@ def _tolerance(config: pytest.Config):
 
 @pytest.fixture(scope="session")
 def bench(pytestconfig: pytest.Config) -> Bench:
-    from ablation.results import ResultsError, read_results
+    """The bench session of this worker: every GPU test takes it, so it also decides skip or fail without a GPU."""
+    from ablation.data import DataError
+    from ablation.results import read_results
     from ablation.verdict import uses_data_copy
     from bench.harness import CellCache
 
-    baseline = None
-    if pytestconfig.getoption("baseline"):
-        try:
-            baseline = read_results(pytestconfig.getoption("baseline"))
-        except ResultsError as error:
-            pytest.exit(f"--baseline: {error}", returncode=4)
+    if pytestconfig.getoption("bench_device") == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():  # GPU tests skip with the reason, or fail under --require-gpu
+            reason = "no CUDA GPU visible (torch.cuda.is_available() is False)"
+            if pytestconfig.getoption("require_gpu"):
+                pytest.fail(f"--require-gpu: {reason}", pytrace=False)
+            pytest.skip(reason)
+    baseline = pytestconfig.getoption("baseline") and read_results(pytestconfig.getoption("baseline"))
     config = _bench_config(pytestconfig)
-    return Bench(CellCache(Path(os.environ[SESSION_ENV]), config), _tolerance(pytestconfig),
+    cache = CellCache(Path(os.environ[SESSION_ENV]), config)
+    try:  # data that cannot be had (offline download, say): one line per test, not a traceback
+        cache.dataset(config.data)
+        problem = None
+    except DataError as error:
+        problem = _in_bench_terms(error)
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    return Bench(cache, _tolerance(pytestconfig),
                  uses_data_copy(config.data), baseline, pytestconfig.getoption("min_throughput"))
-
-
-@pytest.fixture(autouse=True)
-def _gpu_available(request: pytest.FixtureRequest) -> None:
-    """GPU tests skip without CUDA (with the reason), or fail under --require-gpu."""
-    if request.node.get_closest_marker("gpu") is None or request.config.getoption("bench_device") != "cuda":
-        return
-    import torch
-
-    if not torch.cuda.is_available():
-        reason = "no CUDA GPU visible (torch.cuda.is_available() is False)"
-        if request.config.getoption("require_gpu"):
-            pytest.fail(f"--require-gpu: {reason}", pytrace=False)
-        pytest.skip(reason)
 
 
 _merged: dict[str, Any] = {}

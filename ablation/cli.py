@@ -15,7 +15,7 @@ import torch
 from ablation.compare import MIN_THROUGHPUT, compare, regressed, report
 from ablation.data import DATA_ROOT_ENV, DataError, Dataset, load_dataset
 from ablation.report import history, history_text, markdown_report, plot_results
-from ablation.results import FORMATS, ResultsError, format_results, new_results, read_results, write_results
+from ablation.results import FORMATS, ResultsError, environment, format_results, new_results, read_results, write_results
 from ablation.runner import run_study
 from ablation.speed import measure, speed_table
 from ablation.studies import DOCUMENTED, PROFILES, STUDIES, Cell, Study, get_study
@@ -166,8 +166,7 @@ def time_pipelines(args: argparse.Namespace) -> int:
     datasets = {source: load_dataset(source, args.data_root) for source in {args.data or s.dataset for s in studies}}
     rows = [measure(study, datasets[args.data or study.dataset], device, args.replicates, args.profile, args.workers,
                     cells.get(study.name), log=None if args.quiet else _log) for study in studies]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(speed_table(rows, name, args.markdown))
+    print(speed_table(rows, environment(device)["device_name"], args.markdown))
     return 0
 
 

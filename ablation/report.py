@@ -100,7 +100,7 @@ def _bars(ax, study, entry) -> None:
 
 def markdown_report(results: dict[str, Any], tolerance: Tolerance = Tolerance()) -> str:
     """The study document's tables with documented, measured, difference and verdict columns, then the findings."""
-    verdicts = {(v.study, v.cell): v for v, _, _ in check_documented(results, tolerance)}
+    verdicts = {(v.study, v.cell): v for v in check_documented(results, tolerance)}
     env = results["environment"]
     lines = ["# ablation-bench report", "",
              f"{env['device_name']} · torch {env['torch']} · data `{results['data']}` · profile {results['profile']}"

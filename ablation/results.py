@@ -105,7 +105,8 @@ def read_results(path: str | Path) -> dict[str, Any]:
     try:
         results = json.loads(Path(path).read_text())
     except OSError as error:
-        raise ResultsError(f"cannot read {path}: {error.strerror}") from None
+        raise ResultsError(f"cannot read {path}: {error.strerror} (results files come from "
+                           "`python -m ablation run ... --out FILE` or the bench's --bench-out)") from None
     except json.JSONDecodeError as error:
         raise ResultsError(f"{path} is not JSON ({error.msg} at line {error.lineno})") from None
     if not isinstance(results, dict) or results.get("schema") != SCHEMA or "studies" not in results:

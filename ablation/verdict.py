@@ -125,13 +125,12 @@ def uses_data_copy(source: str) -> bool:
     return source not in ("cifar10", "cifar100")
 
 
-def check_documented(results: dict[str, Any], tolerance: Tolerance) -> list[tuple[Verdict, dict, list[float]]]:
+def check_documented(results: dict[str, Any], tolerance: Tolerance) -> list[Verdict]:
     """Every measured cell that has a documented value, judged against it."""
-    verdicts = []
-    for name, entry in results["studies"].items():
-        for cell_id, record in entry["cells"].items():
-            if record["documented"]:
-                runs = record["documented"]["runs"]
-                verdicts.append((check_cell(name, cell_id, record, runs, tolerance, uses_data_copy(results["data"]),
-                                            entry.get("classes", 10)), record, runs))
-    return verdicts
+    return [
+        check_cell(name, cell_id, record, record["documented"]["runs"], tolerance,
+                   uses_data_copy(entry.get("data", results["data"])), entry.get("classes", 10))
+        for name, entry in results["studies"].items()
+        for cell_id, record in entry["cells"].items()
+        if record["documented"]
+    ]

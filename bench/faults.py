@@ -72,7 +72,7 @@ def detection_report(paths: list[str], baseline_path: str | None = None) -> str:
              "|---|---|---|---|---|"]
     for path in paths:
         results = read_results(path)
-        documented = [v for v, _, _ in check_documented(results, tolerance)]
+        documented = check_documented(results, tolerance)
         against_base = [d.verdict for d in compare(baseline, results, tolerance)[0]] if baseline else []
         findings = [(f.name, f.judge(results)[0]) for f in FINDINGS]
         failed = [name for name, ok in findings if ok is False]
@@ -83,7 +83,7 @@ def detection_report(paths: list[str], baseline_path: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _count(verdicts) -> str:
+def _count(verdicts: list) -> str:
     failed = [f"{v.study}[{v.cell}]" for v in verdicts if not v.passed]
     return f"{len(failed)}/{len(verdicts)}" + (": " + ", ".join(failed) if failed else "")
 

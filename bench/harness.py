@@ -23,6 +23,7 @@ from ablation.results import add_study, cell_record, new_results, ordered_studie
 from ablation.runner import run_cell
 from ablation.studies import Study, get_study
 from ablation.train import DeviceData, prepare
+from bench.faults import FAULTS
 
 
 def worker_gpu(worker: str, visible: str | None, count: int) -> str | None:
@@ -48,12 +49,12 @@ class BenchConfig:
     profile: str
     replicates: int | None
     seed_offset: int
-    fault: str | None
-    plant: Callable[[Study], Study]  # the planted fault's change to a study; identity without one
+    fault: str | None  # a name in bench.faults.FAULTS
 
     def study(self, name: str) -> Study:
         study = get_study(name)
-        return self.plant(dataclasses.replace(study, seed=study.seed + self.seed_offset))
+        study = dataclasses.replace(study, seed=study.seed + self.seed_offset)
+        return FAULTS[self.fault].plant(study) if self.fault else study
 
 
 class CellCache:
@@ -93,14 +94,17 @@ class CellCache:
     def _source(self, study: Study) -> str:
         return self.config.data_cifar100 if study.dataset == "cifar100" else self.config.data
 
+    def dataset(self, source: str) -> Dataset:
+        """The data of ``source``, loaded once per worker (DataError when it cannot be had)."""
+        if source not in self._datasets:
+            self._datasets[source] = load_dataset(source)
+        return self._datasets[source]
+
     def _study_data(self, study: Study, device: torch.device) -> DeviceData:
         if study.name not in self._device_data:
-            source = self._source(study)
-            if source not in self._datasets:
-                self._datasets[source] = load_dataset(source)
             hp = study.settings(self.config.profile)
-            self._device_data[study.name] = prepare(self._datasets[source], hp.per_class, study.subset_seed, device,
-                                                    hp.test_limit)
+            self._device_data[study.name] = prepare(self.dataset(self._source(study)), hp.per_class, study.subset_seed,
+                                                    device, hp.test_limit)
         return self._device_data[study.name]
 
     def merged(self) -> dict[str, Any] | None:

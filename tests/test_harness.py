@@ -78,3 +78,12 @@ def test_a_baseline_from_other_data_is_refused_with_the_reason(tmp_path):
     assert proc.returncode == 1
     assert "the baseline measured batchnorm_vs_groupnorm on other data (.gpu-data/cifar10-small.npz" in proc.stdout
     assert "pass a baseline made with the same --bench-data" in proc.stdout
+
+
+def test_a_missing_baseline_or_data_file_stops_the_bench_with_one_line(tmp_path):
+    for option, message in ((f"--baseline={tmp_path / 'gone.json'}", "cannot read"),
+                            (f"--bench-data={tmp_path / 'gone.npz'}", "no such data file")):
+        proc = bench(tmp_path, "--bench-device", "cpu", "-k", "conv_bn_relu", option)
+        assert proc.returncode == 4
+        assert f"ERROR: ablation-bench: {message}" in proc.stderr and "Traceback" not in proc.stderr
+    assert "pass --bench-data=PATH.npz (a local copy) or --bench-data=synthetic" in proc.stderr

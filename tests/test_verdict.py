@@ -81,7 +81,7 @@ def recorded():
 def test_unchanged_code_passes_twice_on_the_h200(recorded):
     """Two independent full bench runs (seed offsets 0 and 1000): no cell, no finding, no drift fails."""
     for name in ("bench", "repeat"):
-        assert all(v.passed for v, _, _ in check_documented(recorded[name], Tolerance())), name
+        assert all(v.passed for v in check_documented(recorded[name], Tolerance())), name
         assert [f.judge(recorded[name])[0] for f in FINDINGS] == [True] * 4 + [None, True], name
     drifts, throughputs = compare(recorded["bench"], recorded["repeat"], Tolerance())
     assert len(drifts) == 33 and all(d.verdict.passed for d in drifts) and all(t.ok for t in throughputs)
