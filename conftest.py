@@ -58,6 +58,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="a study's images/s below this fraction of the baseline's fails")
     group.addoption("--seed-offset", type=int, default=0, help="shift every replicate seed (independent repeats)")
     group.addoption("--plant-fault", choices=sorted(FAULTS), help="plant a known bug (measures detection power)")
+    group.addoption("--cuda-graphs", action="store_true",
+                    help="train with full-batch steps replayed from CUDA graphs (python -m ablation run --cuda-graphs)")
 
 
 def _worker_id(config: pytest.Config) -> str | None:
@@ -102,10 +104,12 @@ def _in_bench_terms(error: Exception) -> str:
 
 
 def _check_bench_inputs(config: pytest.Config) -> None:
-    """A missing or unusable baseline or .npz stops the run at once with one line (pytest exit status 4)."""
+    """A missing or unusable baseline or .npz, or graphs without CUDA, stop the run at once with one line (exit 4)."""
     from ablation.data import DataError, load_npz
     from ablation.results import ResultsError, read_results
 
+    if config.getoption("cuda_graphs") and config.getoption("bench_device") != "cuda":
+        raise pytest.UsageError("ablation-bench: --cuda-graphs needs --bench-device cuda; drop one of them")
     try:
         if config.getoption("baseline"):
             read_results(config.getoption("baseline"))
@@ -132,6 +136,7 @@ def _bench_config(config: pytest.Config):
         device=config.getoption("bench_device"),
         profile=config.getoption("bench_profile"), replicates=config.getoption("replicates"),
         seed_offset=config.getoption("seed_offset"), fault=config.getoption("plant_fault"),
+        graphs=config.getoption("cuda_graphs"),
     )
 
 
@@ -140,6 +145,23 @@ def _tolerance(config: pytest.Config):
 
     return Tolerance(z=config.getoption("z"), sd_floor=config.getoption("sd_floor"),
                      hardware=config.getoption("allowance_hardware"), data_copy=config.getoption("allowance_data"))
+
+
+def _need_gpu(config: pytest.Config) -> None:
+    """Skip the calling GPU test with the reason, or fail it under --require-gpu, when no CUDA GPU is visible."""
+    import torch
+
+    if not torch.cuda.is_available():
+        reason = "no CUDA GPU visible (torch.cuda.is_available() is False)"
+        if config.getoption("require_gpu"):
+            pytest.fail(f"--require-gpu: {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def cuda(pytestconfig: pytest.Config) -> None:
+    """For GPU tests that need CUDA itself, whatever --bench-device says."""
+    _need_gpu(pytestconfig)
 
 
 @pytest.fixture(scope="session")
@@ -151,13 +173,7 @@ def bench(pytestconfig: pytest.Config) -> Bench:
     from bench.harness import CellCache
 
     if pytestconfig.getoption("bench_device") == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():  # GPU tests skip with the reason, or fail under --require-gpu
-            reason = "no CUDA GPU visible (torch.cuda.is_available() is False)"
-            if pytestconfig.getoption("require_gpu"):
-                pytest.fail(f"--require-gpu: {reason}", pytrace=False)
-            pytest.skip(reason)
+        _need_gpu(pytestconfig)
     baseline = pytestconfig.getoption("baseline") and read_results(pytestconfig.getoption("baseline"))
     config = _bench_config(pytestconfig)
     cache = CellCache(Path(os.environ[SESSION_ENV]), config)

@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-fuse", action="store_true",
                      help="on CUDA, train replicates one after another instead of as one fused model "
                           "(on CPU they always do)")
+    run.add_argument("--cuda-graphs", action="store_true",
+                     help="on CUDA, replay each full-batch training step from a CUDA graph (far fewer kernel "
+                          "launches; not yet the default: see the README)")
     run.add_argument("--out", help="write every replicate's numbers and the environment to this JSON file")
     run.add_argument("--format", choices=FORMATS, default="table")
     run.add_argument("--plot", metavar="DIR", help="also write one PNG figure per study into DIR")
@@ -57,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     past.add_argument("directory", help="folder of results JSON files")
     past.add_argument("--markdown", action="store_true", help="print a Markdown table")
 
-    speed = commands.add_parser("speed", help="time the notebooks' pipeline, the eager loop and the fused one")
+    speed = commands.add_parser("speed", help="time the notebooks' pipeline, the eager loop and the fused one "
+                                              "(on CUDA also with CUDA graphs)")
     add_selection_options(speed)
     speed.add_argument("--workers", type=int, default=8, help="DataLoader workers of the notebook pipeline (default 8)")
     speed.add_argument("--markdown", action="store_true", help="print a Markdown table")
@@ -172,6 +176,8 @@ def time_pipelines(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     studies, cells, device = selection(args)
+    if args.cuda_graphs and device.type != "cuda":
+        raise UsageError("--cuda-graphs needs CUDA; drop it or use --device cuda on a machine with a GPU")
     if args.out:
         check_writable(Path(args.out))
     if args.plot:
@@ -185,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
         if source not in datasets:
             datasets[source] = load_dataset(source, args.data_root)
         run_study(results, study, datasets[source], device, args.replicates or study.replicates,
-                  args.profile, cells.get(study.name), fuse=not args.no_fuse and device.type == "cuda", log=log)
+                  args.profile, cells.get(study.name), fuse=not args.no_fuse and device.type == "cuda", log=log,
+                  graphs=args.cuda_graphs)
         if args.out:
             write_results(results, args.out)
     print(format_results(results, args.format))

@@ -34,7 +34,8 @@ class Throughput:
     study: str
     baseline: float  # images/s over the compared cells
     current: float
-    ok: bool | None  # None: measured on different devices, not judged
+    ok: bool | None  # None: not comparable (see why_not_judged)
+    why_not_judged: str = ""
 
     @property
     def ratio(self) -> float:
@@ -66,10 +67,21 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
             verdict = check_cell(name, cell_id, c, b["accuracy"], tolerance, copy=False, classes=cur.get("classes", 10))
             drifts.append(Drift(verdict, b, c))
         if cells:
-            before = study_throughput([base["cells"][c] for c in cells])
-            after = study_throughput([cur["cells"][c] for c in cells])
-            throughputs.append(Throughput(name, before, after, after / before >= min_throughput if same_device else None))
+            before, after = ([files["cells"][c] for c in cells] for files in (base, cur))
+            why_not = why_not_comparable(same_device, before, after)
+            ratio = study_throughput(after) / study_throughput(before)
+            throughputs.append(Throughput(name, study_throughput(before), study_throughput(after),
+                                          None if why_not else ratio >= min_throughput, why_not))
     return drifts, throughputs
+
+
+def why_not_comparable(same_device: bool, before: list[dict[str, Any]], after: list[dict[str, Any]]) -> str:
+    """Why two sets of cell records cannot be compared for speed ("" when they can)."""
+    if not same_device:
+        return "other device"
+    if any(c.get("cuda_graphs", False) for c in before) != any(c.get("cuda_graphs", False) for c in after):
+        return "CUDA graphs in one file only"
+    return ""
 
 
 def regressed(drifts: list[Drift], throughputs: list[Throughput]) -> bool:
@@ -91,7 +103,7 @@ def drift_table(drifts: list[Drift], markdown: bool) -> str:
 
 def throughput_table(throughputs: list[Throughput], markdown: bool) -> str:
     rows = [[t.study, f"{t.baseline:,.0f}", f"{t.current:,.0f}", f"{t.ratio:.2f}",
-             {True: "ok", False: "REGRESSION", None: "other device, not judged"}[t.ok]] for t in throughputs]
+             {True: "ok", False: "REGRESSION", None: f"{t.why_not_judged}: not judged"}[t.ok]] for t in throughputs]
     return render(["study", "baseline img/s", "current img/s", "ratio", "verdict"], rows, markdown)
 
 

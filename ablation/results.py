@@ -94,6 +94,7 @@ def cell_record(study: Study, cell_id: str, result: CellResult, profile: str) ->
         "wall_s": round(result.wall_s, 4),
         "images_per_s": round(result.images_per_s, 1),
         "fused": result.fused,
+        "cuda_graphs": result.graphs,
     }
 
 

@@ -14,14 +14,17 @@ from ablation.train import CellResult, DeviceData, prepare, train_cell
 
 
 def run_cell(study: Study, cell: Cell, data: DeviceData, replicates: int, profile: str = "full", fuse: bool = True,
-             progress: Callable[[str], None] | None = None) -> CellResult:
-    """Train a cell's replicates fused into one model, or one after another when ``fuse`` is False."""
+             progress: Callable[[str], None] | None = None, graphs: bool = False) -> CellResult:
+    """Train a cell's replicates fused into one model, or one after another when ``fuse`` is False.
+
+    ``graphs``: replay full-batch steps from a CUDA graph (CUDA only).
+    """
     seeds = study.seeds(replicates)
     if data.train_x.is_cuda:
         torch.backends.cudnn.benchmark = True  # few distinct shapes per cell: pick the fastest kernels once
     if fuse:
-        return train_cell(study, cell, data, seeds, profile, progress=progress)
-    parts = [train_cell(study, cell, data, [seed], profile, progress=progress) for seed in seeds]
+        return train_cell(study, cell, data, seeds, profile, progress=progress, graphs=graphs)
+    parts = [train_cell(study, cell, data, [seed], profile, progress=progress, graphs=graphs) for seed in seeds]
     wall = sum(p.wall_s for p in parts)
     images = sum(p.images_per_s * p.wall_s for p in parts)
     return CellResult(
@@ -33,6 +36,7 @@ def run_cell(study: Study, cell: Cell, data: DeviceData, replicates: int, profil
         wall_s=wall,
         images_per_s=images / wall,
         fused=1,
+        graphs=graphs,
     )
 
 
@@ -46,6 +50,7 @@ def run_study(
     cells: Iterable[Cell] | None = None,
     fuse: bool = True,
     log: Callable[[str], None] | None = None,
+    graphs: bool = False,
 ) -> dict[str, Any]:
     """Train the study's cells (all by default) and add them to ``results``; returns the study's entry."""
     hp = study.settings(profile)
@@ -55,7 +60,7 @@ def run_study(
     for i, cell in enumerate(cells, 1):
         prefix = f"[{study.name} {i}/{len(cells)}] {cell.id}"
         progress = _live(prefix) if log and sys.stderr.isatty() else None
-        result = run_cell(study, cell, data, replicates, profile, fuse, progress)
+        result = run_cell(study, cell, data, replicates, profile, fuse, progress, graphs)
         record = cell_record(study, cell.id, result, profile)
         entry["cells"][cell.id] = record
         if log:

@@ -7,7 +7,8 @@ only, device synchronized; evaluation is the same for all and left out):
   ToTensor + Normalize, a DataLoader (shuffle, workers re-created every epoch),
   one model per replicate, torch.amp.GradScaler; as the seed notebooks ran;
 - eager: this package's device-resident loop, one replicate at a time;
-- fused: this package's loop with all replicates as one model.
+- fused: this package's loop with all replicates as one model;
+- graphs (CUDA only): fused, with every full-batch step replayed from a CUDA graph.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from ablation.runner import run_cell
 from ablation.studies import Cell, Study
 from ablation.train import make_optimizer, make_scheduler, prepare
 
-MODES = ("notebook", "eager", "fused")
+MODES = ("notebook", "eager", "fused", "graphs")
+SPEED_UPS = (("eager", "notebook"), ("fused", "notebook"), ("fused", "eager"), ("graphs", "notebook"),
+             ("graphs", "fused"))
 
 
 class NotebookImages(torch.utils.data.Dataset):
@@ -56,7 +59,7 @@ def notebook_train(study: Study, cell: Cell, dataset: Dataset, seeds: list[int],
     for seed in seeds:
         torch.manual_seed(seed)
         model = study.model(cell, dataset.classes).to(device)
-        optimizer = make_optimizer(model.parameters(), hp)
+        optimizer = make_optimizer(list(model.parameters()), hp)
         scheduler = make_scheduler(optimizer, hp)
         scaler = torch.amp.GradScaler(device.type, enabled=hp.amp)
         for _ in range(hp.epochs):
@@ -77,31 +80,35 @@ def notebook_train(study: Study, cell: Cell, dataset: Dataset, seeds: list[int],
 
 def measure(study: Study, dataset: Dataset, device: torch.device, replicates: int | None, profile: str,
             workers: int, cells: list[Cell] | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Seconds per mode to train the study's cells (all, or the given ones), and the training images each saw."""
+    """Seconds per mode (graphs on CUDA only) to train the study's cells (all, or the given ones), and the
+    training images each mode saw."""
     hp = study.settings(profile)
     data = prepare(dataset, hp.per_class, study.subset_seed, device, hp.test_limit)
     count = replicates or study.replicates
     cells = cells or list(study.cells)
-    seconds = dict.fromkeys(MODES, 0.0)
+    seconds = dict.fromkeys(MODES if device.type == "cuda" else MODES[:-1], 0.0)
     for cell in cells:
         seconds["notebook"] += notebook_train(study, cell, dataset, study.seeds(count), device, profile, workers)
         seconds["eager"] += run_cell(study, cell, data, count, profile, fuse=False).wall_s
         seconds["fused"] += run_cell(study, cell, data, count, profile, fuse=True).wall_s
+        if "graphs" in seconds:
+            seconds["graphs"] += run_cell(study, cell, data, count, profile, fuse=True, graphs=True).wall_s
         if log:
             log(f"[speed {study.name}] {cell.id}: " + ", ".join(f"{m} {s:.1f} s" for m, s in seconds.items()))
     return {"study": study.name, "images": len(cells) * count * len(data.train_y) * hp.epochs, **seconds}
 
 
 def speed_table(rows: list[dict[str, Any]], device_name: str, markdown: bool = False) -> str:
+    modes = [m for m in MODES if m in rows[0]]
+    speed_ups = [(a, b) for a, b in SPEED_UPS if a in modes and b in modes]
     total = {"study": "whole table", "images": sum(r["images"] for r in rows),
-             **{m: sum(r[m] for r in rows) for m in MODES}}
-    headers = ["study"] + [f"{m} s" for m in MODES] + [f"{m} img/s" for m in MODES] + [
-        "eager / notebook", "fused / notebook", "fused / eager"]
+             **{m: sum(r[m] for r in rows) for m in modes}}
+    headers = (["study"] + [f"{m} s" for m in modes] + [f"{m} img/s" for m in modes]
+               + [f"{a} / {b}" for a, b in speed_ups])
     lines = []
     for r in rows + ([total] if len(rows) > 1 else []):
-        lines.append([r["study"]] + [f"{r[m]:.1f}" for m in MODES] + [f"{r['images'] / r[m]:,.0f}" for m in MODES]
-                     + [f"x{r['notebook'] / r['eager']:.1f}", f"x{r['notebook'] / r['fused']:.1f}",
-                        f"x{r['eager'] / r['fused']:.1f}"])
+        lines.append([r["study"]] + [f"{r[m]:.1f}" for m in modes] + [f"{r['images'] / r[m]:,.0f}" for m in modes]
+                     + [f"x{r[b] / r[a]:.1f}" for a, b in speed_ups])
     return f"Training time on {device_name} (speed-ups as time ratios)\n\n" + render(headers, lines, markdown)
 
 

@@ -3,7 +3,11 @@
 Replicate r has its own initial weights (seed r), its own data order (a
 generator seeded with r), its own slice of the optimizer state and its own
 GradScaler scale and skip decisions, so R fused replicates train exactly as
-R separate notebook runs would (tests/test_fused.py checks this in float64).
+R separate notebook runs would (tests/test_train.py checks this in float64).
+
+On CUDA the step can also be captured once in a CUDA graph and replayed for
+every full batch (``graphs=True``): the small cells spend their time
+launching kernels, not computing, and a replay launches them all at once.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -74,6 +78,7 @@ class CellResult:
     wall_s: float  # training time of all replicates, device synchronized
     images_per_s: float  # training images processed per second, all replicates together
     fused: int  # replicates trained together as one model
+    graphs: bool  # full-batch steps replayed from a CUDA graph
     model: nn.Module | None = field(default=None, repr=False)
 
 
@@ -111,17 +116,19 @@ class ReplicateGradScaler:
         tracker = torch.where(found, 0, self.growth_tracker + 1)
         grown = self.scale * self.growth_factor
         grow = (tracker == self.growth_interval) & torch.isfinite(grown)
-        self.scale = torch.where(found, self.scale * self.backoff_factor, torch.where(grow, grown, self.scale))
-        self.growth_tracker = torch.where(tracker == self.growth_interval, 0, tracker).to(torch.int32)
+        self.scale.copy_(torch.where(found, self.scale * self.backoff_factor, torch.where(grow, grown, self.scale)))
+        self.growth_tracker.copy_(torch.where(tracker == self.growth_interval, 0, tracker))
 
 
-def step_skipping(optimizer: torch.optim.Optimizer, skip: torch.Tensor, replicates: int) -> None:
+def step_skipping(optimizer: torch.optim.Optimizer, skip: torch.Tensor, replicates: int,
+                  capturable: bool = False) -> None:
     """optimizer.step() for every replicate except those flagged in ``skip``, whose slices stay as they were.
 
     A state tensor the step creates (SGD's momentum buffer) starts at zero for a
     skipped replicate, which is what its first real step then sees (dampening 0).
+    ``capturable``: never read ``skip`` on the host (a CUDA graph cannot), always restore.
     """
-    if not skip.any():  # one host sync per step, as torch.amp.GradScaler.step does
+    if not capturable and not skip.any():  # one host sync per step, as torch.amp.GradScaler.step does
         optimizer.step()
         return
     params = [p for g in optimizer.param_groups for p in g["params"]]
@@ -129,18 +136,30 @@ def step_skipping(optimizer: torch.optim.Optimizer, skip: torch.Tensor, replicat
                                             if torch.is_tensor(s) and s.shape == p.shape]
               for p in params}
     optimizer.step()
-    mask = skip.bool()
+    keep_old = skip.bool().view(replicates, 1)
     for p in params:
         after = [p.detach()] + [s for s in optimizer.state[p].values() if torch.is_tensor(s) and s.shape == p.shape]
         saved = before[id(p)]
         for i, tensor in enumerate(after):
             old = saved[i] if i < len(saved) else torch.zeros_like(tensor)
-            tensor.view(replicates, -1)[mask] = old.view(replicates, -1)[mask]
+            rows = tensor.view(replicates, -1)
+            rows.copy_(torch.where(keep_old, old.view(replicates, -1), rows))
 
 
-def make_optimizer(params, hp: Hyperparameters) -> torch.optim.Optimizer:
+def make_optimizer(params: list[nn.Parameter], hp: Hyperparameters, capturable: bool = False) -> torch.optim.Optimizer:
+    """The study's torch.optim optimizer; ``capturable``: the same update in a form a CUDA graph can replay.
+
+    That form is torch's fused kernel reading the learning rate from a tensor
+    beside the parameters, in their dtype (the scheduler updates it in place,
+    each replay reads it) and, for Adam, keeping the step count there too.
+    """
     optimizers = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
-    return optimizers[hp.optimizer](params, **hp.optimizer_args)
+    args: dict[str, Any] = dict(hp.optimizer_args)
+    if capturable:
+        args.update(lr=torch.tensor(args["lr"], dtype=params[0].dtype, device=params[0].device), fused=True)
+        if hp.optimizer == "adamw":
+            args.update(capturable=True)
+    return optimizers[hp.optimizer](params, **args)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, hp: Hyperparameters):
@@ -184,6 +203,83 @@ def evaluate(model: nn.Module, data: DeviceData, replicates: int, dtype: torch.d
     return accuracy, collapsed
 
 
+class TrainStep:
+    """One optimizer step of all replicates on the images ``indices`` (R, b) pick, state updated in place.
+
+    Parameters, gradients, optimizer and scaler state and the loss and skip
+    counters all keep their memory from step to step: a CUDA graph captured
+    from one call replays into the same tensors.  ``capturable`` also keeps
+    every device value off the host (see make_optimizer and step_skipping).
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: ReplicateGradScaler | None,
+                 data: DeviceData, replicates: int, dtype: torch.dtype, autocast: bool, capturable: bool) -> None:
+        self.model, self.optimizer, self.scaler, self.data = model, optimizer, scaler, data
+        self.replicates, self.dtype, self.autocast, self.capturable = replicates, dtype, autocast, capturable
+        device = data.train_x.device
+        self.loss_sum = torch.zeros(self.replicates, dtype=torch.float64, device=device)  # this epoch's, per replicate
+        self.skipped = torch.zeros(self.replicates, dtype=torch.int64, device=device)
+
+    def __call__(self, indices: torch.Tensor) -> None:
+        images, labels = batch(self.data, indices, self.dtype)
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.autocast, cache_enabled=False):
+            logits = self.model(images)  # (b, R, classes)
+            losses = F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none").mean(0)
+        self.optimizer.zero_grad(set_to_none=not self.capturable)  # a graph replays into the gradients it captured
+        if self.scaler is None:
+            losses.sum().backward()
+            self.optimizer.step()
+        else:
+            self.scaler.scaled_loss(losses).backward()
+            found_inf = self.scaler.unscale_(self.optimizer)
+            step_skipping(self.optimizer, found_inf, self.replicates, self.capturable)
+            self.scaler.update(found_inf)
+            self.skipped += found_inf.long()
+        self.loss_sum += losses.detach().double() * labels.shape[0]
+
+
+class CUDAGraphSteps:
+    """Runs a capturable TrainStep: full batches by replaying one CUDA graph, a last partial batch eagerly.
+
+    The first WARMUP_STEPS full batches train eagerly on a side stream (cuDNN
+    picks its kernels, the optimizer creates its state), as CUDA graph capture
+    requires; the next one is captured, and every full batch after it only
+    copies its indices into the captured index buffer and replays.
+    """
+
+    WARMUP_STEPS = 3
+
+    def __init__(self, step: TrainStep, batch_size: int) -> None:
+        device = step.data.train_x.device
+        if device.type != "cuda":
+            raise ValueError(f"CUDA graphs need a CUDA device, not {device.type}; train on --device cuda "
+                             "or without CUDA graphs")
+        self.step, self.batch_size = step, batch_size
+        self.warmup_left = self.WARMUP_STEPS
+        self.side_stream = torch.cuda.Stream()
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.indices: torch.Tensor | None = None
+
+    def __call__(self, indices: torch.Tensor) -> None:
+        if indices.shape[1] != self.batch_size:
+            self.step(indices)
+        elif self.warmup_left:
+            self.warmup_left -= 1
+            self.side_stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self.side_stream):
+                self.step(indices)
+            torch.cuda.current_stream().wait_stream(self.side_stream)
+        elif self.graph is None:
+            self.indices = indices.clone()
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):  # records the step without running it
+                self.step(self.indices)
+            self.graph.replay()
+        else:
+            self.indices.copy_(indices)
+            self.graph.replay()
+
+
 def train_cell(
     study: Study,
     cell: Cell,
@@ -192,50 +288,41 @@ def train_cell(
     profile: str = "full",
     dtype: torch.dtype = torch.float32,
     progress: Callable[[str], None] | None = None,
+    graphs: bool = False,
 ) -> CellResult:
-    """Train ``len(seeds)`` replicates of ``cell`` as one fused model and evaluate each on the test set."""
+    """Train ``len(seeds)`` replicates of ``cell`` as one fused model and evaluate each on the test set.
+
+    ``graphs``: replay full-batch steps from a CUDA graph (CUDA only).
+    """
     hp = study.settings(profile)
     device = data.train_x.device
     replicates = len(seeds)
     batch_size = study.batch_size(cell, profile)
-    use_autocast = hp.amp and device.type == "cuda"
     if hp.amp and device.type != "cuda":
         _warn_cpu_amp()
 
     model = stack_replicates(init_models(study, cell, data.classes, seeds),
                              study.model(cell, data.classes, replicates)).to(device, dtype)
-    optimizer = make_optimizer(model.parameters(), hp)
+    optimizer = make_optimizer(list(model.parameters()), hp, capturable=graphs)
     scheduler = make_scheduler(optimizer, hp)
     scaler = ReplicateGradScaler(replicates, device) if hp.amp else None
+    step = TrainStep(model, optimizer, scaler, data, replicates, dtype, hp.amp and device.type == "cuda",
+                     capturable=graphs)
+    run_step = CUDAGraphSteps(step, batch_size) if graphs else step
     generators = [torch.Generator(device).manual_seed(seed) for seed in seeds]
     n = len(data.train_y)
-    skipped = torch.zeros(replicates, dtype=torch.int64, device=device)
 
     _synchronize(device)
     start = time.perf_counter()
     for epoch in range(hp.epochs):
-        loss_sum = torch.zeros(replicates, dtype=torch.float64, device=device)
+        step.loss_sum.zero_()
         orders = epoch_orders(generators, n, device)
         for i in range(0, n, batch_size):
-            images, labels = batch(data, orders[:, i:i + batch_size], dtype)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast):
-                logits = model(images)  # (b, R, classes)
-                losses = F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none").mean(0)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is None:
-                losses.sum().backward()
-                optimizer.step()
-            else:
-                scaler.scaled_loss(losses).backward()
-                found_inf = scaler.unscale_(optimizer)
-                step_skipping(optimizer, found_inf, replicates)
-                scaler.update(found_inf)
-                skipped += found_inf.long()
-            loss_sum += losses.detach().double() * labels.shape[0]
+            run_step(orders[:, i:i + batch_size])
         if scheduler is not None:
             scheduler.step()
         if progress is not None:
-            mean_loss = (loss_sum / n).mean().item()
+            mean_loss = (step.loss_sum / n).mean().item()
             progress(f"epoch {epoch + 1}/{hp.epochs}  mean loss {mean_loss:.3f}")
     _synchronize(device)
     wall = time.perf_counter() - start
@@ -244,12 +331,13 @@ def train_cell(
     return CellResult(
         seeds=list(seeds),
         accuracy=[round(a, 4) for a in accuracy.tolist()],
-        final_loss=(loss_sum / n).tolist(),
-        skipped_steps=skipped.tolist(),
+        final_loss=(step.loss_sum / n).tolist(),
+        skipped_steps=step.skipped.tolist(),
         collapsed=collapsed.tolist(),
         wall_s=wall,
         images_per_s=replicates * n * hp.epochs / wall,
         fused=replicates,
+        graphs=graphs,
         model=model,
     )
 

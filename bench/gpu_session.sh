@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# One prepared GPU session: the bench as CI would run it (with the recorded H200
-# run as baseline), planted faults (detection power), the speed comparison and
-# the CPU suite under the device's torch. Stages are skipped when time runs short.
+# One prepared GPU session, most wanted first: CUDA graphs checked against eager
+# steps, the whole table with graphs (wall time, verdicts, drift against the
+# recorded H200 run), the speed comparison on a sample of cells, the bench with
+# graphs, planted faults, the CPU suite under the device's torch.
 # Copy ../shared/data/cifar10-small.npz to .gpu-data/ (git-ignored) and carry it.
 # Usage: OUT=dir DATA=path.npz bash bench/gpu_session.sh   (stages are skipped when time runs short)
 set -u
@@ -12,8 +13,8 @@ EXTRA=${EXTRA:-}  # more pytest options (a CPU dry run: --bench-device cpu --ben
 RUN_EXTRA=${RUN_EXTRA:-}  # more `python -m ablation` options (a CPU dry run: --device cpu --profile smoke)
 BASELINE=${BASELINE:-bench/recorded/h200-bench.json}  # made on $DATA = the offline copy
 FAULTS=${FAULTS:-groupnorm_one_group no_normalization}
-SPEED_STUDY=${SPEED_STUDY:-all}
-SPEED_EXTRA=${SPEED_EXTRA:-}  # e.g. --cell ID --replicates N
+SPEED_SAMPLES=${SPEED_SAMPLES:-"batchnorm_vs_groupnorm:batch_size=4-batchnorm,batch_size=64-groupnorm sigmoid_vs_relu:blocks=8-relu conv_activation_norm_position:order=conv_bn_relu"}
+SPEED_REPLICATES=${SPEED_REPLICATES:-2}
 work=$(mktemp -d)
 start=$(date +%s)
 log="$OUT/summary.log"
@@ -28,15 +29,29 @@ stage() {  # stage NAME MIN_SECONDS_LEFT COMMAND...
   local rc=$?
   echo "== $name: exit $rc in $(( $(date +%s) - t0 )) s" | tee -a "$log"
   sed -n '/ablation-bench results/,/results written/p' "$work/$name.log" >> "$log"
+  grep -E '^(Training time|\||[0-9]+ cells compared|- )' "$work/$name.log" >> "$log"
   tail -n 1 "$work/$name.log" >> "$log"
   pack
 }
 { nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__)"; } >> "$log" 2>&1
 
-# 1. the bench as CI runs it, against the recorded H200 run (same data) as the baseline
-stage bench 200 python3 -m pytest -m gpu -n 2 -p no:cacheprovider --bench-data="$DATA" \
-  --baseline="$BASELINE" --bench-out="$work/bench.json" $EXTRA
-# 2. planted faults (Sigmoid/ReLU + order studies; GroupNorm cells for the group fault)
+# 1. CUDA-graph replays train as the same step run eagerly (generated data, about a minute)
+stage graphs-check 60 python3 -m pytest bench/test_graphs.py -m gpu -p no:cacheprovider -q --require-gpu
+# 2. the whole documented table with replicates (5/8/3), one process, CUDA graphs: wall time and verdicts
+stage table-graphs 150 python3 -m ablation run all --cuda-graphs --data "$DATA" --out "$work/table-graphs.json" \
+  --format markdown $RUN_EXTRA
+stage table-graphs-report 20 python3 -m ablation report "$work/table-graphs.json"
+stage table-graphs-drift 20 python3 -m ablation compare "$BASELINE" "$work/table-graphs.json"
+# 3. notebook pipeline vs eager vs fused vs graphs, same device, one run per study on a sample of its cells
+for sample in $SPEED_SAMPLES; do
+  study=${sample%%:*}; cells=${sample#*:}
+  stage "speed-$study" 90 python3 -m ablation speed "$study" --cell ${cells//,/ --cell } --data "$DATA" --markdown \
+    --replicates "$SPEED_REPLICATES" $RUN_EXTRA
+done
+# 4. the bench as CI runs it, with CUDA graphs, against the recorded H200 run (same data) as the baseline
+stage bench-graphs 200 python3 -m pytest -m gpu -n 2 -p no:cacheprovider --bench-data="$DATA" --cuda-graphs \
+  --baseline="$BASELINE" --bench-out="$work/bench-graphs.json" $EXTRA
+# 5. planted faults (Sigmoid/ReLU + order studies; GroupNorm cells for the group fault)
 light="sigmoid_vs_relu or conv_activation_norm_position"
 for fault in $FAULTS; do
   if [ "$fault" = groupnorm_one_group ]; then
@@ -47,9 +62,7 @@ for fault in $FAULTS; do
   stage "fault-$fault" 90 python3 -m pytest -m gpu -n 4 -p no:cacheprovider --bench-data="$DATA" "${select[@]}" \
     --plant-fault "$fault" --bench-out="$work/fault-$fault.json" $EXTRA
 done
-# 3. notebook pipeline vs eager vs fused, same device, one run
-stage speed 120 python3 -m ablation speed "$SPEED_STUDY" --data "$DATA" --markdown $SPEED_EXTRA $RUN_EXTRA
 # 4. the CPU suite under the device's torch
-ABLATION_TEST_DATA="$PWD/$DATA" stage cpu-suite 60 python3 -m pytest -m "not gpu" -n 4 -p no:cacheprovider -q
+ABLATION_TEST_DATA="$(realpath "$DATA")" stage cpu-suite 60 python3 -m pytest -m "not gpu" -n 4 -p no:cacheprovider -q
 pack
 echo "total $(( $(date +%s) - start )) s" | tee -a "$log"

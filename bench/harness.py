@@ -50,6 +50,7 @@ class BenchConfig:
     replicates: int | None
     seed_offset: int
     fault: str | None  # a name in bench.faults.FAULTS
+    graphs: bool = False  # full-batch steps replayed from CUDA graphs
 
     def study(self, name: str) -> Study:
         study = get_study(name)
@@ -84,7 +85,7 @@ class CellCache:
         device = torch.device(self.config.device)
         data = self._study_data(study, device)
         result = run_cell(study, study.cell(cell_id), data, self.config.replicates or study.replicates,
-                          self.config.profile)
+                          self.config.profile, graphs=self.config.graphs)
         scratch = new_results(device, self.config.data, self.config.profile)
         entry = add_study(scratch, study, self.config.profile, self._source(study), data.checksum, data.classes)
         entry.pop("cells")
@@ -114,7 +115,8 @@ class CellCache:
             return None
         results = new_results(torch.device("cpu"), self.config.data, self.config.profile)
         results["environment"] = stored[0]["environment"]
-        results["bench"] = {"seed_offset": self.config.seed_offset, "fault": self.config.fault}
+        results["bench"] = {"seed_offset": self.config.seed_offset, "fault": self.config.fault,
+                            "cuda_graphs": self.config.graphs}
         for item in stored:
             entry = results["studies"].setdefault(item["study"], dict(item["entry"], cells={}))
             entry["cells"][item["cell"]] = item["record"]

@@ -44,7 +44,21 @@ def test_throughput_regression_is_judged_per_study_on_the_same_device(capsys, tm
     slow["environment"]["device_name"] = "NVIDIA H100 80GB HBM3"
     (tmp_path / "other.json").write_text(json.dumps(slow))
     code, out, _ = compare(capsys, BENCH, tmp_path / "other.json")
-    assert code == 0 and "other device, not judged" in out
+    assert code == 0 and "other device: not judged" in out
+
+
+def test_throughput_with_cuda_graphs_against_a_baseline_without_is_not_judged(capsys, tmp_path):
+    """Turning graphs off slows training without any regression in the code: say so, do not alert."""
+    eager = json.loads(REPEAT.read_text())
+    graphed = json.loads(REPEAT.read_text())
+    for cell in graphed["studies"]["sigmoid_vs_relu"]["cells"].values():
+        cell["images_per_s"] *= 3
+        cell["cuda_graphs"] = True
+    (tmp_path / "eager.json").write_text(json.dumps(eager))
+    (tmp_path / "graphed.json").write_text(json.dumps(graphed))
+    code, out, _ = compare(capsys, tmp_path / "graphed.json", tmp_path / "eager.json")
+    assert code == 0 and "CUDA graphs in one file only: not judged" in out
+    assert out.count("not judged") == 1  # the other studies ran the same path and are judged
 
 
 @pytest.mark.parametrize("mutate,message", [

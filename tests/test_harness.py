@@ -36,8 +36,8 @@ def test_without_a_gpu_the_bench_skips_with_a_reason_or_fails_under_require_gpu(
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    skipped = bench(tmp_path, "-k", "sigmoid_vs_relu and 1-relu", "-rs")
-    assert skipped.returncode == 0 and "1 skipped" in skipped.stdout
+    skipped = bench(tmp_path, "-k", "sigmoid_vs_relu and 1-relu or test_graph_replays", "-rs")
+    assert skipped.returncode == 0 and "5 skipped" in skipped.stdout  # a cell and the 4 CUDA-graph checks
     assert "no CUDA GPU visible" in skipped.stdout
     failed = bench(tmp_path, "-k", "sigmoid_vs_relu and 1-relu", "--require-gpu")
     assert failed.returncode == 1 and "--require-gpu: no CUDA GPU visible" in failed.stdout
@@ -51,7 +51,7 @@ def test_bench_on_cpu_under_xdist_writes_one_results_file(tmp_path):
     cells = results["studies"]["conv_activation_norm_position"]["cells"]
     assert list(cells) == ["order=conv_bn_relu", "order=conv_relu_bn", "order=conv_leakyrelu_bn"]
     assert all(len(c["accuracy"]) == 2 and c["seeds"] == cells["order=conv_bn_relu"]["seeds"] for c in cells.values())
-    assert results["bench"] == {"seed_offset": 0, "fault": None} and results["profile"] == "smoke"
+    assert results["bench"] == {"seed_offset": 0, "fault": None, "cuda_graphs": False} and results["profile"] == "smoke"
     # generated data cannot match the CIFAR-10 tables: the failures say what and why
     assert proc.returncode == 1
     assert "against the documented table: conv_activation_norm_position[order=conv_bn_relu]: REGRESSION" in proc.stdout
@@ -87,3 +87,5 @@ def test_a_missing_baseline_or_data_file_stops_the_bench_with_one_line(tmp_path)
         assert proc.returncode == 4
         assert f"ERROR: ablation-bench: {message}" in proc.stderr and "Traceback" not in proc.stderr
     assert "pass --bench-data=PATH.npz (a local copy) or --bench-data=synthetic" in proc.stderr
+    proc = bench(tmp_path, "--bench-device", "cpu", "--cuda-graphs", "-k", "conv_bn_relu")
+    assert proc.returncode == 4 and "--cuda-graphs needs --bench-device cuda; drop one of them" in proc.stderr

@@ -22,9 +22,20 @@ def test_every_mode_is_timed_over_the_same_training_images():
     study = get_study("batchnorm_vs_groupnorm")
     row = measure(study, synthetic(), torch.device("cpu"), 2, "smoke", 0, [study.cell("batch_size=64-groupnorm")])
     assert row["study"] == "batchnorm_vs_groupnorm" and row["images"] == 1 * 2 * 200 * 1
-    assert all(row[mode] > 0 for mode in ("notebook", "eager", "fused"))
+    assert all(row[mode] > 0 for mode in ("notebook", "eager", "fused")) and "graphs" not in row  # CUDA only
     table = speed_table([row, dict(row, study="other")], "cpu")
     assert table.startswith("Training time on cpu") and "whole table" in table and "fused / notebook" in table
+    assert "graphs" not in table
+
+
+def test_speed_table_states_each_speed_up_as_a_time_ratio():
+    row = {"study": "s", "images": 1000, "notebook": 100.0, "eager": 20.0, "fused": 10.0, "graphs": 4.0}
+    lines = speed_table([row, dict(row, study="t")], "NVIDIA H200", markdown=True).splitlines()
+    header, total = ([c.strip() for c in line.strip("|").split("|")] for line in (lines[2], lines[-1]))
+    cells = dict(zip(header, total))
+    assert cells["study"] == "whole table" and cells["graphs s"] == "8.0" and cells["graphs img/s"] == "250"
+    assert (cells["eager / notebook"], cells["fused / eager"], cells["graphs / notebook"], cells["graphs / fused"]) == (
+        "x5.0", "x2.0", "x25.0", "x2.5")
 
 
 def test_speed_command(capsys):

@@ -5,12 +5,13 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import ablation.train as train
 from ablation.data import synthetic
 from ablation.models import replicate_state
 from ablation.studies import get_study
-from ablation.train import ReplicateGradScaler, prepare, step_skipping, train_cell
+from ablation.train import CUDAGraphSteps, ReplicateGradScaler, TrainStep, prepare, step_skipping, train_cell
 
 
 def shrink(name, **changes):
@@ -82,22 +83,89 @@ CELLS = [
 ]
 
 
+class HostReads(TorchDispatchMode):
+    """Records every op that reads a tensor's value on the host: under CUDA graph capture each one fails."""
+
+    READS = {"_local_scalar_dense", "is_nonzero", "nonzero", "item"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket.__name__ in self.READS:
+            self.seen.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def state_addresses(step: TrainStep) -> list[int]:
+    """Where every tensor a training step updates lives: a graph replay writes exactly there."""
+    tensors = list(step.model.parameters()) + list(step.model.buffers()) + [step.loss_sum, step.skipped]
+    tensors += [p.grad for p in step.model.parameters()]
+    tensors += [v for state in step.optimizer.state.values() for v in state.values() if torch.is_tensor(v)]
+    tensors += [g["lr"] for g in step.optimizer.param_groups if torch.is_tensor(g["lr"])]
+    if step.scaler is not None:
+        tensors += [step.scaler.scale, step.scaler.growth_tracker]
+    return [t.data_ptr() for t in tensors]
+
+
+class EagerGraphStandIn:
+    """Runs CUDAGraphSteps' step eagerly on the CPU, checking what capture and replay rely on.
+
+    No host reads, and from the second step on (capture comes after warm-up)
+    every piece of training state stays in the memory it had.
+    """
+
+    instances: list["EagerGraphStandIn"] = []
+
+    def __init__(self, step: TrainStep, batch_size: int) -> None:
+        self.step, self.host_reads, self.addresses = step, [], []
+        self.instances.append(self)
+
+    def __call__(self, indices: torch.Tensor) -> None:
+        with HostReads() as reads:
+            self.step(indices)
+        self.host_reads += reads.seen
+        self.addresses.append(state_addresses(self.step))
+
+
+@pytest.fixture
+def graph_stand_in(monkeypatch):
+    EagerGraphStandIn.instances.clear()
+    monkeypatch.setattr(train, "CUDAGraphSteps", EagerGraphStandIn)
+    return EagerGraphStandIn.instances
+
+
+def assert_capturable(stand_ins):
+    (runner,) = stand_ins
+    assert runner.host_reads == []
+    assert len(runner.addresses) > 2 and all(a == runner.addresses[1] for a in runner.addresses[1:])
+
+
+@pytest.mark.parametrize("graphs", [False, True], ids=["eager", "graph-ready"])
 @pytest.mark.parametrize("name,cell_id,changes", CELLS, ids=[c[1] for c in CELLS])
-def test_fused_replicates_equal_separate_runs_in_float64(generated, name, cell_id, changes):
-    """3 replicates, 60 images in batches of 16 (a last batch of 12), 2 epochs, every study's model."""
+def test_fused_replicates_equal_separate_runs_in_float64(generated, graph_stand_in, name, cell_id, changes, graphs):
+    """3 replicates, 60 images in batches of 16 (a last batch of 12), 2 epochs, every study's model.
+
+    graph-ready: the step CUDA graphs capture (fused optimizer kernels, lr as a
+    tensor, branch-free skipping), run eagerly, is the same training.
+    """
     study = shrink(name, per_class=6, epochs=2, **changes)
     data = prepare(generated, 6, 0, "cpu", test_limit=100)
     cell, seeds = study.cell(cell_id), [11, 12, 13]
-    fused = train_cell(study, cell, data, seeds, dtype=torch.float64)
+    fused = train_cell(study, cell, data, seeds, dtype=torch.float64, graphs=graphs)
     states, accuracies = reference_runs(study, cell, data, seeds, torch.float64)
     for r, state in enumerate(states):
         ours = replicate_state(fused.model, 3, r)
         for key, expected in state.items():
             assert torch.allclose(ours[key], expected, rtol=1e-6, atol=1e-7), f"replicate {r}: {key}"
     assert fused.accuracy == pytest.approx(accuracies, abs=1e-9)
+    if graphs:
+        assert_capturable(graph_stand_in)
 
 
-def test_each_replicate_has_its_own_gradscaler_skip_decisions(generated, monkeypatch):
+@pytest.mark.parametrize("graphs", [False, True], ids=["eager", "graph-ready"])
+def test_each_replicate_has_its_own_gradscaler_skip_decisions(generated, monkeypatch, graph_stand_in, graphs):
     """A replicate whose gradients are never finite skips every step and backs its scale off; the others train on."""
     study = shrink("batchnorm_vs_groupnorm", per_class=6, epochs=2, batch_size=16)
     data = prepare(generated, 6, 0, "cpu", test_limit=100)
@@ -111,7 +179,7 @@ def test_each_replicate_has_its_own_gradscaler_skip_decisions(generated, monkeyp
         return models
 
     monkeypatch.setattr(train, "init_models", poison_second)
-    fused = train_cell(study, cell, data, seeds, dtype=torch.float64)
+    fused = train_cell(study, cell, data, seeds, dtype=torch.float64, graphs=graphs)
     steps = 2 * 4
     assert fused.skipped_steps == [0, steps, 0]
     clean_states, _ = reference_runs(study, cell, data, [11, 13], torch.float64)
@@ -119,6 +187,28 @@ def test_each_replicate_has_its_own_gradscaler_skip_decisions(generated, monkeyp
         ours = replicate_state(fused.model, 3, r)
         assert all(torch.allclose(ours[k], v, rtol=1e-6, atol=1e-7) for k, v in state.items())
     assert torch.isinf(replicate_state(fused.model, 3, 1)["0.conv.weight"]).any()
+    if graphs:
+        assert_capturable(graph_stand_in)
+
+
+def test_the_eager_step_reads_the_host_so_the_stand_in_would_notice(generated):
+    """The eager step asks the host whether any replicate skips; that read is what the graph-ready step avoids."""
+    study = shrink("batchnorm_vs_groupnorm", per_class=6, epochs=1, batch_size=16)
+    data = prepare(generated, 6, 0, "cpu", test_limit=100)
+    model = study.model(study.cell("batch_size=16-batchnorm"), 10, 2).double()
+    optimizer = train.make_optimizer(list(model.parameters()), study.settings())
+    step = TrainStep(model, optimizer, ReplicateGradScaler(2, torch.device("cpu")), data, 2, torch.float64,
+                     autocast=False, capturable=False)
+    with HostReads() as reads:
+        step(torch.arange(32).view(2, 16))
+    assert reads.seen
+
+
+def test_cuda_graphs_on_the_cpu_fail_before_training(generated):
+    study = shrink("sigmoid_vs_relu", per_class=6, epochs=1, batch_size=16)
+    data = prepare(generated, 6, 0, "cpu", test_limit=100)
+    with pytest.raises(ValueError, match="CUDA graphs need a CUDA device, not cpu"):
+        train_cell(study, study.cell("blocks=1-relu"), data, [0], graphs=True)
 
 
 def test_scaler_follows_torch_gradscaler_rules():
