@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -262,12 +263,12 @@ class CUDAGraphSteps:
 
     def __call__(self, indices: torch.Tensor) -> None:
         if indices.shape[1] != self.batch_size:
-            self.step(indices)
+            self._eagerly(indices)
         elif self.warmup_left:
             self.warmup_left -= 1
             self.side_stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(self.side_stream):
-                self.step(indices)
+                self._eagerly(indices)
             torch.cuda.current_stream().wait_stream(self.side_stream)
         elif self.graph is None:
             self.indices = indices.clone()
@@ -278,6 +279,11 @@ class CUDAGraphSteps:
         else:
             self.indices.copy_(indices)
             self.graph.replay()
+
+    def _eagerly(self, indices: torch.Tensor) -> None:
+        with warnings.catch_warnings():  # torch.optim warns when a capturable optimizer steps uncaptured: by design here
+            warnings.filterwarnings("ignore", message="This instance was constructed with capturable=True")
+            self.step(indices)
 
 
 def train_cell(
