@@ -17,7 +17,7 @@ from ablation.data import DATA_ROOT_ENV, DataError, Dataset, load_dataset
 from ablation.report import history, history_text, markdown_report, plot_results
 from ablation.results import FORMATS, ResultsError, environment, format_results, new_results, read_results, write_results
 from ablation.runner import run_study
-from ablation.speed import measure, speed_table
+from ablation.speed import MODES, available_modes, measure, speed_table
 from ablation.studies import DOCUMENTED, PROFILES, STUDIES, Cell, Study, get_study
 from ablation.verdict import Tolerance
 
@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                                               "(on CUDA also with CUDA graphs)")
     add_selection_options(speed)
     speed.add_argument("--workers", type=int, default=8, help="DataLoader workers of the notebook pipeline (default 8)")
+    speed.add_argument("--modes", type=speed_modes, metavar="M1,M2",
+                       help=f"time only these of {','.join(MODES)} (default: all; graphs needs CUDA), e.g. "
+                            "fused,graphs for the whole table without the slow notebook pipeline")
     speed.add_argument("--markdown", action="store_true", help="print a Markdown table")
 
     compare = commands.add_parser("compare", help="per-cell drift between two results files; exit 1 on a regression")
@@ -167,9 +170,11 @@ def time_pipelines(args: argparse.Namespace) -> int:
     studies, cells, device = selection(args)
     if args.workers < 0:
         raise UsageError(f"--workers must be 0 or more, got {args.workers}")
+    if args.modes and not set(args.modes) <= set(available_modes(device)):
+        raise UsageError(f"--modes graphs needs CUDA; on {device.type} choose from {','.join(available_modes(device))}")
     datasets = {source: load_dataset(source, args.data_root) for source in {args.data or s.dataset for s in studies}}
     rows = [measure(study, datasets[args.data or study.dataset], device, args.replicates, args.profile, args.workers,
-                    cells.get(study.name), log=None if args.quiet else _log) for study in studies]
+                    cells.get(study.name), log=None if args.quiet else _log, modes=args.modes) for study in studies]
     print(speed_table(rows, environment(device)["device_name"], args.markdown))
     return 0
 
@@ -229,6 +234,14 @@ def show_history(args: argparse.Namespace) -> int:
     for note in notes:
         print(note, file=sys.stderr)
     return 0
+
+
+def speed_modes(text: str) -> tuple[str, ...]:
+    modes = tuple(dict.fromkeys(m.strip() for m in text.split(",")))
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown mode {unknown[0]!r}; choose from {','.join(MODES)}")
+    return modes
 
 
 def group_counts(text: str) -> tuple[int, ...]:

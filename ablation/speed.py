@@ -14,7 +14,7 @@ only, device synchronized; evaluation is the same for all and left out):
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -78,21 +78,27 @@ def notebook_train(study: Study, cell: Cell, dataset: Dataset, seeds: list[int],
     return time.perf_counter() - start
 
 
+def available_modes(device: torch.device) -> tuple[str, ...]:
+    return MODES if device.type == "cuda" else MODES[:-1]
+
+
 def measure(study: Study, dataset: Dataset, device: torch.device, replicates: int | None, profile: str,
-            workers: int, cells: list[Cell] | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Seconds per mode (graphs on CUDA only) to train the study's cells (all, or the given ones), and the
-    training images each mode saw."""
+            workers: int, cells: list[Cell] | None = None, log: Callable[[str], None] | None = None,
+            modes: Sequence[str] | None = None) -> dict[str, Any]:
+    """Seconds per mode (default: all the device has) to train the study's cells (all, or the given ones),
+    and the training images each mode saw."""
     hp = study.settings(profile)
     data = prepare(dataset, hp.per_class, study.subset_seed, device, hp.test_limit)
     count = replicates or study.replicates
     cells = cells or list(study.cells)
-    seconds = dict.fromkeys(MODES if device.type == "cuda" else MODES[:-1], 0.0)
+    seconds = dict.fromkeys(modes or available_modes(device), 0.0)
     for cell in cells:
-        seconds["notebook"] += notebook_train(study, cell, dataset, study.seeds(count), device, profile, workers)
-        seconds["eager"] += run_cell(study, cell, data, count, profile, fuse=False).wall_s
-        seconds["fused"] += run_cell(study, cell, data, count, profile, fuse=True).wall_s
-        if "graphs" in seconds:
-            seconds["graphs"] += run_cell(study, cell, data, count, profile, fuse=True, graphs=True).wall_s
+        for mode in seconds:
+            if mode == "notebook":
+                seconds[mode] += notebook_train(study, cell, dataset, study.seeds(count), device, profile, workers)
+            else:
+                seconds[mode] += run_cell(study, cell, data, count, profile, fuse=mode != "eager",
+                                          graphs=mode == "graphs").wall_s
         if log:
             log(f"[speed {study.name}] {cell.id}: " + ", ".join(f"{m} {s:.1f} s" for m, s in seconds.items()))
     return {"study": study.name, "images": len(cells) * count * len(data.train_y) * hp.epochs, **seconds}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One prepared GPU session, most wanted first: CUDA graphs checked against eager
-# steps, the whole table with graphs (wall time, verdicts, drift against the
-# recorded H200 run), the speed comparison on a sample of cells, the bench with
-# graphs, planted faults, the CPU suite under the device's torch.
+# steps; the whole table fused vs fused + graphs (the 60 s target); the bench
+# with graphs (verdicts, drift against the recorded H200 run); the notebook
+# pipeline on a sample of cells (the 10x target); planted faults; the CPU suite
+# under the device's torch.
 # Copy ../shared/data/cifar10-small.npz to .gpu-data/ (git-ignored) and carry it.
 # Usage: OUT=dir DATA=path.npz bash bench/gpu_session.sh   (stages are skipped when time runs short)
 set -u
@@ -29,28 +30,26 @@ stage() {  # stage NAME MIN_SECONDS_LEFT COMMAND...
   local rc=$?
   echo "== $name: exit $rc in $(( $(date +%s) - t0 )) s" | tee -a "$log"
   sed -n '/ablation-bench results/,/results written/p' "$work/$name.log" >> "$log"
-  grep -E '^(Training time|\||[0-9]+ cells compared|- )' "$work/$name.log" >> "$log"
-  tail -n 1 "$work/$name.log" >> "$log"
+  local last; last=$(tail -n 1 "$work/$name.log")
+  grep -E '^(Training time|\||[0-9]+ cells compared|- )' "$work/$name.log" | grep -vxF -- "$last" >> "$log"
+  echo "$last" >> "$log"
   pack
 }
 { nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__)"; } >> "$log" 2>&1
 
 # 1. CUDA-graph replays train as the same step run eagerly (generated data, about a minute)
 stage graphs-check 60 python3 -m pytest bench/test_graphs.py -m gpu -p no:cacheprovider -q --require-gpu
-# 2. the whole documented table with replicates (5/8/3), one process, CUDA graphs: wall time and verdicts
-stage table-graphs 150 python3 -m ablation run all --cuda-graphs --data "$DATA" --out "$work/table-graphs.json" \
-  --format markdown $RUN_EXTRA
-stage table-graphs-report 20 python3 -m ablation report "$work/table-graphs.json"
-stage table-graphs-drift 20 python3 -m ablation compare "$BASELINE" "$work/table-graphs.json"
-# 3. notebook pipeline vs eager vs fused vs graphs, same device, one run per study on a sample of its cells
+# 2. the whole documented table with replicates (5/8/3), fused vs fused + CUDA graphs, side by side in one run
+stage speed-table 240 python3 -m ablation speed all --modes fused,graphs --data "$DATA" --markdown $RUN_EXTRA
+# 3. the bench as CI runs it, with CUDA graphs, against the recorded H200 run (same data): verdicts and drift
+stage bench-graphs 150 python3 -m pytest -m gpu -n 2 -p no:cacheprovider --bench-data="$DATA" --cuda-graphs \
+  --baseline="$BASELINE" --bench-out="$work/bench-graphs.json" $EXTRA
+# 4. notebook pipeline vs eager vs fused vs graphs, one run per study on a sample of its cells
 for sample in $SPEED_SAMPLES; do
   study=${sample%%:*}; cells=${sample#*:}
-  stage "speed-$study" 90 python3 -m ablation speed "$study" --cell ${cells//,/ --cell } --data "$DATA" --markdown \
+  stage "speed-$study" 60 python3 -m ablation speed "$study" --cell ${cells//,/ --cell } --data "$DATA" --markdown \
     --replicates "$SPEED_REPLICATES" $RUN_EXTRA
 done
-# 4. the bench as CI runs it, with CUDA graphs, against the recorded H200 run (same data) as the baseline
-stage bench-graphs 200 python3 -m pytest -m gpu -n 2 -p no:cacheprovider --bench-data="$DATA" --cuda-graphs \
-  --baseline="$BASELINE" --bench-out="$work/bench-graphs.json" $EXTRA
 # 5. planted faults (Sigmoid/ReLU + order studies; GroupNorm cells for the group fault)
 light="sigmoid_vs_relu or conv_activation_norm_position"
 for fault in $FAULTS; do
@@ -62,7 +61,7 @@ for fault in $FAULTS; do
   stage "fault-$fault" 90 python3 -m pytest -m gpu -n 4 -p no:cacheprovider --bench-data="$DATA" "${select[@]}" \
     --plant-fault "$fault" --bench-out="$work/fault-$fault.json" $EXTRA
 done
-# 4. the CPU suite under the device's torch
+# 6. the CPU suite under the device's torch
 ABLATION_TEST_DATA="$(realpath "$DATA")" stage cpu-suite 60 python3 -m pytest -m "not gpu" -n 4 -p no:cacheprovider -q
 pack
 echo "total $(( $(date +%s) - start )) s" | tee -a "$log"

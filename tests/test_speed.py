@@ -1,5 +1,6 @@
 """The speed comparison: the notebook pipeline sees the same images, and every mode is timed."""
 
+import pytest
 import torch
 
 from ablation.cli import main
@@ -46,3 +47,22 @@ def test_speed_command(capsys):
     assert "| conv_activation_norm_position |" in out and "| eager / notebook |" in out
     assert main(["speed", "all", "--workers", "-1", "--device", "cpu"]) == 2
     assert "--workers must be 0 or more, got -1" in capsys.readouterr().err
+
+
+def test_speed_times_only_the_modes_asked_for(capsys):
+    assert main(["speed", "batchnorm_vs_groupnorm", "--data", "synthetic", "--device", "cpu", "--profile", "smoke",
+                 "--replicates", "2", "--cell", "batch_size=128-groupnorm", "--quiet", "--markdown",
+                 "--modes", "fused,eager"]) == 0
+    header = capsys.readouterr().out.splitlines()[2]
+    assert [c.strip() for c in header.strip("|").split("|")] == [
+        "study", "eager s", "fused s", "eager img/s", "fused img/s", "fused / eager"]
+
+
+@pytest.mark.parametrize("modes,message", [
+    ("fused,turbo", "argument --modes: unknown mode 'turbo'; choose from notebook,eager,fused,graphs"),
+    ("fused,graphs", "--modes graphs needs CUDA; on cpu choose from notebook,eager,fused"),
+])
+def test_bad_modes_are_one_line(capsys, modes, message):
+    assert main(["speed", "all", "--device", "cpu", "--modes", modes]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
