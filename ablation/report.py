@@ -102,9 +102,11 @@ def markdown_report(results: dict[str, Any], tolerance: Tolerance = Tolerance())
     """The study document's tables with documented, measured, difference and verdict columns, then the findings."""
     verdicts = {(v.study, v.cell): v for v in check_documented(results, tolerance)}
     env = results["environment"]
+    graphs = any(c.get("cuda_graphs", False) for _, e in ordered_studies(results) for c in e["cells"].values())
     lines = ["# ablation-bench report", "",
              f"{env['device_name']} · torch {env['torch']} · data `{results['data']}` · profile {results['profile']}"
-             f" · commit {(env.get('git_commit') or 'unknown')[:10]} · {results['created']}", ""]
+             f"{' · CUDA graphs' if graphs else ''} · commit {(env.get('git_commit') or 'unknown')[:10]}"
+             f" · {results['created']}", ""]
     for name, entry in ordered_studies(results):
         study = get_study(name)
         rows = []

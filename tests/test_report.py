@@ -1,5 +1,6 @@
 """Figures, the Markdown report and run history, on the recorded H200 runs and on generated data."""
 
+import copy
 import json
 import shutil
 import statistics
@@ -67,6 +68,14 @@ def test_markdown_report_mirrors_the_documents_tables(bench_run):
     assert "| 2 | batchnorm | 10.01 | 11.84 ± 5.62 (n=8, 7 at chance) | +1.83 | ok |" in text
     assert "| conv_bn_relu |  | 62.64 | 60.20 ± 0.55 (n=3) | -2.44 | ok |" in text
     assert text.count("- holds: ") == 5
+    assert "CUDA graphs" not in text
+
+
+def test_report_says_when_training_replayed_cuda_graphs(bench_run):
+    graphed = copy.deepcopy(bench_run)
+    for cell in graphed["studies"]["sigmoid_vs_relu"]["cells"].values():
+        cell["cuda_graphs"] = True
+    assert "profile full · CUDA graphs · commit" in markdown_report(graphed).splitlines()[2]
 
 
 def test_history_marks_drift_from_the_run_before(tmp_path):
