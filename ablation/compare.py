@@ -12,7 +12,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from ablation.results import ResultsError, render
+from ablation.results import ResultsError, render, used_cuda_graphs
 from ablation.verdict import Tolerance, Verdict, check_cell, for_baseline
 
 MIN_THROUGHPUT = 0.75  # a study below this fraction of the baseline's images/s is a regression
@@ -79,7 +79,7 @@ def why_not_comparable(same_device: bool, before: list[dict[str, Any]], after: l
     """Why two sets of cell records cannot be compared for speed ("" when they can)."""
     if not same_device:
         return "other device"
-    if any(c.get("cuda_graphs", False) for c in before) != any(c.get("cuda_graphs", False) for c in after):
+    if used_cuda_graphs(before) != used_cuda_graphs(after):
         return "CUDA graphs in one file only"
     return ""
 

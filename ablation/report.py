@@ -9,7 +9,8 @@ from typing import Any
 import pandas as pd
 
 from ablation.findings import FINDINGS
-from ablation.results import ResultsError, mean_sd, measured_text, ordered_studies, read_results, render
+from ablation.results import (ResultsError, mean_sd, measured_text, ordered_studies, read_results, render,
+                              used_cuda_graphs)
 from ablation.studies import get_study
 from ablation.verdict import Tolerance, check_cell, check_documented, for_baseline
 
@@ -102,7 +103,7 @@ def markdown_report(results: dict[str, Any], tolerance: Tolerance = Tolerance())
     """The study document's tables with documented, measured, difference and verdict columns, then the findings."""
     verdicts = {(v.study, v.cell): v for v in check_documented(results, tolerance)}
     env = results["environment"]
-    graphs = any(c.get("cuda_graphs", False) for _, e in ordered_studies(results) for c in e["cells"].values())
+    graphs = used_cuda_graphs(c for _, entry in ordered_studies(results) for c in entry["cells"].values())
     lines = ["# ablation-bench report", "",
              f"{env['device_name']} · torch {env['torch']} · data `{results['data']}` · profile {results['profile']}"
              f"{' · CUDA graphs' if graphs else ''} · commit {(env.get('git_commit') or 'unknown')[:10]}"

@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import pandas as pd
 import torch
@@ -96,6 +96,11 @@ def cell_record(study: Study, cell_id: str, result: CellResult, profile: str) ->
         "fused": result.fused,
         "cuda_graphs": result.graphs,
     }
+
+
+def used_cuda_graphs(cells: Iterable[dict[str, Any]]) -> bool:
+    """Whether any of these cell records trained with CUDA graphs (files from before graphs: no)."""
+    return any(cell.get("cuda_graphs", False) for cell in cells)
 
 
 def write_results(results: dict[str, Any], path: str | Path) -> None:
