@@ -58,8 +58,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="a study's images/s below this fraction of the baseline's fails")
     group.addoption("--seed-offset", type=int, default=0, help="shift every replicate seed (independent repeats)")
     group.addoption("--plant-fault", choices=sorted(FAULTS), help="plant a known bug (measures detection power)")
-    group.addoption("--cuda-graphs", action="store_true",
-                    help="train with full-batch steps replayed from CUDA graphs (python -m ablation run --cuda-graphs)")
+    group.addoption("--no-cuda-graphs", action="store_true",
+                    help="on CUDA, launch every step's kernels one by one (python -m ablation run --no-cuda-graphs)")
 
 
 def _worker_id(config: pytest.Config) -> str | None:
@@ -104,12 +104,10 @@ def _in_bench_terms(error: Exception) -> str:
 
 
 def _check_bench_inputs(config: pytest.Config) -> None:
-    """A missing or unusable baseline or .npz, or graphs without CUDA, stop the run at once with one line (exit 4)."""
+    """A missing or unusable baseline or .npz stops the run at once with one line (exit 4)."""
     from ablation.data import DataError, load_npz
     from ablation.results import ResultsError, read_results
 
-    if config.getoption("cuda_graphs") and config.getoption("bench_device") != "cuda":
-        raise pytest.UsageError("ablation-bench: --cuda-graphs needs --bench-device cuda; drop one of them")
     try:
         if config.getoption("baseline"):
             read_results(config.getoption("baseline"))
@@ -136,7 +134,7 @@ def _bench_config(config: pytest.Config):
         device=config.getoption("bench_device"),
         profile=config.getoption("bench_profile"), replicates=config.getoption("replicates"),
         seed_offset=config.getoption("seed_offset"), fault=config.getoption("plant_fault"),
-        graphs=config.getoption("cuda_graphs"),
+        graphs=config.getoption("bench_device") == "cuda" and not config.getoption("no_cuda_graphs"),
     )
 
 

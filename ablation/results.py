@@ -42,12 +42,17 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 
 def _git_commit() -> str | None:
+    """HEAD of the checkout the package runs from, with "+dirty" when tracked files differ from it."""
+    package = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=package)
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                 text=True, timeout=5, cwd=package)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() if out.returncode == 0 else None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+dirty" if changed.returncode == 0 and changed.stdout.strip() else "")
 
 
 def new_results(device: torch.device, data_source: str, profile: str) -> dict[str, Any]:

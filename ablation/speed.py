@@ -1,6 +1,6 @@
 """How much faster the device-resident, fused trainer is than the notebooks' own pipeline.
 
-Three ways to train the same cells, timed on one device in one run (training
+Four ways to train the same cells, timed on one device in one run (training
 only, device synchronized; evaluation is the same for all and left out):
 
 - notebook: a torchvision-style dataset of PIL images with per-image
@@ -8,7 +8,7 @@ only, device synchronized; evaluation is the same for all and left out):
   one model per replicate, torch.amp.GradScaler; as the seed notebooks ran;
 - eager: this package's device-resident loop, one replicate at a time;
 - fused: this package's loop with all replicates as one model;
-- graphs (CUDA only): fused, with every full-batch step replayed from a CUDA graph.
+- graphs (CUDA only): fused, with every full-batch step replayed from a CUDA graph; what ``run`` does on CUDA.
 """
 
 from __future__ import annotations

@@ -27,6 +27,10 @@ from ablation.models import stack_replicates
 from ablation.studies import Cell, Hyperparameters, Study
 
 EVAL_CHUNK = 2000
+# On CUDA, batches of at least this many images per replicate train in channels_last layout.  Time per step on
+# an H200 (fused, CUDA graphs): 12-20 % less for the Sigmoid/ReLU study (batch 512), 16 % less for the order
+# study (256); at the norm study's batches of 2-128, from 8 % less to 18 % more.
+CHANNELS_LAST_MIN_BATCH = 256
 _warned_cpu_amp = False
 
 
@@ -168,6 +172,11 @@ def make_scheduler(optimizer: torch.optim.Optimizer, hp: Hyperparameters):
     return schedulers[hp.scheduler](optimizer, **hp.scheduler_args) if hp.scheduler else None
 
 
+def uses_channels_last(device: torch.device, batch_size: int) -> bool:
+    """Whether a cell's training batches go channels_last (CUDA, large batches; see CHANNELS_LAST_MIN_BATCH)."""
+    return device.type == "cuda" and batch_size >= CHANNELS_LAST_MIN_BATCH
+
+
 def init_models(study: Study, cell: Cell, classes: int, seeds: list[int]) -> list[nn.Module]:
     """One R = 1 model per seed, initialized exactly as a notebook run with that seed."""
     models = []
@@ -214,15 +223,18 @@ class TrainStep:
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: ReplicateGradScaler | None,
-                 data: DeviceData, replicates: int, dtype: torch.dtype, autocast: bool, capturable: bool) -> None:
+                 data: DeviceData, replicates: int, dtype: torch.dtype, autocast: bool, capturable: bool,
+                 channels_last: bool = False) -> None:
         self.model, self.optimizer, self.scaler, self.data = model, optimizer, scaler, data
         self.replicates, self.dtype, self.autocast, self.capturable = replicates, dtype, autocast, capturable
+        self.layout = torch.channels_last if channels_last else torch.contiguous_format
         device = data.train_x.device
         self.loss_sum = torch.zeros(self.replicates, dtype=torch.float64, device=device)  # this epoch's, per replicate
         self.skipped = torch.zeros(self.replicates, dtype=torch.int64, device=device)
 
     def __call__(self, indices: torch.Tensor) -> None:
         images, labels = batch(self.data, indices, self.dtype)
+        images = images.contiguous(memory_format=self.layout)  # activations follow the input's layout
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.autocast, cache_enabled=False):
             logits = self.model(images)  # (b, R, classes)
             losses = F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none").mean(0)
@@ -313,7 +325,7 @@ def train_cell(
     scheduler = make_scheduler(optimizer, hp)
     scaler = ReplicateGradScaler(replicates, device) if hp.amp else None
     step = TrainStep(model, optimizer, scaler, data, replicates, dtype, hp.amp and device.type == "cuda",
-                     capturable=graphs)
+                     capturable=graphs, channels_last=uses_channels_last(device, batch_size))
     run_step = CUDAGraphSteps(step, batch_size) if graphs else step
     generators = [torch.Generator(device).manual_seed(seed) for seed in seeds]
     n = len(data.train_y)

@@ -87,5 +87,3 @@ def test_a_missing_baseline_or_data_file_stops_the_bench_with_one_line(tmp_path)
         assert proc.returncode == 4
         assert f"ERROR: ablation-bench: {message}" in proc.stderr and "Traceback" not in proc.stderr
     assert "pass --bench-data=PATH.npz (a local copy) or --bench-data=synthetic" in proc.stderr
-    proc = bench(tmp_path, "--bench-device", "cpu", "--cuda-graphs", "-k", "conv_bn_relu")
-    assert proc.returncode == 4 and "--cuda-graphs needs --bench-device cuda; drop one of them" in proc.stderr

@@ -142,18 +142,37 @@ def assert_capturable(stand_ins):
     assert len(runner.addresses) > 2 and all(a == runner.addresses[1] for a in runner.addresses[1:])
 
 
-@pytest.mark.parametrize("graphs", [False, True], ids=["eager", "graph-ready"])
+@pytest.fixture
+def conv_input_layouts():
+    """The memory layout of every training-mode convolution's input while the test runs."""
+    layouts = set()
+
+    def record(module, inputs):
+        if isinstance(module, torch.nn.Conv2d) and module.training and inputs[0].shape[-1] > 1:  # 1x1: both
+            layouts.add("channels_last" if not inputs[0].is_contiguous() else "contiguous")
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(record)
+    yield layouts
+    handle.remove()
+
+
+@pytest.mark.parametrize("way", ["eager", "graph-ready", "channels-last"])
 @pytest.mark.parametrize("name,cell_id,changes", CELLS, ids=[c[1] for c in CELLS])
-def test_fused_replicates_equal_separate_runs_in_float64(generated, graph_stand_in, name, cell_id, changes, graphs):
+def test_fused_replicates_equal_separate_runs_in_float64(generated, graph_stand_in, monkeypatch, conv_input_layouts,
+                                                         name, cell_id, changes, way):
     """3 replicates, 60 images in batches of 16 (a last batch of 12), 2 epochs, every study's model.
 
     graph-ready: the step CUDA graphs capture (fused optimizer kernels, lr as a
     tensor, branch-free skipping), run eagerly, is the same training.
+    channels-last: the layout large batches take on CUDA changes nothing computed.
     """
     study = shrink(name, per_class=6, epochs=2, **changes)
     data = prepare(generated, 6, 0, "cpu", test_limit=100)
     cell, seeds = study.cell(cell_id), [11, 12, 13]
+    monkeypatch.setattr(train, "uses_channels_last", lambda device, batch_size: way == "channels-last")
+    graphs = way == "graph-ready"
     fused = train_cell(study, cell, data, seeds, dtype=torch.float64, graphs=graphs)
+    assert conv_input_layouts == {"channels_last" if way == "channels-last" else "contiguous"}
     states, accuracies = reference_runs(study, cell, data, seeds, torch.float64)
     for r, state in enumerate(states):
         ours = replicate_state(fused.model, 3, r)

@@ -1,5 +1,6 @@
 """The tolerance band, bimodal cells, findings, and their calibration on recorded H200 runs."""
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -65,6 +66,32 @@ def test_bimodal_cells_judge_the_runs_that_learned():
                           [30.89], tol, True).passed
 
 
+def test_one_learned_run_on_each_side_is_judged_with_the_learned_runs_spread():
+    """The H200 bench with CUDA graphs against the recorded run: at batch 2 one BatchNorm replicate of 8 learned
+    in each (20.01 vs 25.74); the recorded repeat run's two learners there were 20.05 and 29.22."""
+    cell, tol = "batch_size=2-batchnorm", Tolerance(hardware=0.0)
+    reference = [25.74, 9.98, 9.93, 9.91, 10.0, 9.99, 9.19, 10.0]
+    one_learner = check_cell("batchnorm_vs_groupnorm", cell, record([10.0, 20.01, 9.93, 9.44]), reference, tol, False)
+    assert one_learner.passed and "se 5.09" in one_learner.reason
+    assert not check_cell("batchnorm_vs_groupnorm", cell, record([10.0, 20.01, 9.93]), reference,
+                          dataclasses.replace(tol, bimodal_sd=1.0), False).passed
+    # two learners on one side give a spread of their own, and the bimodal sd no longer stands in
+    two_learners = check_cell("batchnorm_vs_groupnorm", cell, record([20.0, 20.2, 9.9]), reference, tol, False)
+    assert not two_learners.passed and "below the band" in two_learners.reason
+
+
+def test_whether_runs_learn_is_judged_against_the_references_share_of_learned_runs():
+    cell, tol = "batch_size=2-batchnorm", Tolerance(hardware=0.0)
+    one_learned = [25.74] + [10.0] * 7  # a baseline in which 1 of 8 learned: 8 of 8 at chance is likely
+    ok = check_cell("batchnorm_vs_groupnorm", cell, record([10.0] * 8), one_learned, tol, False)
+    assert ok.passed and ok.reason == "8/8 replicates at chance; reference runs at chance: 7/8"
+    seven_learned = [30.0, 31.0, 29.0, 33.0, 28.0, 30.5, 32.0, 10.0]  # here it is not: 0.125 ** 8
+    none = check_cell("batchnorm_vs_groupnorm", cell, record([10.0] * 8), seven_learned, tol, False)
+    assert not none.passed and none.reason == "all 8 replicates ended at chance; 7 of the reference's 8 runs learned"
+    all_learned = check_cell("batchnorm_vs_groupnorm", cell, record([20.0, 25.0, 30.0] * 3), one_learned, tol, False)
+    assert not all_learned.passed and "no replicate ended at chance; 7 of the reference's 8 runs did" in all_learned.reason
+
+
 def test_failure_message_names_documented_value_replicates_band_and_reason():
     rec = record([40.0, 41.0])
     verdict = check_cell("sigmoid_vs_relu", "blocks=1-relu", rec, [23.88, 21.63], Tolerance(), True)
@@ -85,6 +112,44 @@ def test_unchanged_code_passes_twice_on_the_h200(recorded):
         assert [f.judge(recorded[name])[0] for f in FINDINGS] == [True] * 4 + [None, True], name
     drifts, throughputs = compare(recorded["bench"], recorded["repeat"], Tolerance())
     assert len(drifts) == 33 and all(d.verdict.passed for d in drifts) and all(t.ok for t in throughputs)
+
+
+def test_bimodal_sd_is_the_learned_runs_spread_on_the_recorded_runs(recorded):
+    deviations, df = [], 0
+    for name in ("bench", "repeat", "run-graphs", "run-graphs-autotune"):
+        cells = recorded[name]["studies"]["batchnorm_vs_groupnorm"]["cells"]
+        for cell_id in ("batch_size=2-batchnorm", "batch_size=2-groupnorm", "batch_size=4-batchnorm",
+                        "batch_size=4-groupnorm"):
+            learned = [a for a, c in zip(cells[cell_id]["accuracy"], cells[cell_id]["collapsed"]) if not at_chance(a, c, 10)]
+            if len(learned) > 1:
+                deviations += [a - sum(learned) / len(learned) for a in learned]
+                df += len(learned) - 1
+    assert df == 72 and math.sqrt(sum(d * d for d in deviations) / df) == pytest.approx(Tolerance().bimodal_sd, abs=0.05)
+
+
+def test_the_cuda_graph_path_passes_against_the_documented_tables_and_the_eager_run(recorded):
+    """The bench with CUDA graphs (H200, -n 2): every cell and finding holds, no accuracy drifts from the eager
+    fused run, and throughput is not judged across the two ways of launching."""
+    graphs = recorded["bench-graphs"]
+    assert graphs["bench"]["cuda_graphs"] and not recorded["bench"]["bench"].get("cuda_graphs")
+    assert all(v.passed for v in check_documented(graphs, Tolerance()))
+    assert [f.judge(graphs)[0] for f in FINDINGS] == [True] * 4 + [None, True]
+    drifts, throughputs = compare(recorded["bench"], graphs, Tolerance())
+    assert len(drifts) == 33 and all(d.verdict.passed for d in drifts)
+    assert throughputs and all(t.ok is None for t in throughputs)
+
+
+UNCHANGED = ("bench", "repeat", "run-graphs", "run-graphs-autotune", "bench-graphs")
+
+
+def test_no_recorded_unchanged_run_drifts_from_another(recorded):
+    """Five H200 runs of unchanged training (eager or CUDA graphs, cuDNN autotuning on or off, two seed sets),
+    each as the baseline of each other: 20 pairs, 660 cell checks, no alarm."""
+    for baseline in UNCHANGED:
+        for current in UNCHANGED:
+            if baseline != current:
+                drifts, _ = compare(recorded[baseline], recorded[current], Tolerance())
+                assert len(drifts) == 33 and [d for d in drifts if not d.verdict.passed] == [], (baseline, current)
 
 
 @pytest.mark.parametrize("fault,finding,min_cells", [
