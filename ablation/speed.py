@@ -26,7 +26,7 @@ from ablation.data import MEAN, STD, Dataset, balanced_subset
 from ablation.results import render
 from ablation.runner import run_cell
 from ablation.studies import Cell, Study
-from ablation.train import make_optimizer, make_scheduler, prepare
+from ablation.train import make_optimizer, make_scheduler, prepare, synchronize
 
 MODES = ("notebook", "eager", "fused", "graphs")
 SPEED_UPS = (("eager", "notebook"), ("fused", "notebook"), ("fused", "eager"), ("graphs", "notebook"),
@@ -54,7 +54,7 @@ def notebook_train(study: Study, cell: Cell, dataset: Dataset, seeds: list[int],
     subset = balanced_subset(dataset.train_y, hp.per_class, study.subset_seed)
     images = NotebookImages(dataset.train_x[subset], dataset.train_y[subset])
     use_autocast = hp.amp and device.type == "cuda"
-    _synchronize(device)
+    synchronize(device)
     start = time.perf_counter()
     for seed in seeds:
         torch.manual_seed(seed)
@@ -74,7 +74,7 @@ def notebook_train(study: Study, cell: Cell, dataset: Dataset, seeds: list[int],
                 scaler.update()
             if scheduler is not None:
                 scheduler.step()
-    _synchronize(device)
+    synchronize(device)
     return time.perf_counter() - start
 
 
@@ -116,8 +116,3 @@ def speed_table(rows: list[dict[str, Any]], device_name: str, markdown: bool = F
         lines.append([r["study"]] + [f"{r[m]:.1f}" for m in modes] + [f"{r['images'] / r[m]:,.0f}" for m in modes]
                      + [f"x{r[b] / r[a]:.1f}" for a, b in speed_ups])
     return f"Training time on {device_name} (speed-ups as time ratios)\n\n" + render(headers, lines, markdown)
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

@@ -298,6 +298,21 @@ class CUDAGraphSteps:
             self.step(indices)
 
 
+def cell_step(study: Study, cell: Cell, data: DeviceData, seeds: list[int], profile: str = "full",
+              dtype: torch.dtype = torch.float32, capturable: bool = False, channels_last: bool = False) -> TrainStep:
+    """The training step of a cell's replicates, one per seed, fused: initialized model, optimizer and scaler."""
+    hp = study.settings(profile)
+    device = data.train_x.device
+    if hp.amp and device.type != "cuda":
+        _warn_cpu_amp()
+    model = stack_replicates(init_models(study, cell, data.classes, seeds),
+                             study.model(cell, data.classes, len(seeds))).to(device, dtype)
+    optimizer = make_optimizer(list(model.parameters()), hp, capturable=capturable)
+    scaler = ReplicateGradScaler(len(seeds), device) if hp.amp else None
+    return TrainStep(model, optimizer, scaler, data, len(seeds), dtype, hp.amp and device.type == "cuda",
+                     capturable=capturable, channels_last=channels_last)
+
+
 def train_cell(
     study: Study,
     cell: Cell,
@@ -316,21 +331,14 @@ def train_cell(
     device = data.train_x.device
     replicates = len(seeds)
     batch_size = study.batch_size(cell, profile)
-    if hp.amp and device.type != "cuda":
-        _warn_cpu_amp()
-
-    model = stack_replicates(init_models(study, cell, data.classes, seeds),
-                             study.model(cell, data.classes, replicates)).to(device, dtype)
-    optimizer = make_optimizer(list(model.parameters()), hp, capturable=graphs)
-    scheduler = make_scheduler(optimizer, hp)
-    scaler = ReplicateGradScaler(replicates, device) if hp.amp else None
-    step = TrainStep(model, optimizer, scaler, data, replicates, dtype, hp.amp and device.type == "cuda",
-                     capturable=graphs, channels_last=uses_channels_last(device, batch_size))
+    step = cell_step(study, cell, data, seeds, profile, dtype, graphs, uses_channels_last(device, batch_size))
+    model = step.model
+    scheduler = make_scheduler(step.optimizer, hp)
     run_step = CUDAGraphSteps(step, batch_size) if graphs else step
     generators = [torch.Generator(device).manual_seed(seed) for seed in seeds]
     n = len(data.train_y)
 
-    _synchronize(device)
+    synchronize(device)
     start = time.perf_counter()
     for epoch in range(hp.epochs):
         step.loss_sum.zero_()
@@ -342,7 +350,7 @@ def train_cell(
         if progress is not None:
             mean_loss = (step.loss_sum / n).mean().item()
             progress(f"epoch {epoch + 1}/{hp.epochs}  mean loss {mean_loss:.3f}")
-    _synchronize(device)
+    synchronize(device)
     wall = time.perf_counter() - start
 
     accuracy, collapsed = evaluate(model, data, replicates, dtype)
@@ -360,7 +368,8 @@ def train_cell(
     )
 
 
-def _synchronize(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a host clock times it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 

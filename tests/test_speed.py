@@ -66,3 +66,23 @@ def test_bad_modes_are_one_line(capsys, modes, message):
     assert main(["speed", "all", "--device", "cpu", "--modes", modes]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_step_times_prints_each_way_per_sample_and_marks_the_cuda_only_ones():
+    from bench.step_times import WAYS, main as step_times
+
+    table = step_times(["--data", "synthetic", "--device", "cpu", "--scale", "0.01",
+                        "--cell", "batchnorm_vs_groupnorm:batch_size=2-batchnorm"])
+    header, _, row = table.splitlines()[2:]
+    assert header == "| cell (R) | " + " | ".join(WAYS) + " |"
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "batch_size=2-batchnorm (8)" and cells[3:] == ["-", "-"]
+    assert float(cells[1]) > 0 and float(cells[2]) > 0
+
+
+def test_step_times_rejects_missing_data_in_one_line(capsys):
+    from bench.step_times import main as step_times
+
+    with pytest.raises(SystemExit) as exit_info:
+        step_times(["--data", "missing.npz", "--device", "cpu"])
+    assert exit_info.value.code == 2 and "no such data file missing.npz" in capsys.readouterr().err

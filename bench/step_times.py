@@ -1,0 +1,93 @@
+"""Milliseconds per optimizer step of sample cells, trained four ways: the README's per-step table.
+
+    python -m bench.step_times --data PATH.npz [--cell STUDY:CELL ...] [--scale F]
+
+Each way runs the cell's own training step on its own data for a fixed number
+of steps after warm-up (with CUDA graphs: after capture), device synchronized,
+and reports the time per step of all R replicates. "one at a time" times one
+single-replicate model and counts it R times (replicates cost the same);
+"fused" trains the R replicates as one model; then with CUDA graphs, then also
+in channels_last layout. Ways that need CUDA print "-" on other devices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Sequence
+
+import torch
+
+from ablation.data import DataError, load_dataset
+from ablation.results import render
+from ablation.studies import Cell, Study, get_study
+from ablation.train import CUDAGraphSteps, DeviceData, cell_step, prepare, synchronize
+
+SAMPLES = {  # study:cell -> timed steps
+    "batchnorm_vs_groupnorm:batch_size=2-batchnorm": 300,
+    "batchnorm_vs_groupnorm:batch_size=128-batchnorm": 60,
+    "sigmoid_vs_relu:blocks=8-relu": 20,
+    "conv_activation_norm_position:order=conv_bn_relu": 30,
+}
+WAYS = {  # fused, CUDA graphs, channels_last
+    "one at a time": (False, False, False),
+    "fused": (True, False, False),
+    "fused + graphs": (True, True, False),
+    "fused + graphs + channels_last": (True, True, True),
+}
+WARMUP_STEPS = CUDAGraphSteps.WARMUP_STEPS + 3  # eager warm-up, capture, and two replays before timing
+
+
+def step_ms(study: Study, cell: Cell, data: DeviceData, fused: bool, graphs: bool, channels_last: bool,
+            steps: int) -> float:
+    """Milliseconds per training step of the study's R replicates of ``cell``, trained the given way."""
+    replicates = study.replicates
+    seeds = study.seeds(replicates if fused else 1)
+    batch_size = study.batch_size(cell)
+    step = cell_step(study, cell, data, seeds, capturable=graphs, channels_last=channels_last)
+    run = CUDAGraphSteps(step, batch_size) if graphs else step
+    device = data.train_x.device
+    generator = torch.Generator(device).manual_seed(0)
+    batches = [torch.stack([torch.randperm(len(data.train_y), generator=generator, device=device)[:batch_size]
+                            for _ in seeds]) for _ in range(4)]
+    for i in range(WARMUP_STEPS):
+        run(batches[i % 4])
+    synchronize(device)
+    start = time.perf_counter()
+    for i in range(steps):
+        run(batches[i % 4])
+    synchronize(device)
+    return (time.perf_counter() - start) / steps * 1000 * (1 if fused else replicates)
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(prog="python -m bench.step_times", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="PATH.npz, cifar10 or synthetic")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--cell", action="append", choices=list(SAMPLES), help="only this sample (repeatable)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every sample's timed steps")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    torch.backends.cudnn.benchmark = False  # as run_cell trains
+    try:
+        dataset = load_dataset(args.data)
+    except DataError as error:
+        parser.error(str(error))
+    rows = []
+    for sample in args.cell or SAMPLES:
+        name, cell_id = sample.split(":")
+        study = get_study(name)
+        hp = study.settings()
+        data = prepare(dataset, hp.per_class, study.subset_seed, device)
+        steps = max(2, round(SAMPLES[sample] * args.scale))
+        times = [f"{step_ms(study, study.cell(cell_id), data, *way, steps):.2f}"
+                 if device.type == "cuda" or not way[1] else "-" for way in WAYS.values()]
+        rows.append([f"{cell_id} ({study.replicates})"] + times)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return (f"Milliseconds per step of all R replicates on {name}, torch {torch.__version__}\n\n"
+            + render(["cell (R)"] + list(WAYS), rows, markdown=True))
+
+
+if __name__ == "__main__":
+    print(main(sys.argv[1:]))
