@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # One prepared GPU session, most wanted first: CUDA graphs checked against eager
 # steps; the whole table fused vs fused + graphs (the 60 s target); the bench
-# as CI runs it (verdicts, drift against the recorded H200 run with graphs); the
-# notebook pipeline on a sample of cells (the 10x target); planted faults; the
-# CPU suite under the device's torch.
+# as CI runs it (verdicts, drift against the recorded H200 run with graphs); time
+# per step of sample cells; the notebook pipeline on a sample of cells (the 10x
+# target); planted faults; the CPU suite under the device's torch.
 # Copy ../shared/data/cifar10-small.npz to .gpu-data/ (git-ignored) and carry it.
 # Usage: OUT=dir DATA=path.npz bash bench/gpu_session.sh   (stages are skipped when time runs short)
 set -u
@@ -44,13 +44,15 @@ stage speed-table 240 python3 -m ablation speed all --modes fused,graphs --data 
 # 3. the bench as CI runs it against the recorded H200 run (same data): verdicts, drift and throughput
 stage bench 150 python3 -m pytest -m gpu -n 2 -p no:cacheprovider --bench-data="$DATA" \
   --baseline="$BASELINE" --bench-out="$work/bench.json" $EXTRA
-# 4. notebook pipeline vs eager vs fused vs graphs, one run per study on a sample of its cells
+# 4. milliseconds per step of sample cells: one at a time, fused, + CUDA graphs, + channels_last (README table)
+stage step-times 60 python3 -m bench.step_times --data "$DATA" ${STEP_TIMES_EXTRA:-}
+# 5. notebook pipeline vs eager vs fused vs graphs, one run per study on a sample of its cells
 for sample in $SPEED_SAMPLES; do
   study=${sample%%:*}; cells=${sample#*:}
   stage "speed-$study" 60 python3 -m ablation speed "$study" --cell ${cells//,/ --cell } --data "$DATA" --markdown \
     --replicates "$SPEED_REPLICATES" $RUN_EXTRA
 done
-# 5. planted faults (Sigmoid/ReLU + order studies; GroupNorm cells for the group fault)
+# 6. planted faults (Sigmoid/ReLU + order studies; GroupNorm cells for the group fault)
 light="sigmoid_vs_relu or conv_activation_norm_position"
 for fault in $FAULTS; do
   if [ "$fault" = groupnorm_one_group ]; then
@@ -61,7 +63,7 @@ for fault in $FAULTS; do
   stage "fault-$fault" 90 python3 -m pytest -m gpu -n 4 -p no:cacheprovider --bench-data="$DATA" "${select[@]}" \
     --plant-fault "$fault" --bench-out="$work/fault-$fault.json" $EXTRA
 done
-# 6. the CPU suite under the device's torch
+# 7. the CPU suite under the device's torch
 ABLATION_TEST_DATA="$(realpath "$DATA")" stage cpu-suite 60 python3 -m pytest -m "not gpu" -n 4 -p no:cacheprovider -q
 pack
 echo "total $(( $(date +%s) - start )) s" | tee -a "$log"

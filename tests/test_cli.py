@@ -178,3 +178,25 @@ def test_cifar100_variant_reads_torchvision_cifar100_by_default(capsys, monkeypa
     assert made == [(str(tmp_path), True, True), (str(tmp_path), False, True)]
     entry = json.loads(out)["studies"]["batchnorm_vs_groupnorm_cifar100"]
     assert entry["data"] == "cifar100" and entry["classes"] == 100
+
+
+@pytest.mark.parametrize("device,argv,graphs", [("cuda", [], True), ("cuda", ["--no-cuda-graphs"], False),
+                                                ("cpu", [], False)])
+def test_run_replays_cuda_graphs_on_cuda_unless_told_not_to(monkeypatch, device, argv, graphs):
+    import ablation.cli as cli
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    def first_study(*args, **kwargs):
+        seen.update(kwargs, device=args[3].type)
+        raise Stop
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # no CUDA work starts: training stops first
+    monkeypatch.setattr(cli, "new_results", lambda *args: {})
+    monkeypatch.setattr(cli, "run_study", first_study)
+    with pytest.raises(Stop):
+        main(["run", "sigmoid_vs_relu", "--data", "synthetic", "--device", device, *argv])
+    assert seen["device"] == device and seen["graphs"] is graphs
