@@ -182,7 +182,7 @@ def time_pipelines(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     studies, cells, device = selection(args)
     if args.out:
-        check_writable(Path(args.out))
+        check_writable(Path(args.out), "--out", "results.json")
     if args.plot:
         check_directory(Path(args.plot))
 
@@ -210,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
 def report_file(args: argparse.Namespace) -> int:
     results = read_results(args.results)
     if args.markdown:
-        check_writable(Path(args.markdown))
+        check_writable(Path(args.markdown), "--markdown", "report.md")
     if args.plot:
         check_directory(Path(args.plot))
     text = markdown_report(results)
@@ -252,7 +252,7 @@ def group_counts(text: str) -> tuple[int, ...]:
 def compare_files(args: argparse.Namespace) -> int:
     """Exit 0 when every common cell is within its band, 1 on a regression, 2 on unusable input."""
     if args.markdown:
-        check_writable(Path(args.markdown))
+        check_writable(Path(args.markdown), "--markdown", "drift.md")
     tolerance = Tolerance(z=args.z, sd_floor=args.sd_floor, hardware=args.allowance_hardware)
     drifts, throughputs = compare(read_results(args.baseline), read_results(args.current), tolerance,
                                   args.min_throughput)
@@ -269,14 +269,14 @@ def check_directory(path: Path) -> None:
         raise UsageError(f"--plot {path}: directory {path.parent} does not exist; create it first")
 
 
-def check_writable(path: Path) -> None:
-    """Fail before training, not after it, when the results file cannot be written."""
+def check_writable(path: Path, option: str, example: str) -> None:
+    """Fail before any work, not after it, when the file ``option`` names cannot be written."""
     if path.is_dir():
-        raise UsageError(f"--out {path} is a directory; give a file name such as {path / 'results.json'}")
+        raise UsageError(f"{option} {path} is a directory; give a file name such as {path / example}")
     if not path.parent.is_dir():
-        raise UsageError(f"--out {path}: directory {path.parent} does not exist; create it first")
+        raise UsageError(f"{option} {path}: directory {path.parent} does not exist; create it first")
     if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UsageError(f"--out {path} is not writable; choose another path")
+        raise UsageError(f"{option} {path} is not writable; choose another path")
 
 
 def _log(message: str) -> None:

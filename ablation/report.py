@@ -10,7 +10,7 @@ import pandas as pd
 
 from ablation.findings import FINDINGS
 from ablation.results import (ResultsError, mean_sd, measured_text, ordered_studies, read_results, render,
-                              used_cuda_graphs)
+                              short_commit, used_cuda_graphs)
 from ablation.studies import get_study
 from ablation.verdict import Tolerance, check_cell, check_documented, for_baseline
 
@@ -106,7 +106,7 @@ def markdown_report(results: dict[str, Any], tolerance: Tolerance = Tolerance())
     graphs = used_cuda_graphs(c for _, entry in ordered_studies(results) for c in entry["cells"].values())
     lines = ["# ablation-bench report", "",
              f"{env['device_name']} · torch {env['torch']} · data `{results['data']}` · profile {results['profile']}"
-             f"{' · CUDA graphs' if graphs else ''} · commit {(env.get('git_commit') or 'unknown')[:10]}"
+             f"{' · CUDA graphs' if graphs else ''} · commit {short_commit(env) or 'unknown'}"
              f" · {results['created']}", ""]
     for name, entry in ordered_studies(results):
         study = get_study(name)
@@ -149,7 +149,7 @@ def history(directory: str | Path, tolerance: Tolerance = Tolerance()) -> tuple[
     if not runs:
         raise ResultsError(f"no results files in {directory}; pass a folder holding --out/--bench-out JSON files")
     runs.sort(key=lambda r: r["created"])
-    columns = [f"{r['created'][:16]} {(r['environment'].get('git_commit') or '')[:7]}".strip() for r in runs]
+    columns = [f"{r['created'][:16]} {short_commit(r['environment'])}".strip() for r in runs]
     table: dict[str, dict[str, str]] = {}
     previous: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for column, results in zip(columns, runs):

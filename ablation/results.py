@@ -7,6 +7,7 @@ run can be compared with it cell by cell (``python -m ablation compare``).
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import statistics
@@ -41,6 +42,7 @@ def environment(device: torch.device) -> dict[str, Any]:
     }
 
 
+@functools.cache  # asked once per process: the bench records the environment with every cell
 def _git_commit() -> str | None:
     """HEAD of the checkout the package runs from, with "+dirty" when tracked files differ from it."""
     package = Path(__file__).resolve().parent
@@ -53,6 +55,12 @@ def _git_commit() -> str | None:
     if head.returncode != 0:
         return None
     return head.stdout.strip() + ("+dirty" if changed.returncode == 0 and changed.stdout.strip() else "")
+
+
+def short_commit(environment: dict[str, Any]) -> str:
+    """The first 7 hex digits of the results' commit, keeping "+dirty" ("" when unknown)."""
+    commit = environment.get("git_commit") or ""
+    return commit[:7] + ("+dirty" if commit.endswith("+dirty") else "")
 
 
 def new_results(device: torch.device, data_source: str, profile: str) -> dict[str, Any]:

@@ -20,10 +20,6 @@ def run_cell(study: Study, cell: Cell, data: DeviceData, replicates: int, profil
     ``graphs``: replay full-batch steps from a CUDA graph (CUDA only).
     """
     seeds = study.seeds(replicates)
-    if data.train_x.is_cuda:
-        # No cuDNN autotuning: it times every algorithm for each new convolution shape (a full and a last partial
-        # batch per cell), which cost more than it won: the whole table took 99.9 s with it, 69.2 s without (H200).
-        torch.backends.cudnn.benchmark = False
     if fuse:
         return train_cell(study, cell, data, seeds, profile, progress=progress, graphs=graphs)
     parts = [train_cell(study, cell, data, [seed], profile, progress=progress, graphs=graphs) for seed in seeds]

@@ -8,10 +8,11 @@ results files of such runs and prints which cells and findings caught each.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import ablation.train
 from ablation.blocks import PARTS, ConvBlock
@@ -88,11 +89,19 @@ def _count(verdicts: list) -> str:
     return f"{len(failed)}/{len(verdicts)}" + (": " + ", ".join(failed) if failed else "")
 
 
+def main(argv: Sequence[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(prog="python -m bench.faults",
+                                     description="how many cells and findings each results file fails")
+    parser.add_argument("results", nargs="+", metavar="RESULTS.json", help="results files of bench runs")
+    parser.add_argument("--baseline", metavar="BASELINE.json", help="also judge each file's drift against this run")
+    args = parser.parse_args(argv)
+    from ablation.results import ResultsError
+
+    try:
+        return detection_report(args.results, args.baseline)
+    except ResultsError as error:
+        parser.error(str(error))
+
+
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    baseline = None
-    if args[:1] == ["--baseline"] and len(args) > 2:
-        baseline, args = args[1], args[2:]
-    if not args:
-        sys.exit("usage: python -m bench.faults [--baseline BASELINE.json] RESULTS.json [RESULTS.json ...]")
-    print(detection_report(args, baseline))
+    print(main(sys.argv[1:]))

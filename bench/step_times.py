@@ -68,8 +68,11 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--cell", action="append", choices=list(SAMPLES), help="only this sample (repeatable)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every sample's timed steps")
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda, but CUDA is not available here; use --device cpu")
+    if args.scale <= 0:
+        parser.error(f"--scale must be above 0, got {args.scale}")
     device = torch.device(args.device)
-    torch.backends.cudnn.benchmark = False  # as run_cell trains
     try:
         dataset = load_dataset(args.data)
     except DataError as error:

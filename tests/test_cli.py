@@ -10,7 +10,7 @@ import torch
 
 import ablation.train as train
 from ablation.cli import main
-from ablation.results import read_results
+from ablation.results import read_results, short_commit
 
 
 def run(capsys, *argv):
@@ -104,6 +104,7 @@ def test_results_name_the_commit_and_whether_the_checkout_had_changes(tmp_path):
     assert subprocess.run(show, cwd=clone, capture_output=True, text=True).stdout.strip() == head
     (clone / "README.md").write_text("edited\n")
     assert subprocess.run(show, cwd=clone, capture_output=True, text=True).stdout.strip() == head + "+dirty"
+    assert short_commit({"git_commit": head + "+dirty"}) == head[:7] + "+dirty"  # how report and history show it
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -111,6 +111,11 @@ def test_report_and_history_commands(capsys, tmp_path):
     (["report", "absent.json"], "cannot read absent.json"),
     (["report", str(RECORDED / "h200-bench.json"), "--plot", "README.md"], "--plot README.md is a file"),
     (["run", "sigmoid_vs_relu", "--device", "cpu", "--plot", "no/such/dir/figs"], "directory no/such/dir does not exist"),
+    (["report", str(RECORDED / "h200-bench.json"), "--markdown", "no/such/dir/r.md"],
+     "--markdown no/such/dir/r.md: directory no/such/dir does not exist"),
+    (["report", str(RECORDED / "h200-bench.json"), "--markdown", "docs"], "--markdown docs is a directory"),
+    (["compare", str(RECORDED / "h200-bench.json"), str(RECORDED / "h200-repeat.json"), "--markdown", "docs"],
+     "give a file name such as docs/drift.md"),
 ])
 def test_bad_report_input_is_one_line_exit_2(capsys, argv, message):
     assert main(argv) == 2

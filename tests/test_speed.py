@@ -80,9 +80,16 @@ def test_step_times_prints_each_way_per_sample_and_marks_the_cuda_only_ones():
     assert float(cells[1]) > 0 and float(cells[2]) > 0
 
 
-def test_step_times_rejects_missing_data_in_one_line(capsys):
+@pytest.mark.parametrize("argv,message", [
+    (["--data", "missing.npz", "--device", "cpu"], "no such data file missing.npz"),
+    (["--data", "synthetic", "--device", "cpu", "--scale", "0"], "--scale must be above 0, got 0.0"),
+    (["--data", "synthetic", "--device", "cuda"], "--device cuda, but CUDA is not available here"),
+])
+def test_step_times_rejects_bad_input_in_one_line(capsys, monkeypatch, argv, message):
     from bench.step_times import main as step_times
 
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(SystemExit) as exit_info:
-        step_times(["--data", "missing.npz", "--device", "cpu"])
-    assert exit_info.value.code == 2 and "no such data file missing.npz" in capsys.readouterr().err
+        step_times(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err.splitlines()[-1]

@@ -34,11 +34,13 @@ def test_trainer_beats_chance_clearly_on_generated_data(generated):
     assert result.wall_s > 0 and result.images_per_s == pytest.approx(2 * 600 * 3 / result.wall_s)
 
 
-def test_same_seed_same_result_on_cpu(generated):
+def test_same_seed_same_result_on_cpu(generated, monkeypatch):
     study = shrink("sigmoid_vs_relu", per_class=30, epochs=2, batch_size=64)
     data = prepare(generated, 30, 0, "cpu", test_limit=200)
     cell = study.cell("blocks=2-relu")
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)  # a caller's autotuning is turned off
     first, again, other = (train_cell(study, cell, data, seeds) for seeds in ([7], [7], [8]))
+    assert torch.backends.cudnn.benchmark is False
     assert first.accuracy == again.accuracy and first.final_loss == again.final_loss
     assert first.final_loss != other.final_loss
 

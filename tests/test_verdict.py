@@ -171,3 +171,16 @@ def test_the_cifar100_claim_holds_on_the_cifar10_runs_and_needs_its_own_cells(re
     assert batchnorm_degrades_more(recorded["bench"]["studies"]["batchnorm_vs_groupnorm"]["cells"])[0]
     cifar100 = next(f for f in FINDINGS if f.study == "batchnorm_vs_groupnorm_cifar100")
     assert cifar100.judge(recorded["bench"]) == (None, "not judged: 14 of its cells were not measured")
+
+
+@pytest.mark.parametrize("argv,message", [
+    ([], "the following arguments are required: RESULTS.json"),
+    (["absent.json"], "cannot read absent.json"),
+    (["--baseline", "absent.json", str(RECORDED / "h200-bench.json")], "cannot read absent.json"),
+])
+def test_the_detection_report_rejects_bad_input_in_one_line(capsys, argv, message):
+    from bench.faults import main as faults
+
+    with pytest.raises(SystemExit) as exit_info:
+        faults(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err.splitlines()[-1]
