@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import os
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import NoReturn, Sequence
@@ -187,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
         check_directory(Path(args.plot))
 
     log = None if args.quiet else _log
+    start = time.perf_counter()
     datasets: dict[str, Dataset] = {}
     results = new_results(device, args.data or ",".join(dict.fromkeys(s.dataset for s in studies)), args.profile)
     for study in studies:
@@ -199,6 +201,10 @@ def run(args: argparse.Namespace) -> int:
         if args.out:
             write_results(results, args.out)
     print(format_results(results, args.format))
+    if log:
+        records = [c for study in results["studies"].values() for c in study["cells"].values()]
+        log(f"{len(records)} cells: {sum(c['wall_s'] for c in records):.1f} s of training in "
+            f"{time.perf_counter() - start:.1f} s since start-up (data, set-up and evaluation too)")
     if args.out and log:
         log(f"results written to {args.out}")
     for path in plot_results(results, args.plot) if args.plot else []:

@@ -90,8 +90,8 @@ class CellResult:
 class ReplicateGradScaler:
     """torch.amp.GradScaler's rules, with one scale and one skip decision per replicate.
 
-    Unscaling uses GradScaler's own fused kernel on each replicate's slice of
-    every gradient; the scale update is GradScaler's rule, vectorized.
+    Unscaling and the scale update are GradScaler's own kernels, run on each
+    replicate's slice of every gradient and on each replicate's scale.
     """
 
     def __init__(self, replicates: int, device: torch.device, init_scale: float = 2.0**16,
@@ -117,38 +117,51 @@ class ReplicateGradScaler:
 
     def update(self, found_inf: torch.Tensor) -> None:
         """GradScaler.update per replicate: back off after a skip, grow after growth_interval clean steps."""
-        found = found_inf > 0
-        tracker = torch.where(found, 0, self.growth_tracker + 1)
-        grown = self.scale * self.growth_factor
-        grow = (tracker == self.growth_interval) & torch.isfinite(grown)
-        self.scale.copy_(torch.where(found, self.scale * self.backoff_factor, torch.where(grow, grown, self.scale)))
-        self.growth_tracker.copy_(torch.where(tracker == self.growth_interval, 0, tracker))
+        for r in range(self.replicates):
+            torch._amp_update_scale_(self.scale[r:r + 1], self.growth_tracker[r:r + 1], found_inf[r:r + 1],
+                                     self.growth_factor, self.backoff_factor, self.growth_interval)
 
 
-def step_skipping(optimizer: torch.optim.Optimizer, skip: torch.Tensor, replicates: int,
-                  capturable: bool = False) -> None:
-    """optimizer.step() for every replicate except those flagged in ``skip``, whose slices stay as they were.
+class ReplicateSGD(torch.optim.SGD):
+    """torch.optim.SGD over R fused replicates whose step each replicate's GradScaler may skip on its own.
 
-    A state tensor the step creates (SGD's momentum buffer) starts at zero for a
-    skipped replicate, which is what its first real step then sees (dampening 0).
-    ``capturable``: never read ``skip`` on the host (a CUDA graph cannot), always restore.
+    ``step(found_inf)`` runs torch's fused SGD kernel once per replicate, on
+    that replicate's slice of every parameter, with that replicate's found-inf
+    flag: the way torch.amp.GradScaler steps a fused optimizer, so a flagged
+    replicate's parameters and momentum stay exactly as they were.  Momentum
+    buffers start at zero, which makes a replicate's first real step torch's
+    first step (buffer = gradient) however many steps it skipped before.  The
+    learning rate is a tensor the scheduler updates in place; nothing is read
+    on the host, so a CUDA graph can capture the step.
     """
-    if not capturable and not skip.any():  # one host sync per step, as torch.amp.GradScaler.step does
-        optimizer.step()
-        return
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    before = {id(p): [p.detach().clone()] + [s.clone() for s in optimizer.state[p].values()
-                                            if torch.is_tensor(s) and s.shape == p.shape]
-              for p in params}
-    optimizer.step()
-    keep_old = skip.bool().view(replicates, 1)
-    for p in params:
-        after = [p.detach()] + [s for s in optimizer.state[p].values() if torch.is_tensor(s) and s.shape == p.shape]
-        saved = before[id(p)]
-        for i, tensor in enumerate(after):
-            old = saved[i] if i < len(saved) else torch.zeros_like(tensor)
-            rows = tensor.view(replicates, -1)
-            rows.copy_(torch.where(keep_old, old.view(replicates, -1), rows))
+
+    def __init__(self, params: list[nn.Parameter], replicates: int, lr: float, **args: Any) -> None:
+        if args.get("dampening", 0) != 0:
+            raise ValueError("ReplicateSGD needs dampening 0: only then does a zero momentum buffer start "
+                             "as torch's first step does")
+        super().__init__(params, lr=torch.tensor(lr, dtype=params[0].dtype, device=params[0].device),
+                         fused=True, **args)
+        self.replicates = replicates
+        for group in self.param_groups:
+            if group["momentum"]:
+                for p in group["params"]:
+                    self.state[p]["momentum_buffer"] = torch.zeros_like(p)
+
+    @torch.no_grad()
+    def step(self, found_inf: torch.Tensor) -> None:  # type: ignore[override]
+        """One step of every replicate r with found_inf[r] == 0; the others keep their parameters and state."""
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            rows = [p.view(self.replicates, -1) for p in params]
+            grads = [p.grad.view(self.replicates, -1) for p in params]
+            buffers = [self.state[p]["momentum_buffer"].view(self.replicates, -1) for p in params] \
+                if group["momentum"] else []
+            for r in range(self.replicates):
+                torch._fused_sgd_(
+                    [p[r] for p in rows], [g[r] for g in grads], [b[r] for b in buffers],
+                    weight_decay=group["weight_decay"], momentum=group["momentum"], lr=group["lr"],
+                    dampening=group["dampening"], nesterov=group["nesterov"], maximize=group["maximize"],
+                    is_first_step=False, found_inf=found_inf[r])
 
 
 def make_optimizer(params: list[nn.Parameter], hp: Hyperparameters, capturable: bool = False) -> torch.optim.Optimizer:
@@ -216,17 +229,20 @@ def evaluate(model: nn.Module, data: DeviceData, replicates: int, dtype: torch.d
 class TrainStep:
     """One optimizer step of all replicates on the images ``indices`` (R, b) pick, state updated in place.
 
-    Parameters, gradients, optimizer and scaler state and the loss and skip
-    counters all keep their memory from step to step: a CUDA graph captured
-    from one call replays into the same tensors.  ``capturable`` also keeps
-    every device value off the host (see make_optimizer and step_skipping).
+    Parameters, optimizer and scaler state and the loss and skip counters
+    keep their memory from step to step: a CUDA graph captured from one call
+    replays into the same tensors.  Gradients are the step's own temporaries:
+    set to None first, so that backward creates them without a zeroing and an
+    accumulating kernel per parameter (under capture, in the graph's memory
+    pool, where every replay rewrites them).  With a capturable optimizer (see
+    make_optimizer and ReplicateSGD) no device value is read on the host.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: ReplicateGradScaler | None,
-                 data: DeviceData, replicates: int, dtype: torch.dtype, autocast: bool, capturable: bool,
+                 data: DeviceData, replicates: int, dtype: torch.dtype, autocast: bool,
                  channels_last: bool = False) -> None:
         self.model, self.optimizer, self.scaler, self.data = model, optimizer, scaler, data
-        self.replicates, self.dtype, self.autocast, self.capturable = replicates, dtype, autocast, capturable
+        self.replicates, self.dtype, self.autocast = replicates, dtype, autocast
         self.layout = torch.channels_last if channels_last else torch.contiguous_format
         device = data.train_x.device
         self.loss_sum = torch.zeros(self.replicates, dtype=torch.float64, device=device)  # this epoch's, per replicate
@@ -238,14 +254,14 @@ class TrainStep:
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.autocast, cache_enabled=False):
             logits = self.model(images)  # (b, R, classes)
             losses = F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none").mean(0)
-        self.optimizer.zero_grad(set_to_none=not self.capturable)  # a graph replays into the gradients it captured
+        self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is None:
             losses.sum().backward()
             self.optimizer.step()
         else:
             self.scaler.scaled_loss(losses).backward()
             found_inf = self.scaler.unscale_(self.optimizer)
-            step_skipping(self.optimizer, found_inf, self.replicates, self.capturable)
+            self.optimizer.step(found_inf)
             self.scaler.update(found_inf)
             self.skipped += found_inf.long()
         self.loss_sum += losses.detach().double() * labels.shape[0]
@@ -310,10 +326,14 @@ def cell_step(study: Study, cell: Cell, data: DeviceData, seeds: list[int], prof
     torch.backends.cudnn.benchmark = False
     model = stack_replicates(init_models(study, cell, data.classes, seeds),
                              study.model(cell, data.classes, len(seeds))).to(device, dtype)
-    optimizer = make_optimizer(list(model.parameters()), hp, capturable=capturable)
-    scaler = ReplicateGradScaler(len(seeds), device) if hp.amp else None
+    params = list(model.parameters())
+    if hp.amp:  # per-replicate GradScaler skipping; Study allows AMP with SGD only
+        optimizer: torch.optim.Optimizer = ReplicateSGD(params, len(seeds), **hp.optimizer_args)
+        scaler = ReplicateGradScaler(len(seeds), device)
+    else:
+        optimizer, scaler = make_optimizer(params, hp, capturable=capturable), None
     return TrainStep(model, optimizer, scaler, data, len(seeds), dtype, hp.amp and device.type == "cuda",
-                     capturable=capturable, channels_last=channels_last)
+                     channels_last=channels_last)
 
 
 def train_cell(

@@ -8,6 +8,9 @@ and reports the time per step of all R replicates. "one at a time" times one
 single-replicate model and counts it R times (replicates cost the same);
 "fused" trains the R replicates as one model; then with CUDA graphs, then also
 in channels_last layout. Ways that need CUDA print "-" on other devices.
+"ops" counts the ATen ops, views excepted, that one step of the captured kind
+dispatches on the device: about the kernels a graph replays, where a small
+batch spends its time.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import time
 from typing import Sequence
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from ablation.data import DataError, load_dataset
 from ablation.results import render
@@ -39,6 +43,38 @@ WAYS = {  # fused, CUDA graphs, channels_last
 WARMUP_STEPS = CUDAGraphSteps.WARMUP_STEPS + 3  # eager warm-up, capture, and two replays before timing
 
 
+class Dispatched(TorchDispatchMode):
+    """Names every ATen op run while active, views excepted (they launch no kernel)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not func.is_view:
+            self.ops.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def sample_batches(data: DeviceData, replicates: int, batch_size: int) -> list[torch.Tensor]:
+    """Four (R, batch) index sets to cycle through."""
+    device = data.train_x.device
+    generator = torch.Generator(device).manual_seed(0)
+    return [torch.stack([torch.randperm(len(data.train_y), generator=generator, device=device)[:batch_size]
+                         for _ in range(replicates)]) for _ in range(4)]
+
+
+def ops_per_step(study: Study, cell: Cell, data: DeviceData) -> int:
+    """ATen ops (views excepted) of one fused step of the kind CUDA graphs capture, run eagerly after warm-up."""
+    step = cell_step(study, cell, data, study.seeds(study.replicates), capturable=True)
+    batches = sample_batches(data, study.replicates, study.batch_size(cell))
+    for i in range(CUDAGraphSteps.WARMUP_STEPS):
+        step(batches[i])
+    with Dispatched() as dispatched:
+        step(batches[3])
+    return len(dispatched.ops)
+
+
 def step_ms(study: Study, cell: Cell, data: DeviceData, fused: bool, graphs: bool, channels_last: bool,
             steps: int) -> float:
     """Milliseconds per training step of the study's R replicates of ``cell``, trained the given way."""
@@ -48,9 +84,7 @@ def step_ms(study: Study, cell: Cell, data: DeviceData, fused: bool, graphs: boo
     step = cell_step(study, cell, data, seeds, capturable=graphs, channels_last=channels_last)
     run = CUDAGraphSteps(step, batch_size) if graphs else step
     device = data.train_x.device
-    generator = torch.Generator(device).manual_seed(0)
-    batches = [torch.stack([torch.randperm(len(data.train_y), generator=generator, device=device)[:batch_size]
-                            for _ in seeds]) for _ in range(4)]
+    batches = sample_batches(data, len(seeds), batch_size)
     for i in range(WARMUP_STEPS):
         run(batches[i % 4])
     synchronize(device)
@@ -86,10 +120,10 @@ def main(argv: Sequence[str] | None = None) -> str:
         steps = max(2, round(SAMPLES[sample] * args.scale))
         times = [f"{step_ms(study, study.cell(cell_id), data, *way, steps):.2f}"
                  if device.type == "cuda" or not way[1] else "-" for way in WAYS.values()]
-        rows.append([f"{cell_id} ({study.replicates})"] + times)
+        rows.append([f"{cell_id} ({study.replicates})"] + times + [str(ops_per_step(study, study.cell(cell_id), data))])
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     return (f"Milliseconds per step of all R replicates on {name}, torch {torch.__version__}\n\n"
-            + render(["cell (R)"] + list(WAYS), rows, markdown=True))
+            + render(["cell (R)"] + list(WAYS) + ["ops"], rows, markdown=True))
 
 
 if __name__ == "__main__":

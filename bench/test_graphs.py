@@ -1,7 +1,7 @@
 """CUDA graphs change nothing that is computed: graph replays equal the same step run eagerly on the GPU.
 
 The eager side runs the very step that gets captured (fused optimizer
-kernels, lr as a device tensor, branch-free skipping; tests/test_train.py
+kernels, lr as a device tensor, per-replicate skipping; tests/test_train.py
 shows in float64 on the CPU that this step is the notebooks' training), so
 any difference here comes from capture and replay alone.  Small generated
 data; no CIFAR copy needed.  Each case has full batches to warm up, capture

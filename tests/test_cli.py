@@ -1,6 +1,7 @@
 """The command line end to end: tables, results files, and one-line errors with exit status 2."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,9 @@ def test_smoke_run_of_all_studies_on_the_real_copy(capsys, tmp_path, cifar_npz):
         assert title in out
     assert "62.64" in out and "10.01" in out and "37.61" in out  # documented values beside the measured
     assert "[conv_activation_norm_position 3/3] order=conv_leakyrelu_bn" in err  # progress on stderr
+    summary = re.fullmatch(r"33 cells: ([\d.]+) s of training in ([\d.]+) s since start-up \(.*\)",
+                           err.splitlines()[-2])
+    assert summary and 0 < float(summary[1]) < float(summary[2])
     results = read_results(out_file)
     assert set(results["studies"]) == {"sigmoid_vs_relu", "batchnorm_vs_groupnorm", "conv_activation_norm_position"}
     env = results["environment"]

@@ -5,13 +5,13 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import ablation.train as train
+from bench.step_times import Dispatched
 from ablation.data import synthetic
 from ablation.models import replicate_state
 from ablation.studies import get_study
-from ablation.train import CUDAGraphSteps, ReplicateGradScaler, TrainStep, prepare, step_skipping, train_cell
+from ablation.train import CUDAGraphSteps, ReplicateGradScaler, ReplicateSGD, TrainStep, prepare, train_cell
 
 
 def shrink(name, **changes):
@@ -85,25 +85,19 @@ CELLS = [
 ]
 
 
-class HostReads(TorchDispatchMode):
-    """Records every op that reads a tensor's value on the host: under CUDA graph capture each one fails."""
+HOST_READS = {"_local_scalar_dense", "is_nonzero", "nonzero", "item"}  # ops that fail under CUDA graph capture
 
-    READS = {"_local_scalar_dense", "is_nonzero", "nonzero", "item"}
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[str] = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func.overloadpacket.__name__ in self.READS:
-            self.seen.append(str(func))
-        return func(*args, **(kwargs or {}))
+def host_reads(dispatched: Dispatched) -> list[str]:
+    return [op for op in dispatched.ops if op in HOST_READS]
 
 
 def state_addresses(step: TrainStep) -> list[int]:
-    """Where every tensor a training step updates lives: a graph replay writes exactly there."""
+    """Where every tensor a training step carries to the next lives: a graph replay writes exactly there.
+
+    Gradients are not carried: each step sets them to None and makes them anew.
+    """
     tensors = list(step.model.parameters()) + list(step.model.buffers()) + [step.loss_sum, step.skipped]
-    tensors += [p.grad for p in step.model.parameters()]
     tensors += [v for state in step.optimizer.state.values() for v in state.values() if torch.is_tensor(v)]
     tensors += [g["lr"] for g in step.optimizer.param_groups if torch.is_tensor(g["lr"])]
     if step.scaler is not None:
@@ -125,9 +119,9 @@ class EagerGraphStandIn:
         self.instances.append(self)
 
     def __call__(self, indices: torch.Tensor) -> None:
-        with HostReads() as reads:
+        with Dispatched() as dispatched:
             self.step(indices)
-        self.host_reads += reads.seen
+        self.host_reads += host_reads(dispatched)
         self.addresses.append(state_addresses(self.step))
 
 
@@ -165,7 +159,7 @@ def test_fused_replicates_equal_separate_runs_in_float64(generated, graph_stand_
     """3 replicates, 60 images in batches of 16 (a last batch of 12), 2 epochs, every study's model.
 
     graph-ready: the step CUDA graphs capture (fused optimizer kernels, lr as a
-    tensor, branch-free skipping), run eagerly, is the same training.
+    tensor, per-replicate GradScaler skipping), run eagerly, is the same training.
     channels-last: the layout large batches take on CUDA changes nothing computed.
     """
     study = shrink(name, per_class=6, epochs=2, **changes)
@@ -212,17 +206,35 @@ def test_each_replicate_has_its_own_gradscaler_skip_decisions(generated, monkeyp
         assert_capturable(graph_stand_in)
 
 
-def test_the_eager_step_reads_the_host_so_the_stand_in_would_notice(generated):
-    """The eager step asks the host whether any replicate skips; that read is what the graph-ready step avoids."""
-    study = shrink("batchnorm_vs_groupnorm", per_class=6, epochs=1, batch_size=16)
+def test_the_stand_in_notices_a_host_read_such_as_torch_gradscalers_step():
+    """torch.amp.GradScaler.step asks the host whether to step, which a CUDA graph cannot capture; the fused step
+    avoids that read, and the stand-in must see it wherever it happens."""
+    param = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.SGD([param], lr=0.1, momentum=0.9)
+    scaler = torch.amp.GradScaler("cpu")
+    scaler.scale(param.sum()).backward()
+    with Dispatched() as dispatched:
+        scaler.step(optimizer)
+    assert host_reads(dispatched)
+
+
+def test_the_gradscaler_step_costs_ops_per_replicate_not_per_parameter(generated):
+    """Launch overhead: unscaling, the skippable SGD step and the scale update run the same ops for the norm
+    model's 14 parameter tensors as for the order model's 34 (a small-batch step is launch-bound on a GPU)."""
     data = prepare(generated, 6, 0, "cpu", test_limit=100)
-    model = study.model(study.cell("batch_size=16-batchnorm"), 10, 2).double()
-    optimizer = train.make_optimizer(list(model.parameters()), study.settings())
-    step = TrainStep(model, optimizer, ReplicateGradScaler(2, torch.device("cpu")), data, 2, torch.float64,
-                     autocast=False, capturable=False)
-    with HostReads() as reads:
-        step(torch.arange(32).view(2, 16))
-    assert reads.seen
+    counts = []
+    for name, cell_id in (("batchnorm_vs_groupnorm", "batch_size=2-batchnorm"),
+                          ("conv_activation_norm_position", "order=conv_bn_relu")):
+        study = get_study(name)
+        step = train.cell_step(study, study.cell(cell_id), data, [1, 2, 3], capturable=True)
+        step(torch.arange(12).view(3, 4))  # leaves gradients to unscale
+        with Dispatched() as dispatched:
+            found_inf = step.scaler.unscale_(step.optimizer)
+            step.optimizer.step(found_inf)
+            step.scaler.update(found_inf)
+        counts.append(sorted(dispatched.ops))
+    assert counts[0] == counts[1]
+    assert counts[0].count("_fused_sgd_") == 3  # one per replicate
 
 
 def test_cuda_graphs_on_the_cpu_fail_before_training(generated):
@@ -235,12 +247,12 @@ def test_cuda_graphs_on_the_cpu_fail_before_training(generated):
 def test_scaler_follows_torch_gradscaler_rules():
     """Backoff on a non-finite gradient and growth after growth_interval clean steps, per replicate."""
     param = torch.nn.Parameter(torch.zeros(2, 3))
-    optimizer = torch.optim.SGD([param], lr=1.0, momentum=0.9)
+    optimizer = ReplicateSGD([param], 2, lr=1.0, momentum=0.9)
     scaler = ReplicateGradScaler(2, torch.device("cpu"), init_scale=8.0, growth_interval=2)
     for grad in ([[1.0, 1, 1], [float("nan"), 1, 1]], [[1.0, 1, 1], [1.0, 1, 1]], [[1.0, 1, 1], [1.0, 1, 1]]):
         param.grad = torch.tensor(grad) * scaler.scale[:, None]
         found = scaler.unscale_(optimizer)
-        step_skipping(optimizer, found, 2)
+        optimizer.step(found)
         scaler.update(found)
     assert scaler.scale.tolist() == [16.0, 8.0]  # replicate 0 grew after 2 clean steps; 1 halved then grew
     # replicate 1 skipped its first step: two steps of momentum SGD on grad 1, as if it had started later
