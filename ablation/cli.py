@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--modes", type=speed_modes, metavar="M1,M2",
                        help=f"time only these of {','.join(MODES)} (default: all; graphs needs CUDA), e.g. "
                             "fused,graphs for the whole table without the slow notebook pipeline")
+    speed.add_argument("--sequential-replicates", type=int, metavar="N",
+                       help="time the notebook and eager modes, which train replicates one after another, on N "
+                            "replicates per cell and scale their times up to all (default: time all)")
     speed.add_argument("--markdown", action="store_true", help="print a Markdown table")
 
     compare = commands.add_parser("compare", help="per-cell drift between two results files; exit 1 on a regression")
@@ -171,11 +174,14 @@ def time_pipelines(args: argparse.Namespace) -> int:
     studies, cells, device = selection(args)
     if args.workers < 0:
         raise UsageError(f"--workers must be 0 or more, got {args.workers}")
+    if args.sequential_replicates is not None and args.sequential_replicates < 1:
+        raise UsageError(f"--sequential-replicates must be at least 1, got {args.sequential_replicates}")
     if args.modes and not set(args.modes) <= set(available_modes(device)):
         raise UsageError(f"--modes graphs needs CUDA; on {device.type} choose from {','.join(available_modes(device))}")
     datasets = {source: load_dataset(source, args.data_root) for source in {args.data or s.dataset for s in studies}}
     rows = [measure(study, datasets[args.data or study.dataset], device, args.replicates, args.profile, args.workers,
-                    cells.get(study.name), log=None if args.quiet else _log, modes=args.modes) for study in studies]
+                    cells.get(study.name), log=None if args.quiet else _log, modes=args.modes,
+                    sequential_replicates=args.sequential_replicates) for study in studies]
     print(speed_table(rows, environment(device)["device_name"], args.markdown))
     return 0
 

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# One prepared GPU session, most wanted first: CUDA graphs checked against eager
-# steps; `run all` timed as a user runs it (the 60 s target); the whole table
-# fused vs fused + graphs; the bench as CI runs it (verdicts, drift against the
-# recorded H200 run with graphs); time per step of sample cells; the notebook
-# pipeline on a sample of cells (the 10x target); planted faults; the CPU suite
+# A prepared GPU session, most wanted first: CUDA graphs checked against eager
+# steps; `run all` timed as a user runs it (the 60 s target); the bench as CI
+# runs it (verdicts, drift against the recorded H200 run with graphs); time per
+# step of sample cells; the whole table in the notebook pipeline against CUDA
+# graphs (the 10x target); the whole table fused vs fused + graphs; the notebook
+# pipeline on a sample of cells in every mode; planted faults; the CPU suite
 # under the device's torch.
 # Copy ../shared/data/cifar10-small.npz to .gpu-data/ (git-ignored) and carry it.
 # Usage: OUT=dir DATA=path.npz bash bench/gpu_session.sh   (stages are skipped when time runs short)
-#        STAGES="bench step-times" ...  runs only the stages named (a second call picks up where one stopped)
+#        STAGES="speed-whole" BUDGET=430 ...  runs only the stages named. With a 15-minute session, two calls:
+#        STAGES="graphs-check run-all bench step-times" BUDGET=300, then STAGES=speed-whole BUDGET=430.
 set -u
 OUT=${OUT:?set OUT}
 DATA=${DATA:-.gpu-data/cifar10-small.npz}
@@ -44,20 +46,23 @@ stage() {  # stage NAME MIN_SECONDS_LEFT COMMAND...
 stage graphs-check 60 python3 -m pytest bench/test_graphs.py -m gpu -p no:cacheprovider -q --require-gpu
 # 2. the whole documented table with replicates (5/8/3) as `run all` trains it: the stage's time is the command's wall
 stage run-all 120 python3 -m ablation run all --data "$DATA" --out "$work/run-all.json" $RUN_EXTRA
-# 3. the same table fused vs fused + CUDA graphs, side by side in one run
-stage speed-table 240 python3 -m ablation speed all --modes fused,graphs --data "$DATA" --markdown $RUN_EXTRA
-# 4. the bench as CI runs it against the recorded H200 run (same data): verdicts, drift and throughput
+# 3. the bench as CI runs it against the recorded H200 run (same data): verdicts, drift and throughput
 stage bench 150 python3 -m pytest -m gpu -n 2 -p no:cacheprovider --bench-data="$DATA" \
   --baseline="$BASELINE" --bench-out="$work/bench.json" $EXTRA
-# 5. milliseconds per step of sample cells: one at a time, fused, + CUDA graphs, + channels_last (README table)
+# 4. milliseconds per step of sample cells: one at a time, fused, + CUDA graphs, + channels_last (README table)
 stage step-times 60 python3 -m bench.step_times --data "$DATA" ${STEP_TIMES_EXTRA:-}
-# 6. notebook pipeline vs eager vs fused vs graphs, one run per study on a sample of its cells
+# 5. the whole table, notebook pipeline (one replicate per cell timed, scaled up) vs CUDA graphs: about 6 minutes
+stage speed-whole 400 python3 -m ablation speed all --modes notebook,graphs --sequential-replicates 1 --data "$DATA" \
+  --markdown $RUN_EXTRA
+# 6. the whole table fused vs fused + CUDA graphs, side by side in one run
+stage speed-table 240 python3 -m ablation speed all --modes fused,graphs --data "$DATA" --markdown $RUN_EXTRA
+# 7. notebook pipeline vs eager vs fused vs graphs, one run per study on a sample of its cells
 for sample in $SPEED_SAMPLES; do
   study=${sample%%:*}; cells=${sample#*:}
   stage "speed-$study" 60 python3 -m ablation speed "$study" --cell ${cells//,/ --cell } --data "$DATA" --markdown \
     --replicates "$SPEED_REPLICATES" $RUN_EXTRA
 done
-# 7. planted faults (Sigmoid/ReLU + order studies; GroupNorm cells for the group fault)
+# 8. planted faults (Sigmoid/ReLU + order studies; GroupNorm cells for the group fault)
 light="sigmoid_vs_relu or conv_activation_norm_position"
 for fault in $FAULTS; do
   if [ "$fault" = groupnorm_one_group ]; then
@@ -68,7 +73,7 @@ for fault in $FAULTS; do
   stage "fault-$fault" 90 python3 -m pytest -m gpu -n 4 -p no:cacheprovider --bench-data="$DATA" "${select[@]}" \
     --plant-fault "$fault" --bench-out="$work/fault-$fault.json" $EXTRA
 done
-# 8. the CPU suite under the device's torch
+# 9. the CPU suite under the device's torch
 ABLATION_TEST_DATA="$(realpath "$DATA")" stage cpu-suite 60 python3 -m pytest -m "not gpu" -n 4 -p no:cacheprovider -q
 pack
 echo "total $(( $(date +%s) - start )) s" | tee -a "$log"

@@ -39,6 +39,35 @@ def test_speed_table_states_each_speed_up_as_a_time_ratio():
         "x5.0", "x2.0", "x25.0", "x2.5")
 
 
+def test_one_after_another_modes_can_time_a_sample_of_replicates_and_scale_up(monkeypatch):
+    """Notebook and eager train replicates one after another, so timing 1 of 4 and multiplying by 4 estimates
+    all 4; the fused modes always train them all."""
+    import ablation.speed as speed
+
+    trained = []
+
+    def notebook_train(study, cell, dataset, seeds, *args):
+        trained.append(("notebook", len(seeds)))
+        return 0.5 * len(seeds)
+
+    def run_cell(study, cell, data, replicates, profile, fuse, graphs):
+        trained.append(("fused" if fuse else "eager", replicates))
+        return type("Result", (), {"wall_s": 0.25 * replicates if not fuse else 1.0})
+
+    monkeypatch.setattr(speed, "notebook_train", notebook_train)
+    monkeypatch.setattr(speed, "run_cell", run_cell)
+    study = get_study("batchnorm_vs_groupnorm")
+    cells = [study.cell("batch_size=64-groupnorm"), study.cell("batch_size=128-groupnorm")]
+    row = measure(study, synthetic(), torch.device("cpu"), 4, "smoke", 0, cells, sequential_replicates=1)
+    assert trained == [("notebook", 1), ("eager", 1), ("fused", 4)] * 2
+    assert (row["notebook"], row["eager"], row["fused"]) == (2 * 0.5 * 4, 2 * 0.25 * 4, 2 * 1.0)
+    table = speed_table([row], "cpu")
+    assert table.endswith("notebook and eager timed on 1 of 4 replicates per cell (batchnorm_vs_groupnorm), "
+                          "times scaled up to all: those modes train replicates one after another")
+    assert "timed on" not in speed_table([measure(study, synthetic(), torch.device("cpu"), 4, "smoke", 0, cells)],
+                                         "cpu")
+
+
 def test_speed_command(capsys):
     assert main(["speed", "conv_activation_norm_position", "--data", "synthetic", "--device", "cpu", "--profile",
                  "smoke", "--replicates", "1", "--workers", "2", "--cell", "order=conv_relu_bn", "--quiet",
@@ -47,6 +76,8 @@ def test_speed_command(capsys):
     assert "| conv_activation_norm_position |" in out and "| eager / notebook |" in out
     assert main(["speed", "all", "--workers", "-1", "--device", "cpu"]) == 2
     assert "--workers must be 0 or more, got -1" in capsys.readouterr().err
+    assert main(["speed", "all", "--sequential-replicates", "0", "--device", "cpu"]) == 2
+    assert "--sequential-replicates must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_speed_times_only_the_modes_asked_for(capsys):
