@@ -82,6 +82,7 @@ CELLS = [
     ("batchnorm_vs_groupnorm", "batch_size=16-batchnorm", {"batch_size": 16}),
     ("batchnorm_vs_groupnorm", "batch_size=16-groupnorm", {"batch_size": 16}),
     ("conv_activation_norm_position", "order=conv_leakyrelu_bn", {"batch_size": 16, "scheduler_args": {"step_size": 1, "gamma": 0.5}}),
+    ("batchnorm_vs_groupnorm_long", "batch_size=16-batchnorm", {"batch_size": 16}),  # SGD weight decay 5e-4
 ]
 
 
@@ -153,7 +154,7 @@ def conv_input_layouts():
 
 
 @pytest.mark.parametrize("way", ["eager", "graph-ready", "channels-last"])
-@pytest.mark.parametrize("name,cell_id,changes", CELLS, ids=[c[1] for c in CELLS])
+@pytest.mark.parametrize("name,cell_id,changes", CELLS, ids=[f"{c[0]}:{c[1]}" for c in CELLS])
 def test_fused_replicates_equal_separate_runs_in_float64(generated, graph_stand_in, monkeypatch, conv_input_layouts,
                                                          name, cell_id, changes, way):
     """3 replicates, 60 images in batches of 16 (a last batch of 12), 2 epochs, every study's model.
