@@ -12,13 +12,15 @@ per epoch that runs eagerly between replays.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
 
 import ablation.train as train
 from ablation.data import synthetic
-from ablation.studies import get_study
+from ablation.models import replicate_state
+from ablation.studies import Cell, Study, get_study
 
 CASES = [  # study, cell, hyperparameter changes: 300 images, 2-3 epochs
     ("batchnorm_vs_groupnorm", "batch_size=8-batchnorm", {}),  # GradScaler path, cosine lr; 37 full batches and 4
@@ -40,28 +42,69 @@ class Counted(train.CUDAGraphSteps):
             Counted.replays += 1
 
 
-@pytest.mark.gpu
-@pytest.mark.parametrize("name,cell_id,changes", CASES, ids=[c[1] for c in CASES])
-def test_graph_replays_equal_eager_steps(cuda, monkeypatch, name, cell_id, changes):
-    study = get_study(name)
-    hp = dataclasses.replace(study.hyperparameters, **{"per_class": 30, "epochs": 2, **changes})
-    study = dataclasses.replace(study, hyperparameters=hp)
-    data = train.prepare(synthetic(train_per_class=30, test_per_class=20), 30, 0, "cuda")
-    cell, seeds = study.cell(cell_id), [3, 4, 5]
+def eager_and_graphed(monkeypatch, study: Study, cell: Cell, data: train.DeviceData, seeds: list[int]):
+    """The cell trained twice with the graph-ready step: run eagerly, then captured and replayed."""
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)  # the same kernels for both
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
-
     monkeypatch.setattr(train, "CUDAGraphSteps", lambda step, batch_size: step)
     eager = train.train_cell(study, cell, data, seeds, graphs=True)
     Counted.replays = 0
     monkeypatch.setattr(train, "CUDAGraphSteps", Counted)
     graphed = train.train_cell(study, cell, data, seeds, graphs=True)
-
-    full_batches = hp.epochs * (len(data.train_y) // study.batch_size(cell))
+    full_batches = study.settings().epochs * (len(data.train_y) // study.batch_size(cell))
     assert Counted.replays == full_batches - Counted.WARMUP_STEPS
-    for (key, ours), theirs in zip(graphed.model.state_dict().items(), eager.model.state_dict().values()):
-        assert torch.allclose(ours.float(), theirs.float(), rtol=1e-5, atol=1e-6), (
-            f"{key}: max difference {(ours.float() - theirs.float()).abs().max():.3g}")
+    return eager, graphed
+
+
+def assert_same_state(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor]) -> None:
+    for key, value in ours.items():
+        assert torch.allclose(value.float(), theirs[key].float(), rtol=1e-5, atol=1e-6), (
+            f"{key}: max difference {(value.float() - theirs[key].float()).abs().max():.3g}")
+
+
+def small(name: str, **changes) -> Study:
+    """The study on 300 images for 2 epochs (or as changed)."""
+    study = get_study(name)
+    hp = dataclasses.replace(study.hyperparameters, **{"per_class": 30, "epochs": 2, **changes})
+    return dataclasses.replace(study, hyperparameters=hp)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name,cell_id,changes", CASES, ids=[c[1] for c in CASES])
+def test_graph_replays_equal_eager_steps(cuda, monkeypatch, name, cell_id, changes):
+    study = small(name, **changes)
+    data = train.prepare(synthetic(train_per_class=30, test_per_class=20), 30, 0, "cuda")
+    eager, graphed = eager_and_graphed(monkeypatch, study, study.cell(cell_id), data, [3, 4, 5])
+    assert_same_state(graphed.model.state_dict(), eager.model.state_dict())
     assert graphed.accuracy == pytest.approx(eager.accuracy, abs=0.5)
     assert graphed.skipped_steps == eager.skipped_steps
     assert graphed.final_loss == pytest.approx(eager.final_loss, rel=1e-4)
+
+
+@pytest.mark.gpu
+def test_a_replicate_whose_gradients_are_never_finite_skips_every_replayed_step(cuda, monkeypatch):
+    """GradScaler skipping inside the graph: each replicate's fused SGD kernel reads that replicate's found-inf
+    flag on the device, so replicate 1 (an inf weight) never moves while 0 and 2 train as they do eagerly."""
+    study = small("batchnorm_vs_groupnorm")
+    cell, seeds = study.cell("batch_size=8-batchnorm"), [3, 4, 5]
+    data = train.prepare(synthetic(train_per_class=30, test_per_class=20), 30, 0, "cuda")
+    make = train.init_models
+
+    def poison_second(*args):
+        models = make(*args)
+        with torch.no_grad():
+            models[1][0].conv.weight[0, 0, 0, 0] = float("inf")
+        return models
+
+    monkeypatch.setattr(train, "init_models", poison_second)
+    initial = poison_second(study, cell, data.classes, seeds)[1].state_dict()
+    eager, graphed = eager_and_graphed(monkeypatch, study, cell, data, seeds)
+
+    steps = study.settings().epochs * math.ceil(len(data.train_y) / study.batch_size(cell))
+    assert graphed.skipped_steps == eager.skipped_steps == [0, steps, 0]
+    never_moved = replicate_state(graphed.model, 3, 1)
+    for key, value in initial.items():
+        if "running" not in key and "num_batches" not in key:  # statistics follow the forward pass, skipped or not
+            assert torch.equal(never_moved[key].cpu(), value), key
+    for r in (0, 2):
+        assert_same_state(replicate_state(graphed.model, 3, r), replicate_state(eager.model, 3, r))
