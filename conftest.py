@@ -16,6 +16,26 @@ DEFAULT_DATA = Path(__file__).resolve().parent.parent / "shared" / "data" / "cif
 SESSION_ENV = "ABLATION_BENCH_CELLS"  # the cell cache directory, handed from the controller to xdist workers
 
 
+@pytest.fixture
+def never_finite_second_replicate(monkeypatch: pytest.MonkeyPatch):
+    """train.init_models with an inf weight in replicate 1's first convolution, so its gradients are never
+    finite; returns the patched function (its models are the initial state)."""
+    import torch
+
+    import ablation.train as train
+
+    make = train.init_models
+
+    def poisoned(*args):
+        models = make(*args)
+        with torch.no_grad():
+            models[1][0].conv.weight[0, 0, 0, 0] = float("inf")
+        return models
+
+    monkeypatch.setattr(train, "init_models", poisoned)
+    return poisoned
+
+
 @pytest.fixture(scope="session")
 def cifar_npz() -> Path:
     """The offline CIFAR-10 copy (../shared/data/cifar10-small.npz, or $ABLATION_TEST_DATA)."""

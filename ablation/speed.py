@@ -100,12 +100,13 @@ def measure(study: Study, dataset: Dataset, device: torch.device, replicates: in
     seconds = dict.fromkeys(modes or available_modes(device), 0.0)
     for cell in cells:
         for mode in seconds:
+            trained = sequential if mode in SEQUENTIAL else count
             if mode == "notebook":
-                timed = notebook_train(study, cell, dataset, study.seeds(sequential), device, profile, workers)
+                timed = notebook_train(study, cell, dataset, study.seeds(trained), device, profile, workers)
             else:
-                timed = run_cell(study, cell, data, sequential if mode == "eager" else count, profile,
-                                 fuse=mode != "eager", graphs=mode == "graphs").wall_s
-            seconds[mode] += timed * count / sequential if mode in SEQUENTIAL else timed
+                timed = run_cell(study, cell, data, trained, profile, fuse=mode != "eager",
+                                 graphs=mode == "graphs").wall_s
+            seconds[mode] += timed * count / trained
         if log:
             log(f"[speed {study.name}] {cell.id}: " + ", ".join(f"{m} {s:.1f} s" for m, s in seconds.items()))
     return {"study": study.name, "images": len(cells) * count * len(data.train_y) * hp.epochs,
@@ -124,7 +125,7 @@ def speed_table(rows: list[dict[str, Any]], device_name: str, markdown: bool = F
         lines.append([r["study"]] + [f"{r[m]:.1f}" for m in modes] + [f"{r['images'] / r[m]:,.0f}" for m in modes]
                      + [f"x{r[b] / r[a]:.1f}" for a, b in speed_ups])
     sequential = [m for m in modes if m in SEQUENTIAL]
-    sampled = [r for r in rows if r.get("timed_sequential", 0) < r.get("replicates", 0)]
+    sampled = [r for r in rows if r["timed_sequential"] < r["replicates"]]
     note = ""
     if sequential and sampled:
         note = ("\n\n" + " and ".join(sequential) + " timed on " + "; ".join(

@@ -122,6 +122,12 @@ class ReplicateGradScaler:
                                      self.growth_factor, self.backoff_factor, self.growth_interval)
 
 
+def lr_tensor(lr: float, params: list[nn.Parameter]) -> torch.Tensor:
+    """The learning rate beside the parameters, in their dtype: fused kernels read it there, schedulers update it
+    in place, and a CUDA graph replay reads the current value."""
+    return torch.tensor(lr, dtype=params[0].dtype, device=params[0].device)
+
+
 class ReplicateSGD(torch.optim.SGD):
     """torch.optim.SGD over R fused replicates whose step each replicate's GradScaler may skip on its own.
 
@@ -139,8 +145,7 @@ class ReplicateSGD(torch.optim.SGD):
         if args.get("dampening", 0) != 0:
             raise ValueError("ReplicateSGD needs dampening 0: only then does a zero momentum buffer start "
                              "as torch's first step does")
-        super().__init__(params, lr=torch.tensor(lr, dtype=params[0].dtype, device=params[0].device),
-                         fused=True, **args)
+        super().__init__(params, lr=lr_tensor(lr, params), fused=True, **args)
         self.replicates = replicates
         for group in self.param_groups:
             if group["momentum"]:
@@ -168,13 +173,12 @@ def make_optimizer(params: list[nn.Parameter], hp: Hyperparameters, capturable: 
     """The study's torch.optim optimizer; ``capturable``: the same update in a form a CUDA graph can replay.
 
     That form is torch's fused kernel reading the learning rate from a tensor
-    beside the parameters, in their dtype (the scheduler updates it in place,
-    each replay reads it) and, for Adam, keeping the step count there too.
+    (lr_tensor) and, for Adam, keeping the step count on the device too.
     """
     optimizers = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
     args: dict[str, Any] = dict(hp.optimizer_args)
     if capturable:
-        args.update(lr=torch.tensor(args["lr"], dtype=params[0].dtype, device=params[0].device), fused=True)
+        args.update(lr=lr_tensor(args["lr"], params), fused=True)
         if hp.optimizer == "adamw":
             args.update(capturable=True)
     return optimizers[hp.optimizer](params, **args)

@@ -21,12 +21,15 @@ the band's false-alarm rate; so a documented single run at chance (BatchNorm
 at batch 2: 10.01 %) must be reproduced by at least one replicate, and one
 learned run of a baseline's 8 asks for none.  How well they learn: the
 replicates that learned are held to the band around the reference's learned
-runs.  Where one run learned on each side, the
-two give no spread of their own, and ``bimodal_sd`` stands in for it: the
-learned runs' spread there, pooled over the recorded H200 runs.  In every other cell a replicate at chance is
-a regression by itself (its spread would otherwise widen the band).  A run is "at chance" when it predicts one
-class everywhere or its accuracy is within ``collapse_margin`` of chance or
-below: on the GPU most failed runs predict two or three classes (9.2-10.0 %).
+runs.  Where one run learned on each side, the two give no spread of their
+own, and ``bimodal_sd`` stands in for it: the learned runs' spread there,
+pooled over the recorded H200 runs.
+
+In every other cell a replicate at chance is a regression by itself (its
+spread would otherwise widen the band).  A run is "at chance" when it predicts
+one class everywhere or its accuracy is within ``collapse_margin`` of chance
+or below: on the GPU most failed runs predict two or three classes
+(9.2-10.0 %).
 """
 
 from __future__ import annotations

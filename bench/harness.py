@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
 import torch
 
 from ablation.data import Dataset, load_dataset
@@ -24,6 +25,11 @@ from ablation.runner import run_cell
 from ablation.studies import Study, get_study
 from ablation.train import DeviceData, prepare
 from bench.faults import FAULTS
+
+
+def variant_marks(study_name: str) -> list[pytest.MarkDecorator]:
+    """The variant mark for a test of a study the document does not tabulate (deselected unless --variants)."""
+    return [pytest.mark.variant] if get_study(study_name).variant_of else []
 
 
 def worker_gpu(worker: str, visible: str | None, count: int) -> str | None:

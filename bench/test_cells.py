@@ -10,10 +10,11 @@ import pytest
 
 from ablation.studies import get_study
 from ablation.verdict import check_cell, for_baseline
+from bench.harness import variant_marks
 
 
 def cell_test(study_name: str):
-    marks = [pytest.mark.gpu] + ([pytest.mark.variant] if get_study(study_name).variant_of else [])
+    marks = [pytest.mark.gpu] + variant_marks(study_name)
 
     @pytest.mark.parametrize("cell_id", [cell.id for cell in get_study(study_name).cells])
     def test(cell_id, bench, benchmark):

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ablation.findings import FINDINGS
-from ablation.studies import get_study
+from bench.harness import variant_marks
 
-PARAMS = [pytest.param(f, id=f"{f.study}:{f.name}", marks=[pytest.mark.variant] if get_study(f.study).variant_of else [])
-          for f in FINDINGS]
+PARAMS = [pytest.param(f, id=f"{f.study}:{f.name}", marks=variant_marks(f.study)) for f in FINDINGS]
 
 
 @pytest.mark.gpu

@@ -82,22 +82,14 @@ def test_graph_replays_equal_eager_steps(cuda, monkeypatch, name, cell_id, chang
 
 
 @pytest.mark.gpu
-def test_a_replicate_whose_gradients_are_never_finite_skips_every_replayed_step(cuda, monkeypatch):
+def test_a_replicate_whose_gradients_are_never_finite_skips_every_replayed_step(cuda, monkeypatch,
+                                                                              never_finite_second_replicate):
     """GradScaler skipping inside the graph: each replicate's fused SGD kernel reads that replicate's found-inf
     flag on the device, so replicate 1 (an inf weight) never moves while 0 and 2 train as they do eagerly."""
     study = small("batchnorm_vs_groupnorm")
     cell, seeds = study.cell("batch_size=8-batchnorm"), [3, 4, 5]
     data = train.prepare(synthetic(train_per_class=30, test_per_class=20), 30, 0, "cuda")
-    make = train.init_models
-
-    def poison_second(*args):
-        models = make(*args)
-        with torch.no_grad():
-            models[1][0].conv.weight[0, 0, 0, 0] = float("inf")
-        return models
-
-    monkeypatch.setattr(train, "init_models", poison_second)
-    initial = poison_second(study, cell, data.classes, seeds)[1].state_dict()
+    initial = never_finite_second_replicate(study, cell, data.classes, seeds)[1].state_dict()
     eager, graphed = eager_and_graphed(monkeypatch, study, cell, data, seeds)
 
     steps = study.settings().epochs * math.ceil(len(data.train_y) / study.batch_size(cell))

@@ -6,11 +6,11 @@ import pytest
 
 from ablation.compare import study_throughput, why_not_comparable
 from ablation.studies import STUDIES
+from bench.harness import variant_marks
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("study_name", [
-    pytest.param(name, marks=[pytest.mark.variant] if study.variant_of else []) for name, study in STUDIES.items()])
+@pytest.mark.parametrize("study_name", [pytest.param(name, marks=variant_marks(name)) for name in STUDIES])
 def test_throughput(study_name, bench):
     if bench.baseline is None or study_name not in bench.baseline["studies"]:
         pytest.skip("no --baseline with this study to compare throughput against")

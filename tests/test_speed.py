@@ -30,7 +30,8 @@ def test_every_mode_is_timed_over_the_same_training_images():
 
 
 def test_speed_table_states_each_speed_up_as_a_time_ratio():
-    row = {"study": "s", "images": 1000, "notebook": 100.0, "eager": 20.0, "fused": 10.0, "graphs": 4.0}
+    row = {"study": "s", "images": 1000, "replicates": 2, "timed_sequential": 2,
+           "notebook": 100.0, "eager": 20.0, "fused": 10.0, "graphs": 4.0}
     lines = speed_table([row, dict(row, study="t")], "NVIDIA H200", markdown=True).splitlines()
     header, total = ([c.strip() for c in line.strip("|").split("|")] for line in (lines[2], lines[-1]))
     cells = dict(zip(header, total))
