@@ -209,8 +209,10 @@ def run(args: argparse.Namespace) -> int:
     print(format_results(results, args.format))
     if log:
         records = [c for study in results["studies"].values() for c in study["cells"].values()]
-        log(f"{len(records)} cells: {sum(c['wall_s'] for c in records):.1f} s of training in "
-            f"{time.perf_counter() - start:.1f} s since start-up (data, set-up and evaluation too)")
+        log(f"{len(records)} cells: {sum(c['wall_s'] for c in records):.1f} s training, "
+            f"{sum(c['setup_s'] for c in records):.1f} s model set-up, {sum(c['eval_s'] for c in records):.1f} s "
+            f"evaluation; {time.perf_counter() - start:.1f} s since the run began (the rest: loading data, starting "
+            "the device)")
     if args.out and log:
         log(f"results written to {args.out}")
     for path in plot_results(results, args.plot) if args.plot else []:

@@ -106,6 +106,8 @@ def cell_record(study: Study, cell_id: str, result: CellResult, profile: str) ->
         "collapsed": result.collapsed,
         "wall_s": round(result.wall_s, 4),
         "images_per_s": round(result.images_per_s, 1),
+        "setup_s": round(result.setup_s, 4),
+        "eval_s": round(result.eval_s, 4),
         "fused": result.fused,
         "cuda_graphs": result.graphs,
     }

@@ -33,6 +33,8 @@ def run_cell(study: Study, cell: Cell, data: DeviceData, replicates: int, profil
         collapsed=[x for p in parts for x in p.collapsed],
         wall_s=wall,
         images_per_s=images / wall,
+        setup_s=sum(p.setup_s for p in parts),
+        eval_s=sum(p.eval_s for p in parts),
         fused=1,
         graphs=graphs,
     )

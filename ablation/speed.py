@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader
-from torchvision import transforms
 
 from ablation.data import MEAN, STD, Dataset, balanced_subset
 from ablation.results import render
@@ -38,6 +37,8 @@ class NotebookImages(torch.utils.data.Dataset):
     """The notebooks' data path: one PIL image at a time through ToTensor and Normalize."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        from torchvision import transforms  # imported here: it adds a second or more to every command's start
+
         self.images, self.labels = images.numpy(), labels.tolist()
         self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
 

@@ -82,6 +82,8 @@ class CellResult:
     collapsed: list[bool]  # one class predicted for every test image
     wall_s: float  # training time of all replicates, device synchronized
     images_per_s: float  # training images processed per second, all replicates together
+    setup_s: float  # building the models, optimizer and scaler before training
+    eval_s: float  # evaluating every replicate on the test set after training
     fused: int  # replicates trained together as one model
     graphs: bool  # full-batch steps replayed from a CUDA graph
     model: nn.Module | None = field(default=None, repr=False)
@@ -354,6 +356,7 @@ def train_cell(
 
     ``graphs``: replay full-batch steps from a CUDA graph (CUDA only).
     """
+    setup_start = time.perf_counter()
     hp = study.settings(profile)
     device = data.train_x.device
     replicates = len(seeds)
@@ -378,17 +381,21 @@ def train_cell(
             mean_loss = (step.loss_sum / n).mean().item()
             progress(f"epoch {epoch + 1}/{hp.epochs}  mean loss {mean_loss:.3f}")
     synchronize(device)
-    wall = time.perf_counter() - start
+    trained = time.perf_counter()
 
     accuracy, collapsed = evaluate(model, data, replicates, dtype)
+    synchronize(device)
+    evaluated = time.perf_counter()
     return CellResult(
         seeds=list(seeds),
         accuracy=[round(a, 4) for a in accuracy.tolist()],
         final_loss=(step.loss_sum / n).tolist(),
         skipped_steps=step.skipped.tolist(),
         collapsed=collapsed.tolist(),
-        wall_s=wall,
-        images_per_s=replicates * n * hp.epochs / wall,
+        wall_s=trained - start,
+        images_per_s=replicates * n * hp.epochs / (trained - start),
+        setup_s=start - setup_start,
+        eval_s=evaluated - trained,
         fused=replicates,
         graphs=graphs,
         model=model,

@@ -37,9 +37,11 @@ def test_smoke_run_of_all_studies_on_the_real_copy(capsys, tmp_path, cifar_npz):
         assert title in out
     assert "62.64" in out and "10.01" in out and "37.61" in out  # documented values beside the measured
     assert "[conv_activation_norm_position 3/3] order=conv_leakyrelu_bn" in err  # progress on stderr
-    summary = re.fullmatch(r"33 cells: ([\d.]+) s of training in ([\d.]+) s since start-up \(.*\)",
-                           err.splitlines()[-2])
-    assert summary and 0 < float(summary[1]) < float(summary[2])
+    summary = re.fullmatch(r"33 cells: ([\d.]+) s training, ([\d.]+) s model set-up, ([\d.]+) s evaluation; "
+                           r"([\d.]+) s since the run began \(.*\)", err.splitlines()[-2])
+    assert summary, err.splitlines()[-2]
+    training, setup, evaluation, total = map(float, summary.groups())
+    assert training > 0 and setup > 0 and evaluation > 0 and training + setup + evaluation <= total
     results = read_results(out_file)
     assert set(results["studies"]) == {"sigmoid_vs_relu", "batchnorm_vs_groupnorm", "conv_activation_norm_position"}
     env = results["environment"]
@@ -51,6 +53,7 @@ def test_smoke_run_of_all_studies_on_the_real_copy(capsys, tmp_path, cifar_npz):
     assert record["documented"]["runs"] == [62.32, 62.23, 63.38] and record["seeds"] == [99584]
     assert len(record["accuracy"]) == len(record["final_loss"]) == len(record["collapsed"]) == 1
     assert 0 <= record["accuracy"][0] <= 100 and record["images_per_s"] > 0
+    assert record["setup_s"] > 0 and record["eval_s"] > 0
 
 
 def synthetic_run(capsys, tmp_path, *extra):
