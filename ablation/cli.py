@@ -43,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--groups", type=group_counts, metavar="G1,G2,G3",
                      help="GroupNorm group counts of the norm study's three blocks (default 4,8,8)")
     run.add_argument("--no-fuse", action="store_true",
-                     help="on CUDA, train replicates one after another instead of as one fused model "
-                          "(on CPU they always do)")
+                     help="train replicates one after another instead of as one fused model (by default fused "
+                          "on CUDA, and on CPU at batches of 8 or fewer, where that is faster)")
     run.add_argument("--no-cuda-graphs", action="store_true",
                      help="on CUDA, launch every training step's kernels one by one instead of replaying each "
                           "full-batch step from a captured CUDA graph")
@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
         if source not in datasets:
             datasets[source] = load_dataset(source, args.data_root)
         run_study(results, study, datasets[source], device, args.replicates or study.replicates,
-                  args.profile, cells.get(study.name), fuse=not args.no_fuse and device.type == "cuda", log=log,
+                  args.profile, cells.get(study.name), fuse=not args.no_fuse, log=log,
                   graphs=device.type == "cuda" and not args.no_cuda_graphs)
         if args.out:
             write_results(results, args.out)

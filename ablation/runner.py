@@ -10,7 +10,7 @@ import torch
 from ablation.data import Dataset
 from ablation.results import add_study, cell_record, measured_text
 from ablation.studies import Cell, Study
-from ablation.train import CellResult, DeviceData, prepare, train_cell
+from ablation.train import CellResult, DeviceData, fusing_pays, prepare, train_cell
 
 
 def run_cell(study: Study, cell: Cell, data: DeviceData, replicates: int, profile: str = "full", fuse: bool = True,
@@ -52,7 +52,10 @@ def run_study(
     log: Callable[[str], None] | None = None,
     graphs: bool = False,
 ) -> dict[str, Any]:
-    """Train the study's cells (all by default) and add them to ``results``; returns the study's entry."""
+    """Train the study's cells (all by default) and add them to ``results``; returns the study's entry.
+
+    ``fuse``: train each cell's replicates fused where that is faster (fusing_pays), else one after another.
+    """
     hp = study.settings(profile)
     data = prepare(dataset, hp.per_class, study.subset_seed, device, hp.test_limit)
     entry = add_study(results, study, profile, dataset.source, data.checksum, data.classes)
@@ -60,7 +63,8 @@ def run_study(
     for i, cell in enumerate(cells, 1):
         prefix = f"[{study.name} {i}/{len(cells)}] {cell.id}"
         progress = _live(prefix) if log and sys.stderr.isatty() else None
-        result = run_cell(study, cell, data, replicates, profile, fuse, progress, graphs)
+        fused = fuse and fusing_pays(device, study.batch_size(cell, profile))
+        result = run_cell(study, cell, data, replicates, profile, fused, progress, graphs)
         record = cell_record(study, cell.id, result, profile)
         entry["cells"][cell.id] = record
         if log:

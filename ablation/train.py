@@ -31,6 +31,10 @@ EVAL_CHUNK = 2000
 # an H200 (fused, CUDA graphs): 12-20 % less for the Sigmoid/ReLU study (batch 512), 16 % less for the order
 # study (256); at the norm study's batches of 2-128, from 8 % less to 18 % more.
 CHANNELS_LAST_MIN_BATCH = 256
+# On CPU, replicates train fused only at batches of at most this many images per replicate.  Time per step of
+# 8 replicates, fused against one at a time (2 cores, norm study): x2.2 faster at batch 2, x1.8 at 4, x1.1-1.2 at 8,
+# x0.9-1.05 at 16, x0.7-0.8 at 32: at small batches a step is overhead, at large ones grouped convolutions are slow.
+CPU_FUSE_MAX_BATCH = 8
 _warned_cpu_amp = False
 
 
@@ -189,6 +193,11 @@ def make_optimizer(params: list[nn.Parameter], hp: Hyperparameters, capturable: 
 def make_scheduler(optimizer: torch.optim.Optimizer, hp: Hyperparameters):
     schedulers = {"cosine": torch.optim.lr_scheduler.CosineAnnealingLR, "step": torch.optim.lr_scheduler.StepLR}
     return schedulers[hp.scheduler](optimizer, **hp.scheduler_args) if hp.scheduler else None
+
+
+def fusing_pays(device: torch.device, batch_size: int) -> bool:
+    """Whether a cell's replicates train faster fused than one after another (always on CUDA; see CPU_FUSE_MAX_BATCH)."""
+    return device.type == "cuda" or batch_size <= CPU_FUSE_MAX_BATCH
 
 
 def uses_channels_last(device: torch.device, batch_size: int) -> bool:

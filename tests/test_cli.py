@@ -86,6 +86,18 @@ def test_csv_and_json_formats(capsys, tmp_path):
     assert cells["batch_size=64-groupnorm"]["seeds"] == [84035, 84036]
 
 
+@pytest.mark.parametrize("no_fuse", [False, True])
+def test_on_cpu_replicates_train_fused_only_at_small_batches(capsys, no_fuse):
+    """On a CPU fusing is faster at batches of 8 or fewer and slower above (train.CPU_FUSE_MAX_BATCH)."""
+    code, out, err = run(capsys, "run", "batchnorm_vs_groupnorm", "--data", "synthetic", "--device", "cpu",
+                         "--profile", "smoke", "--cell", "batch_size=8-groupnorm", "--cell", "batch_size=16-groupnorm",
+                         "--replicates", "2", "--quiet", "--format", "json", *(["--no-fuse"] if no_fuse else []))
+    assert code == 0, err
+    cells = json.loads(out)["studies"]["batchnorm_vs_groupnorm"]["cells"]
+    fused = cells["batch_size=8-groupnorm"]["fused"], cells["batch_size=16-groupnorm"]["fused"]
+    assert fused == ((1, 1) if no_fuse else (2, 1))
+
+
 def test_runs_at_chance_are_marked(capsys, monkeypatch, tmp_path):
     import ablation.train as train
 
