@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
         if source not in datasets:
             datasets[source] = load_dataset(source, args.data_root)
         run_study(results, study, datasets[source], device, args.replicates or study.replicates,
-                  args.profile, cells.get(study.name), fuse=not args.no_fuse, log=log,
+                  args.profile, cells.get(study.name), fuse=False if args.no_fuse else None, log=log,
                   graphs=device.type == "cuda" and not args.no_cuda_graphs)
         if args.out:
             write_results(results, args.out)

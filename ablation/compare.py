@@ -68,20 +68,18 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
             drifts.append(Drift(verdict, b, c))
         if cells:
             before, after = ([files["cells"][c] for c in cells] for files in (base, cur))
-            why_not = why_not_comparable(same_device, before, after)
-            ratio = study_throughput(after) / study_throughput(before)
-            throughputs.append(Throughput(name, study_throughput(before), study_throughput(after),
-                                          None if why_not else ratio >= min_throughput, why_not))
+            throughputs.append(judge_throughput(name, before, after, same_device, min_throughput))
     return drifts, throughputs
 
 
-def why_not_comparable(same_device: bool, before: list[dict[str, Any]], after: list[dict[str, Any]]) -> str:
-    """Why two sets of cell records cannot be compared for speed ("" when they can)."""
-    if not same_device:
-        return "other device"
-    if used_cuda_graphs(before) != used_cuda_graphs(after):
-        return "CUDA graphs in one file only"
-    return ""
+def judge_throughput(study: str, before: list[dict[str, Any]], after: list[dict[str, Any]], same_device: bool,
+                     min_throughput: float = MIN_THROUGHPUT) -> Throughput:
+    """A study's images/s over the same cells against the baseline's; not judged across devices, nor between
+    training with CUDA graphs and without."""
+    why_not = ("other device" if not same_device
+               else "CUDA graphs in one file only" if used_cuda_graphs(before) != used_cuda_graphs(after) else "")
+    baseline, current = study_throughput(before), study_throughput(after)
+    return Throughput(study, baseline, current, None if why_not else current / baseline >= min_throughput, why_not)
 
 
 def regressed(drifts: list[Drift], throughputs: list[Throughput]) -> bool:

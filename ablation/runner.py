@@ -13,13 +13,17 @@ from ablation.studies import Cell, Study
 from ablation.train import CellResult, DeviceData, fusing_pays, prepare, train_cell
 
 
-def run_cell(study: Study, cell: Cell, data: DeviceData, replicates: int, profile: str = "full", fuse: bool = True,
-             progress: Callable[[str], None] | None = None, graphs: bool = False) -> CellResult:
-    """Train a cell's replicates fused into one model, or one after another when ``fuse`` is False.
+def run_cell(study: Study, cell: Cell, data: DeviceData, replicates: int, profile: str = "full",
+             fuse: bool | None = None, progress: Callable[[str], None] | None = None,
+             graphs: bool = False) -> CellResult:
+    """Train a cell's replicates fused into one model, or one after another.
 
+    ``fuse``: None fuses where that is faster on this device and batch size (fusing_pays); True or False forces it.
     ``graphs``: replay full-batch steps from a CUDA graph (CUDA only).
     """
     seeds = study.seeds(replicates)
+    if fuse is None:
+        fuse = fusing_pays(data.train_x.device, study.batch_size(cell, profile))
     if fuse:
         return train_cell(study, cell, data, seeds, profile, progress=progress, graphs=graphs)
     parts = [train_cell(study, cell, data, [seed], profile, progress=progress, graphs=graphs) for seed in seeds]
@@ -48,13 +52,13 @@ def run_study(
     replicates: int,
     profile: str = "full",
     cells: Iterable[Cell] | None = None,
-    fuse: bool = True,
+    fuse: bool | None = None,
     log: Callable[[str], None] | None = None,
     graphs: bool = False,
 ) -> dict[str, Any]:
     """Train the study's cells (all by default) and add them to ``results``; returns the study's entry.
 
-    ``fuse``: train each cell's replicates fused where that is faster (fusing_pays), else one after another.
+    ``fuse``: as run_cell's, for every cell.
     """
     hp = study.settings(profile)
     data = prepare(dataset, hp.per_class, study.subset_seed, device, hp.test_limit)
@@ -63,8 +67,7 @@ def run_study(
     for i, cell in enumerate(cells, 1):
         prefix = f"[{study.name} {i}/{len(cells)}] {cell.id}"
         progress = _live(prefix) if log and sys.stderr.isatty() else None
-        fused = fuse and fusing_pays(device, study.batch_size(cell, profile))
-        result = run_cell(study, cell, data, replicates, profile, fused, progress, graphs)
+        result = run_cell(study, cell, data, replicates, profile, fuse, progress, graphs)
         record = cell_record(study, cell.id, result, profile)
         entry["cells"][cell.id] = record
         if log:

@@ -23,7 +23,7 @@ from ablation.data import Dataset, load_dataset
 from ablation.results import add_study, cell_record, new_results, ordered_studies
 from ablation.runner import run_cell
 from ablation.studies import Study, get_study
-from ablation.train import DeviceData, fusing_pays, prepare
+from ablation.train import DeviceData, prepare
 from bench.faults import FAULTS
 
 
@@ -90,10 +90,8 @@ class CellCache:
         study = self.config.study(name)
         device = torch.device(self.config.device)
         data = self._study_data(study, device)
-        cell = study.cell(cell_id)
-        result = run_cell(study, cell, data, self.config.replicates or study.replicates, self.config.profile,
-                          fuse=fusing_pays(device, study.batch_size(cell, self.config.profile)),
-                          graphs=self.config.graphs)
+        result = run_cell(study, study.cell(cell_id), data, self.config.replicates or study.replicates,
+                          self.config.profile, graphs=self.config.graphs)
         scratch = new_results(device, self.config.data, self.config.profile)
         entry = add_study(scratch, study, self.config.profile, self._source(study), data.checksum, data.classes)
         entry.pop("cells")

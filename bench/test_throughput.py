@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ablation.compare import study_throughput, why_not_comparable
+from ablation.compare import judge_throughput
 from ablation.studies import STUDIES
 from bench.harness import variant_marks
 
@@ -17,12 +17,10 @@ def test_throughput(study_name, bench):
     base_cells = bench.baseline["studies"][study_name]["cells"]
     stored = {c: bench.cache.get(study_name, c) for c in base_cells}
     same_device = next(iter(stored.values()))["environment"]["device_name"] == bench.baseline["environment"]["device_name"]
-    cells = [s["record"] for s in stored.values()]
-    why_not = why_not_comparable(same_device, list(base_cells.values()), cells)
-    if why_not:
-        pytest.skip(f"throughput not comparable with the baseline's: {why_not}")
-    before = study_throughput(list(base_cells.values()))
-    after = study_throughput(cells)
-    assert after >= bench.min_throughput * before, (
-        f"{study_name}: {after:,.0f} img/s is x{after / before:.2f} of the baseline's {before:,.0f} "
-        f"(minimum x{bench.min_throughput})")
+    throughput = judge_throughput(study_name, list(base_cells.values()), [s["record"] for s in stored.values()],
+                                  same_device, bench.min_throughput)
+    if throughput.ok is None:
+        pytest.skip(f"throughput not comparable with the baseline's: {throughput.why_not_judged}")
+    assert throughput.ok, (
+        f"{study_name}: {throughput.current:,.0f} img/s is x{throughput.ratio:.2f} of the baseline's "
+        f"{throughput.baseline:,.0f} (minimum x{bench.min_throughput})")

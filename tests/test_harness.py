@@ -87,3 +87,18 @@ def test_a_missing_baseline_or_data_file_stops_the_bench_with_one_line(tmp_path)
         assert proc.returncode == 4
         assert f"ERROR: ablation-bench: {message}" in proc.stderr and "Traceback" not in proc.stderr
     assert "pass --bench-data=PATH.npz (a local copy) or --bench-data=synthetic" in proc.stderr
+
+
+def test_throughput_is_judged_against_a_baseline_from_the_same_device(tmp_path):
+    """bench/test_throughput.py on the CPU: a study's images/s passes above --min-throughput of the baseline's
+    and fails below it, saying by how much."""
+    cell = ["--bench-device", "cpu", "--bench-data=synthetic", "--bench-profile", "smoke", "--replicates", "1"]
+    bench(tmp_path, *cell, "-k", "batchnorm_vs_groupnorm and 128-groupnorm")
+    baseline = tmp_path / "baseline.json"
+    (tmp_path / "bench.json").rename(baseline)
+    for minimum, code, outcome in (("0.000001", 0, "1 passed"), ("1000000", 1, "1 failed")):
+        proc = bench(tmp_path, *cell, "-k", "test_throughput and batchnorm_vs_groupnorm", f"--baseline={baseline}",
+                     f"--min-throughput={minimum}")
+        assert proc.returncode == code and outcome in proc.stdout, proc.stdout[-2000:]
+    assert "batchnorm_vs_groupnorm: " in proc.stdout and "of the baseline's" in proc.stdout
+    assert "(minimum x1000000.0)" in proc.stdout
