@@ -72,6 +72,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--z", type=float, default=default.z, help="standard errors of the band")
     group.addoption("--sd-floor", type=float, default=default.sd_floor, help="smallest run-to-run sd, points")
     group.addoption("--allowance-hardware", type=float, default=default.hardware, help="points, either way")
+    group.addoption("--study-z", type=float, default=default.study_z,
+                    help="a study's accuracy shift against the baseline fails beyond this normal quantile's tail")
     group.addoption("--allowance-data", type=float, default=default.data_copy,
                     help="points, downward, for data other than torchvision's CIFAR-10")
     group.addoption("--min-throughput", type=float, default=MIN_THROUGHPUT,
@@ -162,7 +164,8 @@ def _tolerance(config: pytest.Config):
     from ablation.verdict import Tolerance
 
     return Tolerance(z=config.getoption("z"), sd_floor=config.getoption("sd_floor"),
-                     hardware=config.getoption("allowance_hardware"), data_copy=config.getoption("allowance_data"))
+                     hardware=config.getoption("allowance_hardware"), data_copy=config.getoption("allowance_data"),
+                     study_z=config.getoption("study_z"))
 
 
 def _need_gpu(config: pytest.Config) -> None:
@@ -243,9 +246,9 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     if config.getoption("baseline"):
         tolerance = _tolerance(config)
         try:
-            drifts, throughputs = compare(read_results(config.getoption("baseline")), results, tolerance,
-                                          config.getoption("min_throughput"))
+            comparison = compare(read_results(config.getoption("baseline")), results, tolerance,
+                                 config.getoption("min_throughput"))
         except ResultsError as error:
             write(f"drift against the baseline not computed: {error}")
             return
-        write(report(drifts, throughputs, tolerance, config.getoption("min_throughput"), markdown=False))
+        write(report(comparison, tolerance, config.getoption("min_throughput"), markdown=False))

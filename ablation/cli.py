@@ -13,7 +13,7 @@ from typing import NoReturn, Sequence
 
 import torch
 
-from ablation.compare import MIN_THROUGHPUT, compare, regressed, report
+from ablation.compare import MIN_THROUGHPUT, compare, report
 from ablation.data import DATA_ROOT_ENV, DataError, Dataset, load_dataset
 from ablation.report import history, history_text, markdown_report, plot_results
 from ablation.results import FORMATS, ResultsError, environment, format_results, new_results, read_results, write_results
@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "replicates per cell and scale their times up to all (default: time all)")
     speed.add_argument("--markdown", action="store_true", help="print a Markdown table")
 
-    compare = commands.add_parser("compare", help="per-cell drift between two results files; exit 1 on a regression")
+    compare = commands.add_parser("compare", help="drift between two results files, per cell and per study; "
+                                  "exit 1 on a regression")
     compare.add_argument("baseline", help="results JSON of a known-good run")
     compare.add_argument("current", help="results JSON to check")
     compare.add_argument("--markdown", metavar="FILE", help="also write the drift table as Markdown (a CI comment)")
@@ -103,6 +104,9 @@ def add_tolerance_options(parser: argparse.ArgumentParser) -> None:
                         help="smallest run-to-run sd assumed, points (default %(default)s)")
     parser.add_argument("--allowance-hardware", type=float, default=default.hardware,
                         help="points allowed either way for hardware and kernels (default %(default)s)")
+    parser.add_argument("--study-z", type=float, default=default.study_z,
+                        help="a study's accuracy shift is a regression beyond this normal quantile's tail "
+                             "probability (default %(default)s)")
     parser.add_argument("--min-throughput", type=float, default=MIN_THROUGHPUT,
                         help="a study's images/s below this fraction of the baseline's is a regression "
                              "(default %(default)s)")
@@ -264,16 +268,15 @@ def group_counts(text: str) -> tuple[int, ...]:
 
 
 def compare_files(args: argparse.Namespace) -> int:
-    """Exit 0 when every common cell is within its band, 1 on a regression, 2 on unusable input."""
+    """Exit 0 when no cell, study accuracy or study throughput regressed, 1 when one did, 2 on unusable input."""
     if args.markdown:
         check_writable(Path(args.markdown), "--markdown", "drift.md")
-    tolerance = Tolerance(z=args.z, sd_floor=args.sd_floor, hardware=args.allowance_hardware)
-    drifts, throughputs = compare(read_results(args.baseline), read_results(args.current), tolerance,
-                                  args.min_throughput)
-    print(report(drifts, throughputs, tolerance, args.min_throughput, markdown=False))
+    tolerance = Tolerance(z=args.z, sd_floor=args.sd_floor, hardware=args.allowance_hardware, study_z=args.study_z)
+    comparison = compare(read_results(args.baseline), read_results(args.current), tolerance, args.min_throughput)
+    print(report(comparison, tolerance, args.min_throughput, markdown=False))
     if args.markdown:
-        Path(args.markdown).write_text(report(drifts, throughputs, tolerance, args.min_throughput, markdown=True) + "\n")
-    return 1 if regressed(drifts, throughputs) else 0
+        Path(args.markdown).write_text(report(comparison, tolerance, args.min_throughput, markdown=True) + "\n")
+    return 1 if comparison.regressed else 0
 
 
 def check_directory(path: Path) -> None:

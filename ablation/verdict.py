@@ -51,6 +51,12 @@ class Tolerance:
     data_copy: float = 3.0  # accuracy points, downward, for data other than torchvision CIFAR
     collapse_margin: float = 0.5  # accuracy at most this far above chance counts as a run at chance
     bimodal_sd: float = 3.6  # accuracy points: learned runs at batch 2-4, four recorded H200 runs, 72 df
+    study_z: float = 2.94  # a study's shift against a baseline: two-sided; Bonferroni over 3 studies, about 1 %
+
+    @property
+    def study_alarm_p(self) -> float:
+        """The false-alarm probability of one study's shift test (the normal tail beyond study_z)."""
+        return math.erfc(self.study_z / math.sqrt(2))
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,18 @@ def pooled_sd(a: list[float], b: list[float]) -> float:
         return 0.0
     ss = sum((x - statistics.fmean(a)) ** 2 for x in a) + sum((x - statistics.fmean(b)) ** 2 for x in b)
     return math.sqrt(ss / df)
+
+
+def t_two_sided_p(t: float, df: int) -> float:
+    """P(|T| >= |t|) for Student's t with an integer df >= 1, in closed form (Abramowitz & Stegun 26.7.3-4)."""
+    theta = math.atan(abs(t) / math.sqrt(df))
+    cos2 = math.cos(theta) ** 2
+    term, total = (math.cos(theta), 0.0) if df % 2 else (1.0, 0.0)
+    for k in range(3 if df % 2 else 2, df + 1, 2):
+        total += term
+        term *= cos2 * (k - 1) / k
+    inside = 2 / math.pi * (theta + math.sin(theta) * total) if df % 2 else math.sin(theta) * total
+    return max(0.0, 1 - inside)
 
 
 def band(reference: list[float], measured: list[float], tolerance: Tolerance, copy: bool) -> tuple[float, float, float]:

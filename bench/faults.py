@@ -61,7 +61,8 @@ FAULTS = {
 
 def detection_report(paths: list[str], baseline_path: str | None = None) -> str:
     """Per results file: its fault, the cells outside their band (against the documented table, and against
-    a baseline run when given) and the findings that failed."""
+    a baseline run when given), the studies shifted as a whole against the baseline, and the findings that
+    failed."""
     from ablation.compare import compare
     from ablation.findings import FINDINGS
     from ablation.results import read_results
@@ -69,19 +70,25 @@ def detection_report(paths: list[str], baseline_path: str | None = None) -> str:
 
     tolerance = Tolerance()
     baseline = read_results(baseline_path) if baseline_path else None
-    lines = ["| run | fault | cells outside documented band | cells outside baseline band | findings failed |",
-             "|---|---|---|---|---|"]
+    lines = ["| run | fault | cells outside documented band | cells outside baseline band | studies shifted "
+             "| findings failed |", "|---|---|---|---|---|---|"]
     for path in paths:
         results = read_results(path)
         documented = check_documented(results, tolerance)
-        against_base = [d.verdict for d in compare(baseline, results, tolerance)[0]] if baseline else []
+        comparison = compare(baseline, results, tolerance) if baseline else None
         findings = [(f.name, f.judge(results)[0]) for f in FINDINGS]
         failed = [name for name, ok in findings if ok is False]
         fault = (results.get("bench") or {}).get("fault") or "none"
         lines.append(f"| {Path(path).name} | {fault} | {_count(documented)} | "
-                     f"{_count(against_base) if baseline else '-'} | "
+                     f"{_count([d.verdict for d in comparison.drifts]) if comparison else '-'} | "
+                     f"{_shifted(comparison.shifts) if comparison else '-'} | "
                      f"{len(failed)}/{sum(ok is not None for _, ok in findings)}{': ' + ', '.join(failed) if failed else ''} |")
     return "\n".join(lines)
+
+
+def _shifted(shifts: list) -> str:
+    failed = [f"{s.study} ({s.change:+.2f})" for s in shifts if not s.passed]
+    return f"{len(failed)}/{len(shifts)}" + (": " + ", ".join(failed) if failed else "")
 
 
 def _count(verdicts: list) -> str:

@@ -20,10 +20,23 @@ def compare(capsys, *argv):
 def test_unchanged_code_shows_no_drift(capsys, tmp_path):
     code, out, _ = compare(capsys, BENCH, REPEAT, "--markdown", tmp_path / "drift.md")
     assert code == 0
-    assert "33 cells compared: 0 accuracy regressions, 0 of 3 studies slower" in out
+    assert "33 cells compared: 0 accuracy regressions, 0 of 3 studies shifted as a whole, 0 of 3 studies slower" in out
     markdown = (tmp_path / "drift.md").read_text()
     assert markdown.startswith("## Drift against the baseline")
     assert "| sigmoid_vs_relu | blocks=4-relu | 33.09 | 31.52 | -1.57 |" in markdown
+    assert "| sigmoid_vs_relu | 16 | -0.22 | -0.69 | 8 |" in markdown
+
+
+def test_a_study_that_shifts_as_a_whole_is_a_regression(capsys):
+    """ToTensor without Normalize (H200): one cell out of its band, and the Sigmoid/ReLU study 1.77 points lower
+    over all its cells; --study-z widens the study check until it passes."""
+    fault = RECORDED / "h200-fault-no_normalization.json"
+    code, out, _ = compare(capsys, BENCH, fault)
+    assert code == 1 and "1 accuracy regressions, 1 of 2 studies shifted as a whole" in out
+    assert ("- sigmoid_vs_relu: mean accuracy over 16 cells moved -1.77 points against the baseline "
+            "(t = -4.82, 8 df, p = 0.0013)") in out
+    code, out, _ = compare(capsys, BENCH, fault, "--study-z", "3.3", "--z", "6")
+    assert code == 0 and "0 accuracy regressions, 0 of 2 studies shifted as a whole" in out
 
 
 def test_a_planted_fault_is_a_regression(capsys):

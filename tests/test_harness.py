@@ -102,3 +102,21 @@ def test_throughput_is_judged_against_a_baseline_from_the_same_device(tmp_path):
         assert proc.returncode == code and outcome in proc.stdout, proc.stdout[-2000:]
     assert "batchnorm_vs_groupnorm: " in proc.stdout and "of the baseline's" in proc.stdout
     assert "(minimum x1000000.0)" in proc.stdout
+
+
+def test_a_study_shifted_as_a_whole_fails_the_bench_against_its_baseline(tmp_path):
+    """bench/test_whole_studies.py::test_accuracy_shift on the CPU, against baselines made from this run's own results
+    with the seeds' accuracies spread by ±0.5: at the same mean it passes; 5 points higher in every cell, it
+    fails and says by how much (3 replicates: with 2 a side, 2 df leave 5 points within chance)."""
+    cell = ["--bench-device", "cpu", "--bench-data=synthetic", "--bench-profile", "smoke", "--replicates", "3"]
+    bench(tmp_path, *cell, "-k", "batchnorm_vs_groupnorm and (64-groupnorm or 128-groupnorm)")
+    for name, raise_by in (("same.json", 0.0), ("higher.json", 5.0)):
+        baseline = json.loads((tmp_path / "bench.json").read_text())
+        for record in baseline["studies"]["batchnorm_vs_groupnorm"]["cells"].values():
+            record["accuracy"] = [a + raise_by + spread for a, spread in zip(record["accuracy"], (0.5, -0.5, 0.0))]
+        (tmp_path / name).write_text(json.dumps(baseline))
+    for name, code, outcome in (("same.json", 0, "1 passed"), ("higher.json", 1, "1 failed")):
+        proc = bench(tmp_path, *cell, "-k", "test_accuracy_shift and batchnorm_vs_groupnorm",
+                     f"--baseline={tmp_path / name}")
+        assert proc.returncode == code and outcome in proc.stdout, proc.stdout[-2000:]
+    assert "batchnorm_vs_groupnorm: mean accuracy over 2 cells moved -5.00 points against the baseline" in proc.stdout

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from ablation.compare import compare
+from ablation.compare import compare, judge_study_shift
 from ablation.findings import FINDINGS
 from ablation.results import read_results
-from ablation.verdict import Tolerance, at_chance, band, check_cell, check_documented
+from ablation.studies import get_study
+from ablation.verdict import Tolerance, at_chance, band, check_cell, check_documented, t_two_sided_p
 
 RECORDED = Path(__file__).resolve().parent.parent / "bench" / "recorded"
 
@@ -110,8 +111,10 @@ def test_unchanged_code_passes_twice_on_the_h200(recorded):
     for name in ("bench", "repeat"):
         assert all(v.passed for v in check_documented(recorded[name], Tolerance())), name
         assert [f.judge(recorded[name])[0] for f in FINDINGS] == [True] * 4 + [None, True], name
-    drifts, throughputs = compare(recorded["bench"], recorded["repeat"], Tolerance())
-    assert len(drifts) == 33 and all(d.verdict.passed for d in drifts) and all(t.ok for t in throughputs)
+    comparison = compare(recorded["bench"], recorded["repeat"], Tolerance())
+    assert len(comparison.drifts) == 33 and all(d.verdict.passed for d in comparison.drifts)
+    assert len(comparison.shifts) == 3 and all(s.passed for s in comparison.shifts)
+    assert all(t.ok for t in comparison.throughputs) and not comparison.regressed
 
 
 def test_bimodal_sd_is_the_learned_runs_spread_on_the_recorded_runs(recorded):
@@ -134,22 +137,26 @@ def test_the_cuda_graph_path_passes_against_the_documented_tables_and_the_eager_
     assert graphs["bench"]["cuda_graphs"] and not recorded["bench"]["bench"].get("cuda_graphs")
     assert all(v.passed for v in check_documented(graphs, Tolerance()))
     assert [f.judge(graphs)[0] for f in FINDINGS] == [True] * 4 + [None, True]
-    drifts, throughputs = compare(recorded["bench"], graphs, Tolerance())
-    assert len(drifts) == 33 and all(d.verdict.passed for d in drifts)
-    assert throughputs and all(t.ok is None for t in throughputs)
+    comparison = compare(recorded["bench"], graphs, Tolerance())
+    assert len(comparison.drifts) == 33 and all(d.verdict.passed for d in comparison.drifts)
+    assert comparison.throughputs and all(t.ok is None for t in comparison.throughputs)
 
 
-UNCHANGED = ("bench", "repeat", "run-graphs", "run-graphs-autotune", "bench-graphs")
+UNCHANGED = ("bench", "repeat", "run-graphs", "run-graphs-autotune", "bench-graphs", "run-replicate-sgd",
+             "bench-replicate-sgd")
 
 
 def test_no_recorded_unchanged_run_drifts_from_another(recorded):
-    """Five H200 runs of unchanged training (eager or CUDA graphs, cuDNN autotuning on or off, two seed sets),
-    each as the baseline of each other: 20 pairs, 660 cell checks, no alarm."""
+    """Seven H200 runs of unchanged training (eager or CUDA graphs, cuDNN autotuning on or off, the optimizer
+    step before and since ReplicateSGD; two seed sets), each as the baseline of each other: 42 pairs,
+    1,386 cell checks and 126 study shifts, no alarm."""
     for baseline in UNCHANGED:
         for current in UNCHANGED:
             if baseline != current:
-                drifts, _ = compare(recorded[baseline], recorded[current], Tolerance())
-                assert len(drifts) == 33 and [d for d in drifts if not d.verdict.passed] == [], (baseline, current)
+                comparison = compare(recorded[baseline], recorded[current], Tolerance())
+                assert len(comparison.drifts) == 33 and len(comparison.shifts) == 3, (baseline, current)
+                assert [d for d in comparison.drifts if not d.verdict.passed] == [], (baseline, current)
+                assert [s for s in comparison.shifts if not s.passed] == [], (baseline, current)
 
 
 @pytest.mark.parametrize("fault,finding,min_cells", [
@@ -161,8 +168,73 @@ def test_planted_faults_are_caught(recorded, fault, finding, min_cells):
     assert results["bench"]["fault"] == fault
     failed = {f.name for f in FINDINGS if f.judge(results)[0] is False}
     assert failed == {finding}
-    drifts, _ = compare(recorded["bench"], results, Tolerance())
+    drifts = compare(recorded["bench"], results, Tolerance()).drifts
     assert sum(not d.verdict.passed for d in drifts) >= min_cells
+
+
+def test_a_fault_inside_every_cell_band_but_one_shifts_its_study(recorded):
+    """ToTensor without Normalize on the H200: 11 of 16 Sigmoid/ReLU cells 0.9-5.3 points lower, yet one cell
+    outside its band and no finding failed; the study's mean over its cells moved 1.77 points down, against
+    seeds whose means spread by about half a point."""
+    results = recorded["fault-no_normalization"]
+    assert results["bench"]["fault"] == "no_normalization"
+    assert [f.name for f in FINDINGS if f.judge(results)[0] is False] == []
+    comparison = compare(recorded["bench"], results, Tolerance())
+    assert [d.verdict.cell for d in comparison.drifts if not d.verdict.passed] == ["blocks=4-relu"]
+    shifted = [s for s in comparison.shifts if not s.passed]
+    assert [(s.study, s.cells, s.df) for s in shifted] == [("sigmoid_vs_relu", 16, 8)]
+    assert shifted[0].change == pytest.approx(-1.77, abs=0.005) and shifted[0].p < 0.002
+    assert comparison.regressed
+
+
+def seed_run(base: float, seed_effects: list[float], rotate: bool) -> dict:
+    """Sigmoid/ReLU cells whose replicates are base + one of seed_effects: the same effect for a seed in every
+    cell (cells move together), or each cell rotated so that no seed is lucky everywhere."""
+    cells = [c.id for c in get_study("sigmoid_vs_relu").cells]
+    k = len(seed_effects)
+    return {cell: record([base + seed_effects[(r + i) % k if rotate else r] for r in range(k)])
+            for i, cell in enumerate(cells)}
+
+
+@pytest.mark.parametrize("rotate,passed", [(False, True), (True, False)])
+def test_cells_that_move_together_by_seed_are_one_piece_of_evidence(rotate, passed):
+    """The same one-point shift in all 16 cells, each cell with the same five values: when a seed is lucky in
+    every cell (shared initialization and data order), the five per-seed means spread as widely as one cell's
+    replicates and a point is within chance; when luck does not line up across cells, it is not."""
+    effects = [-2.0, -1.0, 0.0, 1.0, 2.0]
+    before = seed_run(40.0, effects, rotate)
+    after = seed_run(41.0, [1.0, -2.0, 2.0, 0.0, -1.0], rotate)
+    shift = judge_study_shift("sigmoid_vs_relu", before, after, Tolerance(hardware=0.0))
+    assert shift.cells == 16 and shift.df == 8 and shift.change == pytest.approx(1.0)
+    assert shift.passed is passed
+
+
+def test_the_hardware_allowance_comes_off_a_study_shift_across_devices():
+    before = seed_run(40.0, [-0.1, 0.0, 0.1], rotate=False)
+    after = seed_run(40.8, [0.1, -0.1, 0.0], rotate=False)
+    assert not judge_study_shift("sigmoid_vs_relu", before, after, Tolerance(hardware=0.0)).passed  # same device
+    other_device = judge_study_shift("sigmoid_vs_relu", before, after, Tolerance(hardware=1.0))
+    assert other_device.passed and other_device.t == 0 and other_device.change == pytest.approx(0.8)
+    assert not judge_study_shift("sigmoid_vs_relu", before, seed_run(42.0, [0.1, -0.1, 0.0], False),
+                                 Tolerance(hardware=1.0)).passed
+
+
+def test_a_study_shift_needs_two_cells_and_a_spread():
+    one_cell = {"blocks=1-relu": record([30.0, 31.0])}
+    assert judge_study_shift("sigmoid_vs_relu", one_cell, one_cell, Tolerance()) is None
+    single_runs = seed_run(40.0, [0.0], rotate=False)
+    assert judge_study_shift("sigmoid_vs_relu", single_runs, single_runs, Tolerance()) is None
+    bimodal_only = {"batch_size=2-batchnorm": record([10.0, 20.0]), "batch_size=4-groupnorm": record([30.0, 35.0])}
+    assert judge_study_shift("batchnorm_vs_groupnorm", bimodal_only, bimodal_only, Tolerance()) is None
+
+
+@pytest.mark.parametrize("t,df", [(12.7062, 1), (4.3027, 2), (3.1824, 3), (2.7764, 4), (2.3060, 8), (2.1448, 14),
+                                  (1.9719, 200)])
+def test_t_p_values_match_the_tables(t, df):
+    """Two-sided 5 % critical values of Student's t from the tables, and the normal limit."""
+    assert t_two_sided_p(t, df) == pytest.approx(0.05, abs=2e-5)
+    assert t_two_sided_p(-t, df) == t_two_sided_p(t, df) and t_two_sided_p(0.0, df) == 1.0
+    assert t_two_sided_p(3.5, 10**6) == pytest.approx(math.erfc(3.5 / math.sqrt(2)), rel=1e-4)
 
 
 def test_the_cifar100_claim_holds_on_the_cifar10_runs_and_needs_its_own_cells(recorded):
