@@ -3,13 +3,19 @@
 # steps; `run all` timed as a user runs it (the 60 s target); the bench as CI
 # runs it (verdicts, drift against the recorded H200 run with graphs); time per
 # step of sample cells; the whole table in the notebook pipeline against CUDA
-# graphs (the 10x target); the whole table fused vs fused + graphs; the notebook
-# pipeline on a sample of cells in every mode; planted faults; the CPU suite
-# under the device's torch.
+# graphs (the 10x target); the norm study's small-batch cells side by side on
+# CUDA streams; the whole table fused vs fused + graphs; the notebook pipeline on
+# a sample of cells in every mode; planted faults; the CPU suite under the
+# device's torch.
 # Copy ../shared/data/cifar10-small.npz to .gpu-data/ (git-ignored) and carry it.
 # Usage: OUT=dir DATA=path.npz bash bench/gpu_session.sh   (stages are skipped when time runs short)
-#        STAGES="speed-whole" BUDGET=430 ...  runs only the stages named. With a 15-minute session, two calls:
-#        STAGES="graphs-check run-all bench step-times" BUDGET=300, then STAGES=speed-whole BUDGET=430.
+#        STAGES="speed-whole" BUDGET=430 ...  runs only the stages named.
+# Stage times on an H200 (2026-11-26): graphs-check 15 s, run-all 75 s, bench 86 s, step-times 32 s,
+# speed-whole 436 s, fault-groupnorm_one_group 29 s, fault-no_normalization 64 s. All of these have run on
+# commit 93ac5da (README, Speed and the bench). Not yet run on a GPU: concurrent-cells, the speed-<study>
+# samples in all four modes on the current step, cpu-suite; for a 15-minute session, one call:
+#        STAGES="concurrent-cells speed-batchnorm_vs_groupnorm speed-sigmoid_vs_relu
+#                speed-conv_activation_norm_position cpu-suite" BUDGET=420
 set -u
 OUT=${OUT:?set OUT}
 DATA=${DATA:-.gpu-data/cifar10-small.npz}
@@ -51,6 +57,8 @@ stage bench 150 python3 -m pytest -m gpu -n 2 -p no:cacheprovider --bench-data="
   --baseline="$BASELINE" --bench-out="$work/bench.json" $EXTRA
 # 4. milliseconds per step of sample cells: one at a time, fused, + CUDA graphs, + channels_last (README table)
 stage step-times 60 python3 -m bench.step_times --data "$DATA" ${STEP_TIMES_EXTRA:-}
+# 4b. the norm study's batch 2-8 cells one after another vs side by side on CUDA streams (under a minute)
+stage concurrent-cells 45 python3 -m bench.concurrent_cells --data "$DATA"
 # 5. the whole table, notebook pipeline (one replicate per cell timed, scaled up) vs CUDA graphs: about 6 minutes
 stage speed-whole 400 python3 -m ablation speed all --modes notebook,graphs --sequential-replicates 1 --data "$DATA" \
   --markdown $RUN_EXTRA

@@ -126,3 +126,19 @@ def test_step_times_rejects_bad_input_in_one_line(capsys, monkeypatch, argv, mes
         step_times(argv)
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and message in err.splitlines()[-1]
+
+
+@pytest.mark.parametrize("cuda,argv,message", [
+    (False, ["--data", "synthetic"], "needs a CUDA GPU: it times CUDA-graph replays on CUDA streams"),
+    (True, ["--data", "synthetic", "--scale", "-1"], "--scale must be above 0, got -1.0"),
+    (True, ["--data", "missing.npz"], "no such data file missing.npz"),
+])
+def test_concurrent_cells_rejects_bad_input_in_one_line(capsys, monkeypatch, cuda, argv, message):
+    """bench/concurrent_cells.py times CUDA streams, so it runs only on a GPU; its input is checked first."""
+    from bench.concurrent_cells import main as concurrent_cells
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    with pytest.raises(SystemExit) as exit_info:
+        concurrent_cells(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err.splitlines()[-1]
