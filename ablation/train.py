@@ -29,12 +29,15 @@ from ablation.studies import Cell, Hyperparameters, Study
 EVAL_CHUNK = 2000
 # On CUDA, batches of at least this many images per replicate train in channels_last layout.  Time per step on
 # an H200 (fused, CUDA graphs): 12-20 % less for the Sigmoid/ReLU study (batch 512), 16 % less for the order
-# study (256); at the norm study's batches of 2-128, from 8 % less to 18 % more.
+# study (256); at the norm study's batches of 2-128, from 8 % less to 18 % more.  On CPU every cell trains
+# channels_last: per step on 2 cores, x1.4-1.6 faster in the Sigmoid/ReLU and order studies, x1.3-1.9 for 8
+# fused norm-study replicates at batch 2-8, x1.0-1.3 for one; evaluating, x1.25-1.55.
 CHANNELS_LAST_MIN_BATCH = 256
 # On CPU, replicates train fused only at batches of at most this many images per replicate.  Time per step of
-# 8 replicates, fused against one at a time (2 cores, norm study): x2.2 faster at batch 2, x1.8 at 4, x1.1-1.2 at 8,
-# x0.9-1.05 at 16, x0.7-0.8 at 32: at small batches a step is overhead, at large ones grouped convolutions are slow.
-CPU_FUSE_MAX_BATCH = 8
+# 8 replicates in channels_last, fused against one at a time (2 cores, norm study): x2.0 faster at batch 8, x1.5
+# at 16, x1.25 at 32, x0.6-0.8 at 64: at small batches a step is overhead, at large ones grouped convolutions
+# are slow.
+CPU_FUSE_MAX_BATCH = 32
 _warned_cpu_amp = False
 
 
@@ -201,8 +204,9 @@ def fusing_pays(device: torch.device, batch_size: int) -> bool:
 
 
 def uses_channels_last(device: torch.device, batch_size: int) -> bool:
-    """Whether a cell's training batches go channels_last (CUDA, large batches; see CHANNELS_LAST_MIN_BATCH)."""
-    return device.type == "cuda" and batch_size >= CHANNELS_LAST_MIN_BATCH
+    """Whether a cell trains and evaluates in channels_last layout (CPU always, CUDA at large batches; see
+    CHANNELS_LAST_MIN_BATCH)."""
+    return device.type == "cpu" or (device.type == "cuda" and batch_size >= CHANNELS_LAST_MIN_BATCH)
 
 
 def init_models(study: Study, cell: Cell, classes: int, seeds: list[int]) -> list[nn.Module]:
@@ -227,13 +231,15 @@ def batch(data: DeviceData, indices: torch.Tensor, dtype: torch.dtype) -> tuple[
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: DeviceData, replicates: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluate(model: nn.Module, data: DeviceData, replicates: int, dtype: torch.dtype,
+             channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-replicate top-1 test accuracy (percent) and collapse flags, in eval mode without autocast."""
     model.eval()
+    layout = torch.channels_last if channels_last else torch.contiguous_format
     predictions = []
     for start in range(0, len(data.test_y), EVAL_CHUNK):
         images = data.normalize(data.test_x[start:start + EVAL_CHUNK], dtype).repeat(1, replicates, 1, 1)
-        predictions.append(model(images).argmax(dim=2))  # (b, R)
+        predictions.append(model(images.contiguous(memory_format=layout)).argmax(dim=2))  # (b, R)
     model.train()
     predicted = torch.cat(predictions)
     accuracy = (predicted == data.test_y[:, None]).double().mean(0) * 100
@@ -370,7 +376,8 @@ def train_cell(
     device = data.train_x.device
     replicates = len(seeds)
     batch_size = study.batch_size(cell, profile)
-    step = cell_step(study, cell, data, seeds, profile, dtype, graphs, uses_channels_last(device, batch_size))
+    channels_last = uses_channels_last(device, batch_size)
+    step = cell_step(study, cell, data, seeds, profile, dtype, graphs, channels_last)
     model = step.model
     scheduler = make_scheduler(step.optimizer, hp)
     run_step = CUDAGraphSteps(step, batch_size) if graphs else step
@@ -392,7 +399,7 @@ def train_cell(
     synchronize(device)
     trained = time.perf_counter()
 
-    accuracy, collapsed = evaluate(model, data, replicates, dtype)
+    accuracy, collapsed = evaluate(model, data, replicates, dtype, channels_last)
     synchronize(device)
     evaluated = time.perf_counter()
     return CellResult(

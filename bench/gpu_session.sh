@@ -13,9 +13,10 @@
 # Stage times on an H200 (2026-11-26): graphs-check 15 s, run-all 75 s, bench 86 s, step-times 32 s,
 # speed-whole 436 s, fault-groupnorm_one_group 29 s, fault-no_normalization 64 s. All of these have run on
 # commit 93ac5da (README, Speed and the bench). Not yet run on a GPU: concurrent-cells, the speed-<study>
-# samples in all four modes on the current step, cpu-suite; for a 15-minute session, one call:
-#        STAGES="concurrent-cells speed-batchnorm_vs_groupnorm speed-sigmoid_vs_relu
-#                speed-conv_activation_norm_position cpu-suite" BUDGET=420
+# samples in all four modes on the current step, cpu-suite, and evaluation in channels_last since then (run-all's
+# evaluation time, 3.4 s before); for a 15-minute session, one call:
+#        STAGES="run-all concurrent-cells speed-batchnorm_vs_groupnorm speed-sigmoid_vs_relu
+#                speed-conv_activation_norm_position cpu-suite" BUDGET=500
 set -u
 OUT=${OUT:?set OUT}
 DATA=${DATA:-.gpu-data/cifar10-small.npz}

@@ -88,20 +88,20 @@ def test_csv_and_json_formats(capsys, tmp_path):
 
 @pytest.mark.parametrize("no_fuse", [False, True])
 def test_on_cpu_replicates_train_fused_only_at_small_batches(capsys, no_fuse):
-    """On a CPU fusing is faster at batches of 8 or fewer and slower above (train.CPU_FUSE_MAX_BATCH)."""
+    """On a CPU fusing is faster at batches of 32 or fewer and slower above (train.CPU_FUSE_MAX_BATCH)."""
     code, out, err = run(capsys, "run", "batchnorm_vs_groupnorm", "--data", "synthetic", "--device", "cpu",
-                         "--profile", "smoke", "--cell", "batch_size=8-groupnorm", "--cell", "batch_size=16-groupnorm",
+                         "--profile", "smoke", "--cell", "batch_size=32-groupnorm", "--cell", "batch_size=64-groupnorm",
                          "--replicates", "2", "--quiet", "--format", "json", *(["--no-fuse"] if no_fuse else []))
     assert code == 0, err
     cells = json.loads(out)["studies"]["batchnorm_vs_groupnorm"]["cells"]
-    fused = cells["batch_size=8-groupnorm"]["fused"], cells["batch_size=16-groupnorm"]["fused"]
+    fused = cells["batch_size=32-groupnorm"]["fused"], cells["batch_size=64-groupnorm"]["fused"]
     assert fused == ((1, 1) if no_fuse else (2, 1))
 
 
 def test_runs_at_chance_are_marked(capsys, monkeypatch, tmp_path):
     import ablation.train as train
 
-    def constant_predictions(model, data, replicates, dtype):
+    def constant_predictions(model, data, replicates, dtype, channels_last):
         n = len(data.test_y)
         return torch.full((replicates,), float((data.test_y == 0).sum()) / n * 100), torch.ones(replicates, dtype=torch.bool)
 

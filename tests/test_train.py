@@ -141,12 +141,13 @@ def assert_capturable(stand_ins):
 
 @pytest.fixture
 def conv_input_layouts():
-    """The memory layout of every training-mode convolution's input while the test runs."""
+    """(train or eval, memory layout) of every convolution's input while the test runs."""
     layouts = set()
 
     def record(module, inputs):
-        if isinstance(module, torch.nn.Conv2d) and module.training and inputs[0].shape[-1] > 1:  # 1x1: both
-            layouts.add("channels_last" if not inputs[0].is_contiguous() else "contiguous")
+        if isinstance(module, torch.nn.Conv2d) and inputs[0].shape[-1] > 1:  # 1x1: both layouts at once
+            layout = "channels_last" if not inputs[0].is_contiguous() else "contiguous"
+            layouts.add(("train" if module.training else "eval", layout))
 
     handle = torch.nn.modules.module.register_module_forward_pre_hook(record)
     yield layouts
@@ -161,7 +162,8 @@ def test_fused_replicates_equal_separate_runs_in_float64(generated, graph_stand_
 
     graph-ready: the step CUDA graphs capture (fused optimizer kernels, lr as a
     tensor, per-replicate GradScaler skipping), run eagerly, is the same training.
-    channels-last: the layout large batches take on CUDA changes nothing computed.
+    channels-last: the layout every cell takes on CPU, and large batches on CUDA,
+    changes nothing computed; the test set is evaluated in the layout trained in.
     """
     study = shrink(name, per_class=6, epochs=2, **changes)
     data = prepare(generated, 6, 0, "cpu", test_limit=100)
@@ -169,7 +171,8 @@ def test_fused_replicates_equal_separate_runs_in_float64(generated, graph_stand_
     monkeypatch.setattr(train, "uses_channels_last", lambda device, batch_size: way == "channels-last")
     graphs = way == "graph-ready"
     fused = train_cell(study, cell, data, seeds, dtype=torch.float64, graphs=graphs)
-    assert conv_input_layouts == {"channels_last" if way == "channels-last" else "contiguous"}
+    layout = "channels_last" if way == "channels-last" else "contiguous"
+    assert conv_input_layouts == {("train", layout), ("eval", layout)}
     states, accuracies = reference_runs(study, cell, data, seeds, torch.float64)
     for r, state in enumerate(states):
         ours = replicate_state(fused.model, 3, r)
@@ -178,6 +181,17 @@ def test_fused_replicates_equal_separate_runs_in_float64(generated, graph_stand_
     assert fused.accuracy == pytest.approx(accuracies, abs=1e-9)
     if graphs:
         assert_capturable(graph_stand_in)
+
+
+def test_on_cpu_every_cell_trains_and_evaluates_channels_last(generated, conv_input_layouts):
+    """channels_last was the faster layout on the CPU for every study, training and evaluating; on CUDA only
+    from batch 256 (train.CHANNELS_LAST_MIN_BATCH)."""
+    study = shrink("batchnorm_vs_groupnorm", per_class=6, epochs=1)
+    data = prepare(generated, 6, 0, "cpu", test_limit=50)
+    train_cell(study, study.cell("batch_size=2-groupnorm"), data, [1, 2])
+    assert conv_input_layouts == {("train", "channels_last"), ("eval", "channels_last")}
+    cuda = torch.device("cuda")
+    assert not train.uses_channels_last(cuda, 128) and train.uses_channels_last(cuda, 256)
 
 
 @pytest.mark.parametrize("graphs", [False, True], ids=["eager", "graph-ready"])
