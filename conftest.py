@@ -48,6 +48,7 @@ def cifar_npz() -> Path:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    from ablation.cli import above_zero, zero_or_more
     from ablation.compare import MIN_THROUGHPUT
     from ablation.studies import PROFILES
     from ablation.verdict import Tolerance
@@ -69,14 +70,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--replicates", type=int, help="replicates per cell (default: each study's own)")
     group.addoption("--baseline", help="results JSON of a known-good run: also check drift against it")
     group.addoption("--bench-out", default="bench-results.json", help="results JSON this run writes")
-    group.addoption("--z", type=float, default=default.z, help="standard errors of the band")
-    group.addoption("--sd-floor", type=float, default=default.sd_floor, help="smallest run-to-run sd, points")
-    group.addoption("--allowance-hardware", type=float, default=default.hardware, help="points, either way")
-    group.addoption("--study-z", type=float, default=default.study_z,
+    group.addoption("--z", type=above_zero, default=default.z, help="standard errors of the band")
+    group.addoption("--sd-floor", type=zero_or_more, default=default.sd_floor, help="smallest run-to-run sd, points")
+    group.addoption("--allowance-hardware", type=zero_or_more, default=default.hardware, help="points, either way")
+    group.addoption("--study-z", type=above_zero, default=default.study_z,
                     help="a study's accuracy shift against the baseline fails beyond this normal quantile's tail")
-    group.addoption("--allowance-data", type=float, default=default.data_copy,
+    group.addoption("--allowance-data", type=zero_or_more, default=default.data_copy,
                     help="points, downward, for data other than torchvision's CIFAR-10")
-    group.addoption("--min-throughput", type=float, default=MIN_THROUGHPUT,
+    group.addoption("--min-throughput", type=zero_or_more, default=MIN_THROUGHPUT,
                     help="a study's images/s below this fraction of the baseline's fails")
     group.addoption("--seed-offset", type=int, default=0, help="shift every replicate seed (independent repeats)")
     group.addoption("--plant-fault", choices=sorted(FAULTS), help="plant a known bug (measures detection power)")

@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="GroupNorm group counts of the norm study's three blocks (default 4,8,8)")
     run.add_argument("--no-fuse", action="store_true",
                      help="train replicates one after another instead of as one fused model (by default fused "
-                          "on CUDA, and on CPU at batches of 8 or fewer, where that is faster)")
+                          "on CUDA, and on CPU at batches of 32 or fewer, where that is faster)")
     run.add_argument("--no-cuda-graphs", action="store_true",
                      help="on CUDA, launch every training step's kernels one by one instead of replaying each "
                           "full-batch step from a captured CUDA graph")
@@ -99,15 +99,16 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
 
 def add_tolerance_options(parser: argparse.ArgumentParser) -> None:
     default = Tolerance()
-    parser.add_argument("--z", type=float, default=default.z, help="standard errors of the band (default %(default)s)")
-    parser.add_argument("--sd-floor", type=float, default=default.sd_floor,
+    parser.add_argument("--z", type=above_zero, default=default.z,
+                        help="standard errors of the band (default %(default)s)")
+    parser.add_argument("--sd-floor", type=zero_or_more, default=default.sd_floor,
                         help="smallest run-to-run sd assumed, points (default %(default)s)")
-    parser.add_argument("--allowance-hardware", type=float, default=default.hardware,
+    parser.add_argument("--allowance-hardware", type=zero_or_more, default=default.hardware,
                         help="points allowed either way for hardware and kernels (default %(default)s)")
-    parser.add_argument("--study-z", type=float, default=default.study_z,
+    parser.add_argument("--study-z", type=above_zero, default=default.study_z,
                         help="a study's accuracy shift is a regression beyond this normal quantile's tail "
                              "probability (default %(default)s)")
-    parser.add_argument("--min-throughput", type=float, default=MIN_THROUGHPUT,
+    parser.add_argument("--min-throughput", type=zero_or_more, default=MIN_THROUGHPUT,
                         help="a study's images/s below this fraction of the baseline's is a regression "
                              "(default %(default)s)")
 
@@ -258,6 +259,29 @@ def speed_modes(text: str) -> tuple[str, ...]:
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown mode {unknown[0]!r}; choose from {','.join(MODES)}")
     return modes
+
+
+def above_zero(text: str) -> float:
+    """A tolerance option that must be above 0 (a z of 0 or less would flag every cell or study)."""
+    value = _number(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def zero_or_more(text: str) -> float:
+    """A tolerance option that may be 0 (no allowance) but not negative."""
+    value = _number(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
 def group_counts(text: str) -> tuple[int, ...]:

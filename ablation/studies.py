@@ -114,6 +114,10 @@ class Study:
     def model(self, cell: Cell, classes: int = 10, replicates: int = 1) -> nn.Module:
         return self.build(cell, classes, replicates, self.groups)
 
+    def with_hyperparameters(self, **changes: Any) -> Study:
+        """This study with some hyperparameters changed (smaller tests, planted faults)."""
+        return dataclasses.replace(self, hyperparameters=dataclasses.replace(self.hyperparameters, **changes))
+
     def batch_size(self, cell: Cell, profile: str = "full") -> int:
         return self.settings(profile).batch_size or int(cell.level)
 

@@ -54,9 +54,14 @@ class Tolerance:
     study_z: float = 2.94  # a study's shift against a baseline: two-sided; Bonferroni over 3 studies, about 1 %
 
     @property
+    def cell_alarm_p(self) -> float:
+        """The false-alarm probability of one cell's band."""
+        return normal_two_sided_p(self.z)
+
+    @property
     def study_alarm_p(self) -> float:
-        """The false-alarm probability of one study's shift test (the normal tail beyond study_z)."""
-        return math.erfc(self.study_z / math.sqrt(2))
+        """The false-alarm probability of one study's shift test."""
+        return normal_two_sided_p(self.study_z)
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,11 @@ def pooled_sd(a: list[float], b: list[float]) -> float:
     return math.sqrt(ss / df)
 
 
+def normal_two_sided_p(z: float) -> float:
+    """P(|Z| >= |z|) for a standard normal Z."""
+    return math.erfc(abs(z) / math.sqrt(2))
+
+
 def t_two_sided_p(t: float, df: int) -> float:
     """P(|T| >= |t|) for Student's t with an integer df >= 1, in closed form (Abramowitz & Stegun 26.7.3-4)."""
     theta = math.atan(abs(t) / math.sqrt(df))
@@ -131,7 +141,7 @@ def check_cell(study_name: str, cell_id: str, record: dict[str, Any], reference:
     if bimodal:
         learners = [v for v, f in zip(values, failed) if not f]
         learned_share = len(learned_reference) / len(reference)
-        unlikely = math.erfc(tolerance.z / math.sqrt(2))  # the band's two-sided false-alarm rate
+        unlikely = tolerance.cell_alarm_p
         if not learners and (1 - learned_share) ** len(values) < unlikely:
             return Verdict(study_name, cell_id, False, statistics.fmean(learned_reference), mean, None, None,
                            f"all {len(values)} replicates ended at chance; {len(learned_reference)} of the "

@@ -30,10 +30,6 @@ def _norm_after_activation(study: Study) -> Study:
     return dataclasses.replace(study, build=build)
 
 
-def _hyperparameters(study: Study, **changes) -> Study:
-    return dataclasses.replace(study, hyperparameters=dataclasses.replace(study.hyperparameters, **changes))
-
-
 def _no_normalization() -> None:
     ablation.train.MEAN, ablation.train.STD = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
 
@@ -52,9 +48,10 @@ FAULTS = {
         lambda s: dataclasses.replace(s, groups=(1, 1, 1)) if s.groups else s),
     "lr_times_10": Fault(
         "learning rate ten times the notebooks'",
-        lambda s: _hyperparameters(s, optimizer_args=dict(s.hyperparameters.optimizer_args,
-                                                          lr=10 * s.hyperparameters.optimizer_args["lr"]))),
-    "no_scheduler": Fault("the learning-rate scheduler dropped", lambda s: _hyperparameters(s, scheduler=None, scheduler_args={})),
+        lambda s: s.with_hyperparameters(optimizer_args=dict(s.hyperparameters.optimizer_args,
+                                                             lr=10 * s.hyperparameters.optimizer_args["lr"]))),
+    "no_scheduler": Fault("the learning-rate scheduler dropped",
+                          lambda s: s.with_hyperparameters(scheduler=None, scheduler_args={})),
     "no_normalization": Fault("ToTensor without Normalize (wrong normalization constants)", patch=_no_normalization),
 }
 

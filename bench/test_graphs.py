@@ -11,7 +11,6 @@ per epoch that runs eagerly between replays.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
@@ -64,9 +63,7 @@ def assert_same_state(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Ten
 
 def small(name: str, **changes) -> Study:
     """The study on 300 images for 2 epochs (or as changed)."""
-    study = get_study(name)
-    hp = dataclasses.replace(study.hyperparameters, **{"per_class": 30, "epochs": 2, **changes})
-    return dataclasses.replace(study, hyperparameters=hp)
+    return get_study(name).with_hyperparameters(**{"per_class": 30, "epochs": 2, **changes})
 
 
 @pytest.mark.gpu

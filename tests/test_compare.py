@@ -93,3 +93,16 @@ def test_missing_and_broken_files_exit_2(capsys, tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     code, _, err = compare(capsys, tmp_path / "broken.json", BENCH)
     assert code == 2 and "is not JSON" in err
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--study-z", "0", "argument --study-z: must be above 0, got 0"),
+    ("--z", "-2", "argument --z: must be above 0, got -2"),
+    ("--sd-floor", "-1", "argument --sd-floor: must be 0 or more, got -1"),
+    ("--allowance-hardware", "x", "argument --allowance-hardware: 'x' is not a number"),
+    ("--min-throughput", "-0.5", "argument --min-throughput: must be 0 or more, got -0.5"),
+])
+def test_a_tolerance_that_would_flag_everything_or_nothing_is_refused(capsys, option, value, message):
+    """A z of 0 makes every study shift and every band empty; a negative floor or allowance narrows bands."""
+    code, out, err = compare(capsys, BENCH, REPEAT, option, value)
+    assert code == 2 and message in err and err.count("\n") == 1 and out == ""

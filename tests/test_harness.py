@@ -89,6 +89,11 @@ def test_a_missing_baseline_or_data_file_stops_the_bench_with_one_line(tmp_path)
     assert "pass --bench-data=PATH.npz (a local copy) or --bench-data=synthetic" in proc.stderr
 
 
+def test_the_bench_refuses_a_tolerance_that_would_flag_every_study(tmp_path):
+    proc = bench(tmp_path, "--bench-device", "cpu", "-k", "conv_bn_relu", "--study-z=0")
+    assert proc.returncode == 4 and "argument --study-z: must be above 0, got 0" in proc.stderr
+
+
 def test_throughput_is_judged_against_a_baseline_from_the_same_device(tmp_path):
     """bench/test_throughput.py on the CPU: a study's images/s passes above --min-throughput of the baseline's
     and fails below it, saying by how much."""

@@ -1,6 +1,5 @@
 """The trainer: it learns, it is deterministic on CPU, and fused replicates are separate runs."""
 
-import dataclasses
 
 import pytest
 import torch
@@ -15,8 +14,7 @@ from ablation.train import CUDAGraphSteps, ReplicateGradScaler, ReplicateSGD, Tr
 
 
 def shrink(name, **changes):
-    study = get_study(name)
-    return dataclasses.replace(study, hyperparameters=dataclasses.replace(study.hyperparameters, **changes))
+    return get_study(name).with_hyperparameters(**changes)
 
 
 @pytest.fixture(scope="module")
