@@ -5,43 +5,54 @@
 At batches 2-8 a CUDA-graph replay of one step of 8 fused replicates takes
 about 0.6 ms on an H200 whatever the batch: many tiny kernels, one after
 another, most of the GPU idle.  These six cells (BatchNorm and GroupNorm at
-batch 2, 4 and 8) took 23 of the whole table's 62 s of training.  This replays
-each cell's captured step for a number of steps in proportion to its epoch
-(batch 2: four times batch 8's), three ways: one cell after another on one
+batch 2, 4 and 8) took 23 of the whole table's 62 s of training, and the order
+study, whose kernels run 84 % of its step, another 16 s.  This replays each
+cell's captured step for a number of steps in proportion to the run's (the
+real counts times 0.08 at --scale 1), four ways: one cell after another on one
 stream, as `run` trains them; each BatchNorm cell beside the GroupNorm cell of
-its batch size; and all six at once, one CUDA stream per cell.
+its batch size; all six at once, one CUDA stream per cell; and the six beside
+an order-study cell, whose steps stand for the whole order study.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from typing import Sequence
 
 import torch
 
-from ablation.data import DataError, load_dataset
+from ablation.data import DataError, Dataset, load_dataset
 from ablation.results import render
-from ablation.studies import Study, get_study
-from ablation.train import CUDAGraphSteps, DeviceData, cell_step, prepare
+from ablation.studies import get_study
+from ablation.train import CUDAGraphSteps, cell_step, prepare, uses_channels_last
 from bench.step_times import WARMUP_STEPS, sample_batches
 
 BATCH_SIZES = (2, 4, 8)
 NORMS = ("batchnorm", "groupnorm")
-STEPS_AT_BATCH_8 = 200
+ORDER_CELL = "order=conv_bn_relu"
+FRACTION = 0.08  # of the run's steps, at --scale 1: 800 at batch 2, 200 at batch 8, 240 for the order study
 ROUNDS = 3  # each way timed this many times, the fastest kept
 
 
 class GraphedCell:
-    """One cell's training step, warmed up and captured in a CUDA graph, with a stream of its own."""
+    """One cell's training step, warmed up and captured in a CUDA graph, with a stream of its own.
 
-    def __init__(self, study: Study, cell_id: str, data: DeviceData) -> None:
-        cell = study.cell(cell_id)
-        self.batch_size = study.batch_size(cell)
-        step = cell_step(study, cell, data, study.seeds(study.replicates), capturable=True)
-        self.run = CUDAGraphSteps(step, self.batch_size)
-        self.batches = sample_batches(data, study.replicates, self.batch_size)
+    ``run_steps``: the optimizer steps `run` trains it for (all of its study's cells, for the order study)."""
+
+    def __init__(self, study_name: str, cell_id: str, dataset: Dataset, whole_study: bool = False) -> None:
+        study = get_study(study_name)
+        hp, cell = study.settings(), study.cell(cell_id)
+        device = torch.device("cuda")
+        data = prepare(dataset, hp.per_class, study.subset_seed, device)
+        batch_size = study.batch_size(cell)
+        self.run_steps = hp.epochs * math.ceil(len(data.train_y) / batch_size) * (len(study.cells) if whole_study else 1)
+        step = cell_step(study, cell, data, study.seeds(study.replicates), capturable=True,
+                         channels_last=uses_channels_last(device, batch_size))
+        self.run = CUDAGraphSteps(step, batch_size)
+        self.batches = sample_batches(data, study.replicates, batch_size)
         self.stream = torch.cuda.Stream()
         for i in range(WARMUP_STEPS):
             self.step(i, self.stream)
@@ -51,16 +62,30 @@ class GraphedCell:
             self.run(self.batches[i % len(self.batches)])
 
 
-def seconds(groups: list[list[GraphedCell]], steps: dict[int, int], own_streams: bool) -> float:
-    """Wall time of every cell's steps: groups one after another, a group's cells in turn, step by step, each on
+def interleaved(steps: list[int]) -> list[int]:
+    """The order in which cells with these step counts take their steps when they run side by side: each spread
+    evenly over the longest, so that all start and end together.  Returns cell indices."""
+    longest = max(steps)
+    order, done = [], [0] * len(steps)
+    for i in range(1, longest + 1):
+        for cell, n in enumerate(steps):
+            due = n * i // longest
+            order += [cell] * (due - done[cell])
+            done[cell] = due
+    return order
+
+
+def seconds(groups: list[list[tuple[GraphedCell, int]]], own_streams: bool) -> float:
+    """Wall time of every (cell, steps) in groups: groups one after another, a group's cells interleaved, each on
     its own stream (side by side on the GPU) or all on the current stream (one after another)."""
     torch.cuda.synchronize()
     start = time.perf_counter()
     for group in groups:
-        for i in range(max(steps[cell.batch_size] for cell in group)):
-            for cell in group:
-                if i < steps[cell.batch_size]:
-                    cell.step(i, cell.stream if own_streams else torch.cuda.current_stream())
+        taken = [0] * len(group)
+        for index in interleaved([steps for _, steps in group]):
+            cell = group[index][0]
+            cell.step(taken[index], cell.stream if own_streams else torch.cuda.current_stream())
+            taken[index] += 1
     torch.cuda.synchronize()
     return time.perf_counter() - start
 
@@ -68,7 +93,8 @@ def seconds(groups: list[list[GraphedCell]], steps: dict[int, int], own_streams:
 def main(argv: Sequence[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m bench.concurrent_cells", description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="PATH.npz, cifar10 or synthetic")
-    parser.add_argument("--scale", type=float, default=1.0, help=f"multiply the steps ({STEPS_AT_BATCH_8} at batch 8)")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help=f"multiply the steps ({FRACTION} of the run's: 800 at batch 2)")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         parser.error("needs a CUDA GPU: it times CUDA-graph replays on CUDA streams")
@@ -78,22 +104,24 @@ def main(argv: Sequence[str] | None = None) -> str:
         dataset = load_dataset(args.data)
     except DataError as error:
         parser.error(str(error))
-    study = get_study("batchnorm_vs_groupnorm")
-    hp = study.settings()
-    data = prepare(dataset, hp.per_class, study.subset_seed, torch.device("cuda"))
-    cells = {(b, norm): GraphedCell(study, f"batch_size={b}-{norm}", data) for b in BATCH_SIZES for norm in NORMS}
-    steps = {b: max(1, round(STEPS_AT_BATCH_8 * args.scale * 8 / b)) for b in BATCH_SIZES}
+    cells = [GraphedCell("batchnorm_vs_groupnorm", f"batch_size={b}-{norm}", dataset)
+             for b in BATCH_SIZES for norm in NORMS]
+    cells.append(GraphedCell("conv_activation_norm_position", ORDER_CELL, dataset, whole_study=True))
+    timed = [(c, max(1, round(c.run_steps * FRACTION * args.scale))) for c in cells]
+    small, order = timed[:-1], timed[-1:]
     ways = {
-        "one cell after another (as run trains)": ([[c] for c in cells.values()], False),
-        "BatchNorm beside GroupNorm, per batch size": ([[cells[b, n] for n in NORMS] for b in BATCH_SIZES], True),
-        "all six at once": ([list(cells.values())], True),
+        "one cell after another (as run trains)": ([[c] for c in small] + [order], False),
+        "BatchNorm beside GroupNorm, per batch size": ([small[i:i + 2] for i in range(0, 6, 2)] + [order], True),
+        "all six at once, then the order study": ([small, order], True),
+        "all six beside the order study": ([small + order], True),
     }
-    times = {name: min(seconds(groups, steps, own_streams) for _ in range(ROUNDS))
+    times = {name: min(seconds(groups, own_streams) for _ in range(ROUNDS))
              for name, (groups, own_streams) in ways.items()}
     first = next(iter(times.values()))
     rows = [[name, f"{t:.3f}", f"x{first / t:.2f}"] for name, t in times.items()]
-    return (f"{study.replicates} fused replicates per cell, CUDA graphs, steps per cell {steps} by batch size, "
-            f"on {torch.cuda.get_device_name()}, torch {torch.__version__}\n\n"
+    steps = {f"batch {b}": n for b, (_, n) in zip(BATCH_SIZES, small[::2])} | {"order study": order[0][1]}
+    return (f"CUDA graphs; steps per cell {steps} ({FRACTION * args.scale:g} of the run's); on "
+            f"{torch.cuda.get_device_name()}, torch {torch.__version__}\n\n"
             + render(["way", "seconds", "speed-up"], rows, markdown=True))
 
 

@@ -58,8 +58,8 @@ stage bench 150 python3 -m pytest -m gpu -n 2 -p no:cacheprovider --bench-data="
   --baseline="$BASELINE" --bench-out="$work/bench.json" $EXTRA
 # 4. milliseconds per step of sample cells: one at a time, fused, + CUDA graphs, + channels_last (README table)
 stage step-times 60 python3 -m bench.step_times --data "$DATA" ${STEP_TIMES_EXTRA:-}
-# 4b. the norm study's batch 2-8 cells one after another vs side by side on CUDA streams (under a minute)
-stage concurrent-cells 45 python3 -m bench.concurrent_cells --data "$DATA"
+# 4b. the norm study's batch 2-8 cells one after another vs side by side on CUDA streams, and beside the order study
+stage concurrent-cells 60 python3 -m bench.concurrent_cells --data "$DATA"
 # 5. the whole table, notebook pipeline (one replicate per cell timed, scaled up) vs CUDA graphs: about 6 minutes
 stage speed-whole 400 python3 -m ablation speed all --modes notebook,graphs --sequential-replicates 1 --data "$DATA" \
   --markdown $RUN_EXTRA
