@@ -131,6 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"ablation: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as interrupt:
+        after_progress = "\n" if sys.stderr.isatty() else ""  # a live progress line ends without one
+        detail = f"; {interrupt}" if str(interrupt) else ""
+        print(f"{after_progress}ablation: interrupted{detail}", file=sys.stderr)
+        return 130
     except (KeyError, ValueError, DataError, ResultsError) as error:
         message = error.args[0] if isinstance(error, KeyError) else str(error)
         print(f"ablation: error: {message}", file=sys.stderr)
@@ -202,15 +207,20 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     datasets: dict[str, Dataset] = {}
     results = new_results(device, args.data or ",".join(dict.fromkeys(s.dataset for s in studies)), args.profile)
-    for study in studies:
-        source = args.data or study.dataset
-        if source not in datasets:
-            datasets[source] = load_dataset(source, args.data_root)
-        run_study(results, study, datasets[source], device, args.replicates or study.replicates,
-                  args.profile, cells.get(study.name), fuse=False if args.no_fuse else None, log=log,
-                  graphs=device.type == "cuda" and not args.no_cuda_graphs)
-        if args.out:
-            write_results(results, args.out)
+    save = (lambda: write_results(results, args.out)) if args.out else None
+    try:
+        for study in studies:
+            source = args.data or study.dataset
+            if source not in datasets:
+                datasets[source] = load_dataset(source, args.data_root)
+            run_study(results, study, datasets[source], device, args.replicates or study.replicates,
+                      args.profile, cells.get(study.name), fuse=False if args.no_fuse else None, log=log,
+                      graphs=device.type == "cuda" and not args.no_cuda_graphs, after_cell=save)
+    except KeyboardInterrupt:
+        if not args.out:
+            raise
+        finished = sum(len(study["cells"]) for study in results["studies"].values())
+        raise KeyboardInterrupt(f"{args.out} holds the {finished} cells finished before it") from None
     print(format_results(results, args.format))
     if log:
         records = [c for study in results["studies"].values() for c in study["cells"].values()]

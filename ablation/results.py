@@ -119,7 +119,11 @@ def used_cuda_graphs(cells: Iterable[dict[str, Any]]) -> bool:
 
 
 def write_results(results: dict[str, Any], path: str | Path) -> None:
-    Path(path).write_text(json.dumps(results, indent=1) + "\n")
+    """Write the file whole or not at all (through a temporary file), so that an interrupt never truncates it."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(results, indent=1) + "\n")
+    partial.replace(path)
 
 
 def read_results(path: str | Path) -> dict[str, Any]:

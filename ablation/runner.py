@@ -55,10 +55,12 @@ def run_study(
     fuse: bool | None = None,
     log: Callable[[str], None] | None = None,
     graphs: bool = False,
+    after_cell: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Train the study's cells (all by default) and add them to ``results``; returns the study's entry.
 
-    ``fuse``: as run_cell's, for every cell.
+    ``fuse``: as run_cell's, for every cell.  ``after_cell``: called once each cell is in ``results`` (the
+    command line saves the file there, so that an interrupted run keeps every finished cell).
     """
     hp = study.settings(profile)
     data = prepare(dataset, hp.per_class, study.subset_seed, device, hp.test_limit)
@@ -70,6 +72,8 @@ def run_study(
         result = run_cell(study, cell, data, replicates, profile, fuse, progress, graphs)
         record = cell_record(study, cell.id, result, profile)
         entry["cells"][cell.id] = record
+        if after_cell:
+            after_cell()
         if log:
             log(f"{prefix}: {measured_text(record, data.classes)}  {result.wall_s:.1f} s, {result.images_per_s:,.0f} img/s")
     return entry

@@ -220,3 +220,30 @@ def test_run_replays_cuda_graphs_on_cuda_unless_told_not_to(monkeypatch, device,
     with pytest.raises(Stop):
         main(["run", "sigmoid_vs_relu", "--data", "synthetic", "--device", device, *argv])
     assert seen["device"] == device and seen["graphs"] is graphs
+
+
+def test_an_interrupted_run_keeps_its_finished_cells_and_exits_130(capsys, tmp_path, monkeypatch):
+    """Ctrl-C in the third cell: one line on stderr, no traceback, and --out holds the two cells before it."""
+    import ablation.runner as runner
+
+    run_cell = runner.run_cell
+    started = []
+
+    def interrupted_at_the_third(study, cell, *args, **kwargs):
+        started.append(cell.id)
+        if len(started) == 3:
+            raise KeyboardInterrupt
+        return run_cell(study, cell, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_cell", interrupted_at_the_third)
+    out_file = tmp_path / "results.json"
+    three_cells = ["--cell", "batch_size=128-batchnorm", "--cell", "batch_size=128-groupnorm"]
+    code, out, err = synthetic_run(capsys, tmp_path, *three_cells[:2], "--out", str(out_file))
+    assert code == 130 and out == ""
+    assert err.splitlines()[-1] == f"ablation: interrupted; {out_file} holds the 2 cells finished before it"
+    assert list(read_results(out_file)["studies"]["batchnorm_vs_groupnorm"]["cells"]) == started[:2]
+    assert list(tmp_path.iterdir()) == [out_file]  # no partial file left beside it
+
+    started.clear()
+    code, _, err = synthetic_run(capsys, tmp_path, *three_cells)
+    assert code == 130 and err.splitlines()[-1] == "ablation: interrupted"
