@@ -85,6 +85,9 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
             min_throughput: float = MIN_THROUGHPUT) -> Comparison:
     """Judge every cell present in both files against the baseline's replicates, each study's accuracy as a whole,
     and each study's throughput."""
+    if baseline["profile"] != current["profile"]:
+        raise ResultsError(f"the baseline ran the {baseline['profile']} profile and the current file the "
+                           f"{current['profile']} one; compare runs of the same profile")
     common = [s for s in current["studies"] if s in baseline["studies"]]
     if not common:
         raise ResultsError(f"the files share no study (baseline: {', '.join(baseline['studies']) or 'none'}; "

@@ -77,6 +77,8 @@ def test_throughput_with_cuda_graphs_against_a_baseline_without_is_not_judged(ca
 @pytest.mark.parametrize("mutate,message", [
     (lambda r: r.update(schema=2), "is not an ablation-bench results file of schema 1"),
     (lambda r: r.update(studies={}), "the files share no study"),
+    (lambda r: r.update(profile="smoke"), "the baseline ran the full profile and the current file the smoke one; "
+                                          "compare runs of the same profile"),
     (lambda r: r["studies"]["sigmoid_vs_relu"].update(data_checksum="0" * 16), "sigmoid_vs_relu was measured on different data"),
 ])
 def test_unusable_input_exits_2(capsys, tmp_path, mutate, message):

@@ -71,6 +71,20 @@ def test_markdown_report_mirrors_the_documents_tables(bench_run):
     assert "CUDA graphs" not in text
 
 
+def test_a_smoke_run_is_shown_but_not_judged(bench_run):
+    """One epoch on 20 images per class cannot be held to the documented tables: no verdict, no finding."""
+    low = copy.deepcopy(bench_run)  # 20 points lower: in a full run, every cell but one that is documented at chance
+    for entry in low["studies"].values():  # (BatchNorm at batch 2) is a regression
+        for record in entry["cells"].values():
+            record["accuracy"] = [max(a - 20, 0.0) for a in record["accuracy"]]
+    assert markdown_report(low).count("| **regression** |") == 32
+    text = markdown_report(dict(low, profile="smoke"))
+    assert "Profile smoke: a check of the pipeline, too short to compare with the documented tables" in text
+    assert "| conv_bn_relu |  | 62.64 | 40.20 ± 0.55 (n=3) | -22.44 | not judged |" in text
+    assert "## Findings" not in text and "regression" not in text
+    assert text.count("| not judged |") == 33
+
+
 def test_report_says_when_training_replayed_cuda_graphs(bench_run):
     graphed = copy.deepcopy(bench_run)
     for cell in graphed["studies"]["sigmoid_vs_relu"]["cells"].values():
