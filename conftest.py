@@ -66,7 +66,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="also run the two untabulated variants (long; CIFAR-100), deselected by default")
     group.addoption("--bench-device", choices=("cuda", "cpu"), default="cuda",
                     help="cpu runs the bench's machinery without a GPU (for its own tests)")
-    group.addoption("--bench-profile", choices=PROFILES, default="full")
+    group.addoption("--bench-profile", choices=PROFILES, default="full",
+                    help="smoke: short training that exercises the bench's machinery (its own tests); its cells "
+                         "cannot match the documented tables")
     group.addoption("--replicates", type=int, help="replicates per cell (default: each study's own)")
     group.addoption("--baseline", help="results JSON of a known-good run: also check drift against it")
     group.addoption("--bench-out", default="bench-results.json", help="results JSON this run writes")
