@@ -219,14 +219,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     """On the controller: merge the cells every worker trained into the results file."""
     if _worker_id(session.config) or SESSION_ENV not in os.environ:
         return
-    from ablation.results import write_results
+    from ablation.results import write_json
     from bench.harness import CellCache
 
     directory = Path(os.environ[SESSION_ENV])
     results = CellCache(directory, _bench_config(session.config)).merged()
     shutil.rmtree(directory, ignore_errors=True)
     if results is not None:
-        write_results(results, session.config.getoption("bench_out"))
+        write_json(results, session.config.getoption("bench_out"))
         _merged["results"] = results
 
 

@@ -16,7 +16,7 @@ import torch
 from ablation.compare import MIN_THROUGHPUT, compare, report
 from ablation.data import DATA_ROOT_ENV, DataError, Dataset, load_dataset
 from ablation.report import history, history_text, markdown_report, plot_results
-from ablation.results import FORMATS, ResultsError, environment, format_results, new_results, read_results, write_results
+from ablation.results import FORMATS, ResultsError, environment, format_results, new_results, read_results, write_json
 from ablation.runner import run_study
 from ablation.speed import MODES, available_modes, measure, speed_table
 from ablation.studies import DOCUMENTED, PROFILES, STUDIES, Cell, Study, get_study
@@ -207,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     datasets: dict[str, Dataset] = {}
     results = new_results(device, args.data or ",".join(dict.fromkeys(s.dataset for s in studies)), args.profile)
-    save = (lambda: write_results(results, args.out)) if args.out else None
+    save = (lambda: write_json(results, args.out)) if args.out else None
     try:
         for study in studies:
             source = args.data or study.dataset

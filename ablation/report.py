@@ -107,6 +107,7 @@ def markdown_report(results: dict[str, Any], tolerance: Tolerance = Tolerance())
     """
     judged_profile = results["profile"] == "full"
     verdicts = {(v.study, v.cell): v for v in check_documented(results, tolerance)} if judged_profile else {}
+    findings = FINDINGS if judged_profile else []
     env = results["environment"]
     graphs = used_cuda_graphs(c for _, entry in ordered_studies(results) for c in entry["cells"].values())
     lines = ["# ablation-bench report", "",
@@ -125,16 +126,18 @@ def markdown_report(results: dict[str, Any], tolerance: Tolerance = Tolerance())
                 continue
             verdict = verdicts.get((name, cell.id))
             documented = record["documented"]["mean"] if record["documented"] else None
+            if verdict:
+                verdict_text = "ok" if verdict.passed else "**regression**"
+            else:
+                verdict_text = "no documented value" if documented is None else "not judged"
             mean = statistics.fmean(record["accuracy"])
             rows.append([str(cell.level), cell.variant if cell.variant != cell.level else "",
                          f"{documented:.2f}" if documented is not None else "-",
                          measured_text(record, entry.get("classes", 10)),
-                         f"{mean - documented:+.2f}" if documented is not None else "-",
-                         ("ok" if verdict.passed else "**regression**") if verdict
-                         else "not judged" if documented is not None else "no documented value"])
+                         f"{mean - documented:+.2f}" if documented is not None else "-", verdict_text])
         lines += [f"## {study.title} (`{name}`)", "",
                   render([study.factor, "variant", "documented", "measured", "difference", "verdict"], rows, True), ""]
-    judged = [(f, f.judge(results)) for f in FINDINGS if f.study in results["studies"] and judged_profile]
+    judged = [(f, f.judge(results)) for f in findings if f.study in results["studies"]]
     judged = [(f, ok, detail) for f, (ok, detail) in judged if ok is not None]
     if judged:
         lines += ["## Findings", ""]

@@ -118,11 +118,12 @@ def used_cuda_graphs(cells: Iterable[dict[str, Any]]) -> bool:
     return any(cell.get("cuda_graphs", False) for cell in cells)
 
 
-def write_results(results: dict[str, Any], path: str | Path) -> None:
-    """Write the file whole or not at all (through a temporary file), so that an interrupt never truncates it."""
+def write_json(data: dict[str, Any], path: str | Path) -> None:
+    """Write the file whole or not at all (through a temporary file), so that an interrupt or a reader on another
+    process never sees it half written."""
     path = Path(path)
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(results, indent=1) + "\n")
+    partial.write_text(json.dumps(data, indent=1) + "\n")
     partial.replace(path)
 
 

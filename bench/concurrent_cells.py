@@ -24,10 +24,10 @@ from typing import Sequence
 
 import torch
 
-from ablation.data import DataError, Dataset, load_dataset
+from ablation.data import DataError, load_dataset
 from ablation.results import render
-from ablation.studies import get_study
-from ablation.train import CUDAGraphSteps, cell_step, prepare, uses_channels_last
+from ablation.studies import Study, get_study
+from ablation.train import CUDAGraphSteps, DeviceData, cell_step, prepare, uses_channels_last
 from bench.step_times import WARMUP_STEPS, sample_batches
 
 BATCH_SIZES = (2, 4, 8)
@@ -40,17 +40,14 @@ ROUNDS = 3  # each way timed this many times, the fastest kept
 class GraphedCell:
     """One cell's training step, warmed up and captured in a CUDA graph, with a stream of its own.
 
-    ``run_steps``: the optimizer steps `run` trains it for (all of its study's cells, for the order study)."""
+    ``run_steps``: the optimizer steps `run` trains the cell for."""
 
-    def __init__(self, study_name: str, cell_id: str, dataset: Dataset, whole_study: bool = False) -> None:
-        study = get_study(study_name)
-        hp, cell = study.settings(), study.cell(cell_id)
-        device = torch.device("cuda")
-        data = prepare(dataset, hp.per_class, study.subset_seed, device)
+    def __init__(self, study: Study, cell_id: str, data: DeviceData) -> None:
+        cell = study.cell(cell_id)
         batch_size = study.batch_size(cell)
-        self.run_steps = hp.epochs * math.ceil(len(data.train_y) / batch_size) * (len(study.cells) if whole_study else 1)
+        self.run_steps = study.settings().epochs * math.ceil(len(data.train_y) / batch_size)
         step = cell_step(study, cell, data, study.seeds(study.replicates), capturable=True,
-                         channels_last=uses_channels_last(device, batch_size))
+                         channels_last=uses_channels_last(data.train_x.device, batch_size))
         self.run = CUDAGraphSteps(step, batch_size)
         self.batches = sample_batches(data, study.replicates, batch_size)
         self.stream = torch.cuda.Stream()
@@ -60,6 +57,11 @@ class GraphedCell:
     def step(self, i: int, stream: torch.cuda.Stream) -> None:
         with torch.cuda.stream(stream):
             self.run(self.batches[i % len(self.batches)])
+
+
+def timed_steps(run_steps: int, fraction: float) -> int:
+    """The steps timed for a cell that `run` trains for ``run_steps``: that fraction of them, at least one."""
+    return max(1, round(run_steps * fraction))
 
 
 def interleaved(steps: list[int]) -> list[int]:
@@ -104,11 +106,14 @@ def main(argv: Sequence[str] | None = None) -> str:
         dataset = load_dataset(args.data)
     except DataError as error:
         parser.error(str(error))
-    cells = [GraphedCell("batchnorm_vs_groupnorm", f"batch_size={b}-{norm}", dataset)
-             for b in BATCH_SIZES for norm in NORMS]
-    cells.append(GraphedCell("conv_activation_norm_position", ORDER_CELL, dataset, whole_study=True))
-    timed = [(c, max(1, round(c.run_steps * FRACTION * args.scale))) for c in cells]
-    small, order = timed[:-1], timed[-1:]
+    norm_study, order_study = get_study("batchnorm_vs_groupnorm"), get_study("conv_activation_norm_position")
+    norm_data, order_data = (prepare(dataset, s.settings().per_class, s.subset_seed, torch.device("cuda"))
+                             for s in (norm_study, order_study))
+    fraction = FRACTION * args.scale
+    small = [(cell, timed_steps(cell.run_steps, fraction)) for cell in
+             (GraphedCell(norm_study, f"batch_size={b}-{norm}", norm_data) for b in BATCH_SIZES for norm in NORMS)]
+    order_cell = GraphedCell(order_study, ORDER_CELL, order_data)  # its steps stand for all of the study's cells
+    order = [(order_cell, timed_steps(order_cell.run_steps * len(order_study.cells), fraction))]
     ways = {
         "one cell after another (as run trains)": ([[c] for c in small] + [order], False),
         "BatchNorm beside GroupNorm, per batch size": ([small[i:i + 2] for i in range(0, 6, 2)] + [order], True),
@@ -119,8 +124,8 @@ def main(argv: Sequence[str] | None = None) -> str:
              for name, (groups, own_streams) in ways.items()}
     first = next(iter(times.values()))
     rows = [[name, f"{t:.3f}", f"x{first / t:.2f}"] for name, t in times.items()]
-    steps = {f"batch {b}": n for b, (_, n) in zip(BATCH_SIZES, small[::2])} | {"order study": order[0][1]}
-    return (f"CUDA graphs; steps per cell {steps} ({FRACTION * args.scale:g} of the run's); on "
+    counts = {f"batch {b}": n for b, (_, n) in zip(BATCH_SIZES, small[::2])} | {"order study": order[0][1]}
+    return (f"CUDA graphs; steps per cell {counts} ({fraction:g} of the run's); on "
             f"{torch.cuda.get_device_name()}, torch {torch.__version__}\n\n"
             + render(["way", "seconds", "speed-up"], rows, markdown=True))
 

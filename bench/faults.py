@@ -79,18 +79,21 @@ def detection_report(paths: list[str], baseline_path: str | None = None) -> str:
         lines.append(f"| {Path(path).name} | {fault} | {_count(documented)} | "
                      f"{_count([d.verdict for d in comparison.drifts]) if comparison else '-'} | "
                      f"{_shifted(comparison.shifts) if comparison else '-'} | "
-                     f"{len(failed)}/{sum(ok is not None for _, ok in findings)}{': ' + ', '.join(failed) if failed else ''} |")
+                     f"{_tally(failed, sum(ok is not None for _, ok in findings))} |")
     return "\n".join(lines)
 
 
 def _shifted(shifts: list) -> str:
-    failed = [f"{s.study} ({s.change:+.2f})" for s in shifts if not s.passed]
-    return f"{len(failed)}/{len(shifts)}" + (": " + ", ".join(failed) if failed else "")
+    return _tally([f"{s.study} ({s.change:+.2f})" for s in shifts if not s.passed], len(shifts))
 
 
 def _count(verdicts: list) -> str:
-    failed = [f"{v.study}[{v.cell}]" for v in verdicts if not v.passed]
-    return f"{len(failed)}/{len(verdicts)}" + (": " + ", ".join(failed) if failed else "")
+    return _tally([f"{v.study}[{v.cell}]" for v in verdicts if not v.passed], len(verdicts))
+
+
+def _tally(failed: list[str], judged: int) -> str:
+    """'failed/judged', then which failed."""
+    return f"{len(failed)}/{judged}" + (": " + ", ".join(failed) if failed else "")
 
 
 def main(argv: Sequence[str] | None = None) -> str:

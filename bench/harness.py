@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from ablation.data import Dataset, load_dataset
-from ablation.results import add_study, cell_record, new_results, ordered_studies
+from ablation.results import add_study, cell_record, new_results, ordered_studies, write_json
 from ablation.runner import run_cell
 from ablation.studies import Study, get_study
 from ablation.train import DeviceData, prepare
@@ -80,10 +80,7 @@ class CellCache:
         with open(self.directory / f"{path.name}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not path.exists():
-                stored = timed(lambda: self._train(name, cell_id))
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(stored))
-                tmp.replace(path)
+                write_json(timed(lambda: self._train(name, cell_id)), path)
         return json.loads(path.read_text())
 
     def _train(self, name: str, cell_id: str) -> dict[str, Any]:

@@ -6,11 +6,11 @@ import torch
 import torch.nn.functional as F
 
 import ablation.train as train
-from bench.step_times import Dispatched
 from ablation.data import synthetic
 from ablation.models import replicate_state
 from ablation.studies import get_study
 from ablation.train import CUDAGraphSteps, ReplicateGradScaler, ReplicateSGD, TrainStep, prepare, train_cell
+from bench.step_times import Dispatched
 
 
 def shrink(name, **changes):
