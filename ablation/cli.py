@@ -16,7 +16,8 @@ import torch
 from ablation.compare import MIN_THROUGHPUT, compare, report
 from ablation.data import DATA_ROOT_ENV, DataError, Dataset, load_dataset
 from ablation.report import history, history_text, markdown_report, plot_results
-from ablation.results import FORMATS, ResultsError, environment, format_results, new_results, read_results, write_json
+from ablation.results import (FORMATS, ResultsError, environment, format_results, new_results, read_results,
+                              training_seconds, write_json)
 from ablation.runner import run_study
 from ablation.speed import MODES, available_modes, measure, speed_table
 from ablation.studies import DOCUMENTED, PROFILES, STUDIES, Cell, Study, get_study
@@ -48,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cuda-graphs", action="store_true",
                      help="on CUDA, launch every training step's kernels one by one instead of replaying each "
                           "full-batch step from a captured CUDA graph")
+    run.add_argument("--side-by-side", type=int, default=1, metavar="N",
+                     help="on CUDA, train a study's cells N at a time, in the study's order, each on a CUDA stream "
+                          "of its own, their steps interleaved (default 1: one after another)")
     run.add_argument("--out", help="write every replicate's numbers and the environment to this JSON file")
     run.add_argument("--format", choices=FORMATS, default="table")
     run.add_argument("--plot", metavar="DIR", help="also write one PNG figure per study into DIR")
@@ -198,6 +202,12 @@ def time_pipelines(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     studies, cells, device = selection(args)
+    if args.side_by_side < 1:
+        raise UsageError(f"--side-by-side must be at least 1, got {args.side_by_side}")
+    if args.side_by_side > 1 and device.type != "cuda":
+        raise UsageError(f"--side-by-side needs CUDA streams; on {device.type} cells train one after another")
+    if args.side_by_side > 1 and args.no_fuse:
+        raise UsageError("--side-by-side trains each cell's replicates fused; drop --no-fuse")
     if args.out:
         check_writable(Path(args.out), "--out", "results.json")
     if args.plot:
@@ -215,7 +225,8 @@ def run(args: argparse.Namespace) -> int:
                 datasets[source] = load_dataset(source, args.data_root)
             run_study(results, study, datasets[source], device, args.replicates or study.replicates,
                       args.profile, cells.get(study.name), fuse=False if args.no_fuse else None, log=log,
-                      graphs=device.type == "cuda" and not args.no_cuda_graphs, after_cell=save)
+                      graphs=device.type == "cuda" and not args.no_cuda_graphs, after_cell=save,
+                      side_by_side=args.side_by_side)
     except KeyboardInterrupt:
         if not args.out:
             raise
@@ -224,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
     print(format_results(results, args.format))
     if log:
         records = [c for study in results["studies"].values() for c in study["cells"].values()]
-        log(f"{len(records)} cells: {sum(c['wall_s'] for c in records):.1f} s training, "
+        log(f"{len(records)} cells: {training_seconds(records):.1f} s training, "
             f"{sum(c['setup_s'] for c in records):.1f} s model set-up, {sum(c['eval_s'] for c in records):.1f} s "
             f"evaluation; {time.perf_counter() - start:.1f} s since the run began (the rest: loading data, starting "
             "the device)")

@@ -19,7 +19,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from ablation.results import ResultsError, render, used_cuda_graphs
+from ablation.results import ResultsError, render, training_seconds, used_cuda_graphs
 from ablation.studies import get_study
 from ablation.verdict import Tolerance, Verdict, check_cell, for_baseline, pooled_sd, t_two_sided_p
 
@@ -33,7 +33,11 @@ class Drift:
     current: dict[str, Any]
 
     @property
-    def throughput_ratio(self) -> float:
+    def throughput_ratio(self) -> float | None:
+        """The cell's images/s against the baseline's; None when one file trained it side by side with other cells
+        and the other did not as many (its images/s is then its share of a group's time; see study_throughput)."""
+        if self.current.get("side_by_side", 1) != self.baseline.get("side_by_side", 1):
+            return None
         return self.current["images_per_s"] / self.baseline["images_per_s"]
 
 
@@ -78,7 +82,7 @@ class Comparison:
 
 
 def study_throughput(cells: list[dict[str, Any]]) -> float:
-    return sum(c["images_per_s"] * c["wall_s"] for c in cells) / sum(c["wall_s"] for c in cells)
+    return sum(c["images_per_s"] * c["wall_s"] for c in cells) / training_seconds(cells)
 
 
 def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolerance,
@@ -164,7 +168,8 @@ def drift_table(drifts: list[Drift], markdown: bool) -> str:
                  if len(x) > 1) ** 0.5
         rows.append([d.verdict.study, d.verdict.cell, f"{base:.2f}", f"{cur:.2f}", f"{cur - base:+.2f}",
                      f"{(cur - base) / se:+.1f}" if se > 0 else "-",
-                     "ok" if d.verdict.passed else "REGRESSION", f"{d.throughput_ratio:.2f}"])
+                     "ok" if d.verdict.passed else "REGRESSION",
+                     "-" if d.throughput_ratio is None else f"{d.throughput_ratio:.2f}"])
     return render(headers, rows, markdown)
 
 

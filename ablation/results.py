@@ -110,7 +110,14 @@ def cell_record(study: Study, cell_id: str, result: CellResult, profile: str) ->
         "eval_s": round(result.eval_s, 4),
         "fused": result.fused,
         "cuda_graphs": result.graphs,
+        "side_by_side": result.side_by_side,
     }
+
+
+def training_seconds(cells: Iterable[dict[str, Any]]) -> float:
+    """The training time of these cell records: cells that trained side by side share their wall_s, counted once
+    (files from before side by side: one cell at a time)."""
+    return sum(cell["wall_s"] / cell.get("side_by_side", 1) for cell in cells)
 
 
 def used_cuda_graphs(cells: Iterable[dict[str, Any]]) -> bool:

@@ -10,7 +10,7 @@ import torch
 from ablation.data import Dataset
 from ablation.results import add_study, cell_record, measured_text
 from ablation.studies import Cell, Study
-from ablation.train import CellResult, DeviceData, fusing_pays, prepare, train_cell
+from ablation.train import CellResult, CellTraining, DeviceData, fusing_pays, prepare, train_cell, train_side_by_side
 
 
 def run_cell(study: Study, cell: Cell, data: DeviceData, replicates: int, profile: str = "full",
@@ -56,26 +56,41 @@ def run_study(
     log: Callable[[str], None] | None = None,
     graphs: bool = False,
     after_cell: Callable[[], None] | None = None,
+    side_by_side: int = 1,
 ) -> dict[str, Any]:
     """Train the study's cells (all by default) and add them to ``results``; returns the study's entry.
 
     ``fuse``: as run_cell's, for every cell.  ``after_cell``: called once each cell is in ``results`` (the
-    command line saves the file there, so that an interrupted run keeps every finished cell).
+    command line saves the file there, so that an interrupted run keeps every finished cell).  ``side_by_side``:
+    train this many cells at once, in the study's order, each fused and on a CUDA stream of its own
+    (train_side_by_side).
     """
+    if side_by_side > 1 and fuse is False:
+        raise ValueError("cells side by side train their replicates fused, so fuse=False needs side_by_side=1")
     hp = study.settings(profile)
     data = prepare(dataset, hp.per_class, study.subset_seed, device, hp.test_limit)
     entry = add_study(results, study, profile, dataset.source, data.checksum, data.classes)
     cells = list(cells or study.cells)
-    for i, cell in enumerate(cells, 1):
-        prefix = f"[{study.name} {i}/{len(cells)}] {cell.id}"
-        progress = _live(prefix) if log and sys.stderr.isatty() else None
-        result = run_cell(study, cell, data, replicates, profile, fuse, progress, graphs)
-        record = cell_record(study, cell.id, result, profile)
-        entry["cells"][cell.id] = record
-        if after_cell:
-            after_cell()
-        if log:
-            log(f"{prefix}: {measured_text(record, data.classes)}  {result.wall_s:.1f} s, {result.images_per_s:,.0f} img/s")
+    prefixes = [f"[{study.name} {i}/{len(cells)}] {cell.id}" for i, cell in enumerate(cells, 1)]
+    for first in range(0, len(cells), side_by_side):
+        group = range(first, min(first + side_by_side, len(cells)))
+        progress = [_live(prefixes[i]) if log and sys.stderr.isatty() else None for i in group]
+        if len(group) == 1:
+            group_results = [run_cell(study, cells[first], data, replicates, profile, fuse, progress[0], graphs)]
+        else:
+            group_results = train_side_by_side([
+                CellTraining(study, cells[i], data, study.seeds(replicates), profile, progress=shown, graphs=graphs)
+                for i, shown in zip(group, progress)])
+        for i, result in zip(group, group_results):
+            record = cell_record(study, cells[i].id, result, profile)
+            entry["cells"][cells[i].id] = record
+            if after_cell:
+                after_cell()
+            if log:
+                others = len(group) - 1
+                beside = f" beside {others} other cell{'s' * (others > 1)}" if others else ""
+                log(f"{prefixes[i]}: {measured_text(record, data.classes)}  {result.wall_s:.1f} s{beside}, "
+                    f"{result.images_per_s:,.0f} img/s")
     return entry
 
 

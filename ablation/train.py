@@ -12,11 +12,13 @@ launching kernels, not computing, and a replay launches them all at once.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import sys
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -93,6 +95,7 @@ class CellResult:
     eval_s: float  # evaluating every replicate on the test set after training
     fused: int  # replicates trained together as one model
     graphs: bool  # full-batch steps replayed from a CUDA graph
+    side_by_side: int = 1  # cells trained at once, sharing wall_s (see train_side_by_side)
     model: nn.Module | None = field(default=None, repr=False)
 
 
@@ -357,65 +360,113 @@ def cell_step(study: Study, cell: Cell, data: DeviceData, seeds: list[int], prof
                      channels_last=channels_last)
 
 
-def train_cell(
-    study: Study,
-    cell: Cell,
-    data: DeviceData,
-    seeds: list[int],
-    profile: str = "full",
-    dtype: torch.dtype = torch.float32,
-    progress: Callable[[str], None] | None = None,
-    graphs: bool = False,
-) -> CellResult:
+class CellTraining:
+    """One cell's replicates from set-up to evaluation, trained a step at a time (``steps``), so that cells can
+    also train side by side (train_side_by_side).
+
+    ``graphs``: replay full-batch steps from a CUDA graph (CUDA only).
+    """
+
+    def __init__(self, study: Study, cell: Cell, data: DeviceData, seeds: list[int], profile: str = "full",
+                 dtype: torch.dtype = torch.float32, progress: Callable[[str], None] | None = None,
+                 graphs: bool = False) -> None:
+        setup_start = time.perf_counter()
+        self.hp = study.settings(profile)
+        self.data, self.seeds, self.dtype, self.progress, self.graphs = data, list(seeds), dtype, progress, graphs
+        device = data.train_x.device
+        self.batch_size = study.batch_size(cell, profile)
+        self.channels_last = uses_channels_last(device, self.batch_size)
+        self.step = cell_step(study, cell, data, seeds, profile, dtype, graphs, self.channels_last)
+        self.scheduler = make_scheduler(self.step.optimizer, self.hp)
+        self.run_step = CUDAGraphSteps(self.step, self.batch_size) if graphs else self.step
+        self.generators = [torch.Generator(device).manual_seed(seed) for seed in seeds]
+        self.total_steps = self.hp.epochs * math.ceil(len(data.train_y) / self.batch_size)
+        self.setup_s = time.perf_counter() - setup_start
+
+    def steps(self) -> Iterator[None]:
+        """Train every epoch, pausing after each optimizer step (total_steps of them)."""
+        n, step, device = len(self.data.train_y), self.step, self.data.train_x.device
+        for epoch in range(self.hp.epochs):
+            step.loss_sum.zero_()
+            orders = epoch_orders(self.generators, n, device)
+            for i in range(0, n, self.batch_size):
+                self.run_step(orders[:, i:i + self.batch_size])
+                yield
+            if self.scheduler is not None:
+                self.scheduler.step()
+            if self.progress is not None:
+                mean_loss = (step.loss_sum / n).mean().item()
+                self.progress(f"epoch {epoch + 1}/{self.hp.epochs}  mean loss {mean_loss:.3f}")
+
+    def result(self, wall_s: float, side_by_side: int = 1) -> CellResult:
+        """Evaluate every replicate once training is done; ``wall_s``: the training time, shared with
+        ``side_by_side`` - 1 other cells when they trained at once."""
+        eval_start = time.perf_counter()
+        accuracy, collapsed = evaluate(self.step.model, self.data, len(self.seeds), self.dtype, self.channels_last)
+        synchronize(self.data.train_x.device)
+        images = len(self.seeds) * len(self.data.train_y) * self.hp.epochs
+        return CellResult(
+            seeds=self.seeds,
+            accuracy=[round(a, 4) for a in accuracy.tolist()],
+            final_loss=(self.step.loss_sum / len(self.data.train_y)).tolist(),
+            skipped_steps=self.step.skipped.tolist(),
+            collapsed=collapsed.tolist(),
+            wall_s=wall_s,
+            images_per_s=images / wall_s,
+            setup_s=self.setup_s,
+            eval_s=time.perf_counter() - eval_start,
+            fused=len(self.seeds),
+            graphs=self.graphs,
+            side_by_side=side_by_side,
+            model=self.step.model,
+        )
+
+
+def train_cell(study: Study, cell: Cell, data: DeviceData, seeds: list[int], profile: str = "full",
+               dtype: torch.dtype = torch.float32, progress: Callable[[str], None] | None = None,
+               graphs: bool = False) -> CellResult:
     """Train ``len(seeds)`` replicates of ``cell`` as one fused model and evaluate each on the test set.
 
     ``graphs``: replay full-batch steps from a CUDA graph (CUDA only).
     """
-    setup_start = time.perf_counter()
-    hp = study.settings(profile)
-    device = data.train_x.device
-    replicates = len(seeds)
-    batch_size = study.batch_size(cell, profile)
-    channels_last = uses_channels_last(device, batch_size)
-    step = cell_step(study, cell, data, seeds, profile, dtype, graphs, channels_last)
-    model = step.model
-    scheduler = make_scheduler(step.optimizer, hp)
-    run_step = CUDAGraphSteps(step, batch_size) if graphs else step
-    generators = [torch.Generator(device).manual_seed(seed) for seed in seeds]
-    n = len(data.train_y)
+    return train_side_by_side([CellTraining(study, cell, data, seeds, profile, dtype, progress, graphs)])[0]
 
-    synchronize(device)
+
+def train_side_by_side(trainings: list[CellTraining]) -> list[CellResult]:
+    """Train the cells at once, their steps interleaved (see interleaved), each cell on a CUDA stream of its own
+    when there are several on CUDA, so that the GPU can run one cell's kernels while another's wait; then
+    evaluate each.  A cell's result is the same as trained alone: they share no state.  Every cell's training
+    time is the group's."""
+    device = trainings[0].data.train_x.device
+    on_streams = device.type == "cuda" and len(trainings) > 1
+    contexts = [torch.cuda.stream(torch.cuda.Stream(device)) if on_streams else contextlib.nullcontext()
+                for _ in trainings]
+    synchronize(device)  # the streams start after the set-up, which ran on the current stream
     start = time.perf_counter()
-    for epoch in range(hp.epochs):
-        step.loss_sum.zero_()
-        orders = epoch_orders(generators, n, device)
-        for i in range(0, n, batch_size):
-            run_step(orders[:, i:i + batch_size])
-        if scheduler is not None:
-            scheduler.step()
-        if progress is not None:
-            mean_loss = (step.loss_sum / n).mean().item()
-            progress(f"epoch {epoch + 1}/{hp.epochs}  mean loss {mean_loss:.3f}")
+    steps = [training.steps() for training in trainings]
+    for index in interleaved([training.total_steps for training in trainings]):
+        with contexts[index]:
+            next(steps[index])
+    for context, remaining in zip(contexts, steps):
+        with context:
+            for _ in remaining:  # nothing is left to yield: this ends the last epoch (scheduler, progress)
+                pass
     synchronize(device)
-    trained = time.perf_counter()
+    wall_s = time.perf_counter() - start
+    return [training.result(wall_s, len(trainings)) for training in trainings]
 
-    accuracy, collapsed = evaluate(model, data, replicates, dtype, channels_last)
-    synchronize(device)
-    evaluated = time.perf_counter()
-    return CellResult(
-        seeds=list(seeds),
-        accuracy=[round(a, 4) for a in accuracy.tolist()],
-        final_loss=(step.loss_sum / n).tolist(),
-        skipped_steps=step.skipped.tolist(),
-        collapsed=collapsed.tolist(),
-        wall_s=trained - start,
-        images_per_s=replicates * n * hp.epochs / (trained - start),
-        setup_s=start - setup_start,
-        eval_s=evaluated - trained,
-        fused=replicates,
-        graphs=graphs,
-        model=model,
-    )
+
+def interleaved(steps: list[int]) -> list[int]:
+    """The order in which cells with these step counts take their steps when they train side by side: each spread
+    evenly over the longest, so that all start and end together.  Returns cell indices."""
+    longest = max(steps)
+    order, done = [], [0] * len(steps)
+    for i in range(1, longest + 1):
+        for cell, n in enumerate(steps):
+            due = n * i // longest
+            order += [cell] * (due - done[cell])
+            done[cell] = due
+    return order
 
 
 def synchronize(device: torch.device) -> None:

@@ -27,7 +27,7 @@ import torch
 from ablation.data import DataError, load_dataset
 from ablation.results import render
 from ablation.studies import Study, get_study
-from ablation.train import CUDAGraphSteps, DeviceData, cell_step, prepare, uses_channels_last
+from ablation.train import CUDAGraphSteps, DeviceData, cell_step, interleaved, prepare, uses_channels_last
 from bench.step_times import WARMUP_STEPS, sample_batches
 
 BATCH_SIZES = (2, 4, 8)
@@ -62,19 +62,6 @@ class GraphedCell:
 def timed_steps(run_steps: int, fraction: float) -> int:
     """The steps timed for a cell that `run` trains for ``run_steps``: that fraction of them, at least one."""
     return max(1, round(run_steps * fraction))
-
-
-def interleaved(steps: list[int]) -> list[int]:
-    """The order in which cells with these step counts take their steps when they run side by side: each spread
-    evenly over the longest, so that all start and end together.  Returns cell indices."""
-    longest = max(steps)
-    order, done = [], [0] * len(steps)
-    for i in range(1, longest + 1):
-        for cell, n in enumerate(steps):
-            due = n * i // longest
-            order += [cell] * (due - done[cell])
-            done[cell] = due
-    return order
 
 
 def seconds(groups: list[list[tuple[GraphedCell, int]]], own_streams: bool) -> float:

@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # A prepared GPU session, most wanted first: CUDA graphs checked against eager
-# steps; `run all` timed as a user runs it (the 60 s target); the bench as CI
-# runs it (verdicts, drift against the recorded H200 run with graphs); time per
-# step of sample cells; the whole table in the notebook pipeline against CUDA
-# graphs (the 10x target); the norm study's small-batch cells side by side on
-# CUDA streams; the whole table fused vs fused + graphs; the notebook pipeline on
-# a sample of cells in every mode; planted faults; the CPU suite under the
-# device's torch.
+# steps; `run all` timed as a user runs it (the 60 s target), and again with
+# cells side by side on CUDA streams (--side-by-side 2 and 6), compared with it;
+# the bench as CI runs it (verdicts, drift against the recorded H200 run with
+# graphs); time per step of sample cells; the whole table in the notebook
+# pipeline against CUDA graphs (the 10x target); the norm study's small-batch
+# cells side by side on CUDA streams; the whole table fused vs fused + graphs;
+# the notebook pipeline on a sample of cells in every mode; planted faults; the
+# CPU suite under the device's torch.
 # Copy ../shared/data/cifar10-small.npz to .gpu-data/ (git-ignored) and carry it.
 # Usage: OUT=dir DATA=path.npz bash bench/gpu_session.sh   (stages are skipped when time runs short)
 #        STAGES="speed-whole" BUDGET=430 ...  runs only the stages named.
 # Stage times on an H200 (2026-11-26): graphs-check 15 s, run-all 75 s, bench 86 s, step-times 32 s,
 # speed-whole 436 s, fault-groupnorm_one_group 29 s, fault-no_normalization 64 s. All of these have run on
-# commit 93ac5da (README, Speed and the bench). Not yet run on a GPU: concurrent-cells, the speed-<study>
-# samples in all four modes on the current step, cpu-suite, and evaluation in channels_last since then (run-all's
-# evaluation time, 3.4 s before); for a 15-minute session, one call:
-#        STAGES="run-all concurrent-cells speed-batchnorm_vs_groupnorm speed-sigmoid_vs_relu
-#                speed-conv_activation_norm_position cpu-suite" BUDGET=500
+# commit 93ac5da (README, Speed and the bench). Not yet run on a GPU: --side-by-side (run-all-side-by-side-*
+# and graphs-check's side-by-side case), concurrent-cells, the speed-<study> samples in all four modes on the
+# current step, cpu-suite, and evaluation in channels_last since then (run-all's evaluation time, 3.4 s before);
+# for a 15-minute session, one call:
+#        STAGES="graphs-check run-all run-all-side-by-side-2 run-all-side-by-side-6 concurrent-cells cpu-suite
+#                speed-batchnorm_vs_groupnorm speed-sigmoid_vs_relu speed-conv_activation_norm_position" BUDGET=520
 set -u
 OUT=${OUT:?set OUT}
 DATA=${DATA:-.gpu-data/cifar10-small.npz}
@@ -53,6 +55,19 @@ stage() {  # stage NAME MIN_SECONDS_LEFT COMMAND...
 stage graphs-check 60 python3 -m pytest bench/test_graphs.py -m gpu -p no:cacheprovider -q --require-gpu
 # 2. the whole documented table with replicates (5/8/3) as `run all` trains it: the stage's time is the command's wall
 stage run-all 120 python3 -m ablation run all --data "$DATA" --out "$work/run-all.json" $RUN_EXTRA
+# 2b. the same with a study's cells 2 and 6 at a time on CUDA streams; accuracies and study throughput against 2
+for n in 2 6; do
+  stage "run-all-side-by-side-$n" 120 python3 -m ablation run all --data "$DATA" --side-by-side $n \
+    --out "$work/run-all-side-by-side-$n.json" $RUN_EXTRA
+  if [ -f "$work/run-all.json" ] && [ -f "$work/run-all-side-by-side-$n.json" ]; then
+    python3 -m ablation compare "$work/run-all.json" "$work/run-all-side-by-side-$n.json" \
+      > "$work/compare-side-by-side-$n.log" 2>&1
+    rc=$?
+    { echo "== compare run-all with run-all-side-by-side-$n: exit $rc"; tail -n 6 "$work/compare-side-by-side-$n.log"; } \
+      >> "$log"
+    pack
+  fi
+done
 # 3. the bench as CI runs it against the recorded H200 run (same data): verdicts, drift and throughput
 stage bench 150 python3 -m pytest -m gpu -n 2 -p no:cacheprovider --bench-data="$DATA" \
   --baseline="$BASELINE" --bench-out="$work/bench.json" $EXTRA

@@ -97,3 +97,20 @@ def test_a_replicate_whose_gradients_are_never_finite_skips_every_replayed_step(
             assert torch.equal(never_moved[key].cpu(), value), key
     for r in (0, 2):
         assert_same_state(replicate_state(graphed.model, 3, r), replicate_state(eager.model, 3, r))
+
+
+@pytest.mark.gpu
+def test_cells_side_by_side_on_cuda_streams_train_as_each_alone(cuda, monkeypatch):
+    """Three cells replaying their CUDA graphs at once, each on a stream of its own (run --side-by-side), end
+    where each ends trained alone: a missing wait between streams would show here as a different state."""
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    study = small("batchnorm_vs_groupnorm")
+    cells = [study.cell(c) for c in ("batch_size=8-batchnorm", "batch_size=8-groupnorm", "batch_size=64-groupnorm")]
+    data = train.prepare(synthetic(train_per_class=30, test_per_class=20), 30, 0, "cuda")
+    alone = [train.train_cell(study, cell, data, [3, 4, 5], graphs=True) for cell in cells]
+    together = train.train_side_by_side([train.CellTraining(study, cell, data, [3, 4, 5], graphs=True)
+                                         for cell in cells])
+    for one, both in zip(alone, together):
+        assert_same_state(both.model.state_dict(), one.model.state_dict())
+        assert both.accuracy == pytest.approx(one.accuracy, abs=0.5) and both.skipped_steps == one.skipped_steps
+    assert [r.side_by_side for r in together] == [3, 3, 3]

@@ -140,6 +140,9 @@ def test_results_name_the_commit_and_whether_the_checkout_had_changes(tmp_path):
     (["run", "sigmoid_vs_relu", "--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
     (["run", "sigmoid_vs_relu", "--format", "html"], "argument --format: invalid choice"),
     (["run", "sigmoid_vs_relu", "--out", "no/such/dir/r.json"], "directory no/such/dir does not exist"),
+    (["run", "sigmoid_vs_relu", "--side-by-side", "0"], "--side-by-side must be at least 1, got 0"),
+    (["run", "sigmoid_vs_relu", "--side-by-side", "2"], "--side-by-side needs CUDA streams; on cpu cells train one "
+                                                        "after another"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(capsys, argv, message):
@@ -200,9 +203,10 @@ def test_cifar100_variant_reads_torchvision_cifar100_by_default(capsys, monkeypa
     assert entry["data"] == "cifar100" and entry["classes"] == 100
 
 
-@pytest.mark.parametrize("device,argv,graphs", [("cuda", [], True), ("cuda", ["--no-cuda-graphs"], False),
-                                                ("cpu", [], False)])
-def test_run_replays_cuda_graphs_on_cuda_unless_told_not_to(monkeypatch, device, argv, graphs):
+@pytest.mark.parametrize("device,argv,graphs,side_by_side", [
+    ("cuda", [], True, 1), ("cuda", ["--no-cuda-graphs"], False, 1), ("cpu", [], False, 1),
+    ("cuda", ["--side-by-side", "6"], True, 6)])
+def test_run_replays_cuda_graphs_on_cuda_unless_told_not_to(monkeypatch, device, argv, graphs, side_by_side):
     import ablation.cli as cli
 
     class Stop(Exception):
@@ -219,7 +223,38 @@ def test_run_replays_cuda_graphs_on_cuda_unless_told_not_to(monkeypatch, device,
     monkeypatch.setattr(cli, "run_study", first_study)
     with pytest.raises(Stop):
         main(["run", "sigmoid_vs_relu", "--data", "synthetic", "--device", device, *argv])
-    assert seen["device"] == device and seen["graphs"] is graphs
+    assert seen["device"] == device and seen["graphs"] is graphs and seen["side_by_side"] == side_by_side
+
+
+def test_side_by_side_cells_train_fused(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the check comes before any CUDA work
+    code, _, err = run(capsys, "run", "sigmoid_vs_relu", "--device", "cuda", "--side-by-side", "2", "--no-fuse")
+    assert code == 2 and err == "ablation: error: --side-by-side trains each cell's replicates fused; drop --no-fuse\n"
+
+
+def test_a_study_side_by_side_records_each_cell_as_alone_and_counts_shared_time_once():
+    """Three cells two at a time (on the CPU, without streams): the same accuracies as one after another, the
+    first two sharing their training time, which the run's total counts once."""
+    from ablation.data import synthetic
+    from ablation.results import training_seconds
+    from ablation.runner import run_study
+    from ablation.studies import get_study
+
+    study = get_study("batchnorm_vs_groupnorm")
+    cells = [study.cell(c) for c in ("batch_size=32-batchnorm", "batch_size=32-groupnorm", "batch_size=64-batchnorm")]
+    runs, lines, saved = [], [], []
+    for side_by_side in (1, 2):
+        entry = run_study({"studies": {}}, study, synthetic(), torch.device("cpu"), 2, "smoke", cells, log=lines.append,
+                          after_cell=lambda: saved.append(1), side_by_side=side_by_side)
+        runs.append(list(entry["cells"].values()))
+    alone, paired = runs
+    assert [c["accuracy"] for c in paired] == [c["accuracy"] for c in alone]
+    assert [c["side_by_side"] for c in paired] == [2, 2, 1] and paired[0]["wall_s"] == paired[1]["wall_s"]
+    assert training_seconds(paired) == pytest.approx(paired[0]["wall_s"] + paired[2]["wall_s"])
+    assert len(saved) == 6 and "s beside 1 other cell, " in lines[3] and "beside" not in lines[5]
+    with pytest.raises(ValueError, match="fuse=False needs side_by_side=1"):
+        run_study({"studies": {}}, study, synthetic(), torch.device("cpu"), 2, "smoke", cells, fuse=False,
+                  side_by_side=2)
 
 
 def test_an_interrupted_run_keeps_its_finished_cells_and_exits_130(capsys, tmp_path, monkeypatch):

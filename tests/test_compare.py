@@ -74,6 +74,26 @@ def test_throughput_with_cuda_graphs_against_a_baseline_without_is_not_judged(ca
     assert out.count("not judged") == 1  # the other studies ran the same path and are judged
 
 
+def test_cells_side_by_side_count_their_shared_training_time_once(capsys, tmp_path):
+    """Two cells that trained at once share one wall time: the study's images/s counts it once, so the same work in
+    the same total time is the same throughput; the cells' own images/s are not comparable and are not shown."""
+    paired = json.loads(REPEAT.read_text())
+    a, b = (paired["studies"]["sigmoid_vs_relu"]["cells"][c] for c in ("blocks=1-relu", "blocks=1-sigmoid"))
+    together = a["wall_s"] + b["wall_s"]
+    for cell in (a, b):
+        cell.update(images_per_s=cell["images_per_s"] * cell["wall_s"] / together, wall_s=together, side_by_side=2)
+    (tmp_path / "paired.json").write_text(json.dumps(paired))
+    _, alone, _ = compare(capsys, BENCH, REPEAT, "--markdown", tmp_path / "alone.md")
+    code, out, _ = compare(capsys, BENCH, tmp_path / "paired.json", "--markdown", tmp_path / "paired.md")
+    assert code == 0
+    throughput = [line for line in alone.splitlines() if line.startswith("sigmoid_vs_relu ") and "ok" in line][-1]
+    assert throughput in out.splitlines()
+    rows = {line.split(" | ")[1]: line for line in (tmp_path / "paired.md").read_text().splitlines()
+            if line.startswith("| sigmoid_vs_relu | blocks=")}
+    assert rows["blocks=1-relu"].endswith("| - |") and rows["blocks=1-sigmoid"].endswith("| - |")
+    assert not rows["blocks=2-relu"].endswith("| - |")
+
+
 @pytest.mark.parametrize("mutate,message", [
     (lambda r: r.update(schema=2), "is not an ablation-bench results file of schema 1"),
     (lambda r: r.update(studies={}), "the files share no study"),

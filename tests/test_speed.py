@@ -144,16 +144,6 @@ def test_concurrent_cells_rejects_bad_input_in_one_line(capsys, monkeypatch, cud
     assert exit_info.value.code == 2 and message in err.splitlines()[-1]
 
 
-def test_cells_side_by_side_take_their_steps_spread_evenly_and_all_of_them():
-    from bench.concurrent_cells import interleaved
-
-    assert interleaved([4, 2]) == [0, 0, 1, 0, 0, 1]
-    order = interleaved([800, 800, 400, 200, 240])
-    assert [order.count(cell) for cell in range(5)] == [800, 800, 400, 200, 240]
-    halfway = order[:len(order) // 2]
-    assert [halfway.count(cell) for cell in range(5)] == [400, 400, 200, 100, 120]
-
-
 def test_side_by_side_cells_step_on_their_own_streams_one_after_another_on_one(monkeypatch):
     """The timing loop itself, with the GPU stubbed out: every cell takes steps 0..n-1 in order, on its own
     stream when side by side and on the current stream otherwise."""

@@ -263,3 +263,78 @@ def test_scaler_follows_torch_gradscaler_rules():
     # replicate 1 skipped its first step: two steps of momentum SGD on grad 1, as if it had started later
     assert param[0].tolist() == pytest.approx([-(1 + 1.9 + 2.71)] * 3)
     assert param[1].tolist() == pytest.approx([-(1 + 1.9)] * 3)
+
+
+def test_cells_side_by_side_take_their_steps_spread_evenly_and_all_of_them():
+    assert train.interleaved([4, 2]) == [0, 0, 1, 0, 0, 1]
+    order = train.interleaved([800, 800, 400, 200, 240])
+    assert [order.count(cell) for cell in range(5)] == [800, 800, 400, 200, 240]
+    halfway = order[:len(order) // 2]
+    assert [halfway.count(cell) for cell in range(5)] == [400, 400, 200, 100, 120]
+
+
+def test_cells_side_by_side_train_exactly_as_each_alone(generated, monkeypatch):
+    """Two cells of different batch sizes (so different step counts), their steps interleaved: every replicate's
+    parameters, losses and accuracy are those of the cell trained alone, the cosine schedule included, and every
+    epoch's progress is shown; the group's training time is each cell's."""
+    study = shrink("batchnorm_vs_groupnorm", per_class=12, epochs=2)
+    data = prepare(generated, 12, 0, "cpu", test_limit=100)
+    cells = [study.cell("batch_size=8-batchnorm"), study.cell("batch_size=16-groupnorm")]
+    alone = [train_cell(study, cell, data, [3, 4]) for cell in cells]
+
+    stepped, shown = [], {cell.id: [] for cell in cells}
+    step_call = TrainStep.__call__
+    monkeypatch.setattr(TrainStep, "__call__", lambda self, indices: (stepped.append(indices.shape[1]),
+                                                                      step_call(self, indices)))
+    trainings = [train.CellTraining(study, cell, data, [3, 4], progress=shown[cell.id].append) for cell in cells]
+    assert [t.total_steps for t in trainings] == [2 * 15, 2 * 8]
+    together = train.train_side_by_side(trainings)
+
+    assert stepped[:6] == [8, 8, 16, 8, 8, 16] and len(stepped) == 30 + 16  # interleaved, all of them
+    for one, both in zip(alone, together):
+        assert both.accuracy == one.accuracy and both.final_loss == one.final_loss
+        assert all(torch.equal(a, b) for a, b in zip(one.model.state_dict().values(), both.model.state_dict().values()))
+    assert [len(lines) for lines in shown.values()] == [2, 2] and shown[cells[0].id][-1].startswith("epoch 2/2")
+    assert together[0].wall_s == together[1].wall_s and [r.side_by_side for r in together] == [2, 2]
+    assert together[1].images_per_s == pytest.approx(2 * 120 * 2 / together[1].wall_s)
+
+
+def test_on_cuda_each_cell_side_by_side_steps_on_a_stream_of_its_own(monkeypatch):
+    """With the GPU stubbed out: several cells each take every step under their own stream; one cell alone keeps
+    the current stream."""
+    current = ["default"]
+    made = iter(["stream 0", "stream 1"])
+
+    class StreamContext:
+        def __init__(self, stream):
+            self.stream = stream
+
+        def __enter__(self):
+            current.append(self.stream)
+
+        def __exit__(self, *exc):
+            current.pop()
+
+    class Training:
+        data = type("Data", (), {"train_x": type("X", (), {"device": torch.device("cuda")})})
+
+        def __init__(self, steps):
+            self.total_steps, self.taken = steps, []
+
+        def steps(self):
+            for _ in range(self.total_steps):
+                self.taken.append(current[-1])
+                yield
+            self.taken.append(f"end on {current[-1]}")
+
+        def result(self, wall_s, side_by_side):
+            return side_by_side
+
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device: next(made))
+    monkeypatch.setattr(torch.cuda, "stream", StreamContext)
+    monkeypatch.setattr(train, "synchronize", lambda device: None)
+    a, b = Training(2), Training(1)
+    assert train.train_side_by_side([a, b]) == [2, 2]
+    assert a.taken == ["stream 0", "stream 0", "end on stream 0"] and b.taken == ["stream 1", "end on stream 1"]
+    alone = Training(1)
+    assert train.train_side_by_side([alone]) == [1] and alone.taken == ["default", "end on default"]
