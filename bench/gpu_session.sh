@@ -55,7 +55,8 @@ stage() {  # stage NAME MIN_SECONDS_LEFT COMMAND...
 stage graphs-check 60 python3 -m pytest bench/test_graphs.py -m gpu -p no:cacheprovider -q --require-gpu
 # 2. the whole documented table with replicates (5/8/3) as `run all` trains it: the stage's time is the command's wall
 stage run-all 120 python3 -m ablation run all --data "$DATA" --out "$work/run-all.json" $RUN_EXTRA
-# 2b. the same with a study's cells 2 and 6 at a time on CUDA streams; accuracies and study throughput against 2
+# 2b. the same with a study's cells 2 and 6 at a time on CUDA streams; against 2: accuracies, study throughput
+#     and each group's time one after another and side by side
 for n in 2 6; do
   stage "run-all-side-by-side-$n" 120 python3 -m ablation run all --data "$DATA" --side-by-side $n \
     --out "$work/run-all-side-by-side-$n.json" $RUN_EXTRA
@@ -63,8 +64,8 @@ for n in 2 6; do
     python3 -m ablation compare "$work/run-all.json" "$work/run-all-side-by-side-$n.json" \
       > "$work/compare-side-by-side-$n.log" 2>&1
     rc=$?
-    { echo "== compare run-all with run-all-side-by-side-$n: exit $rc"; tail -n 6 "$work/compare-side-by-side-$n.log"; } \
-      >> "$log"
+    { echo "== compare run-all with run-all-side-by-side-$n: exit $rc"; tail -n 6 "$work/compare-side-by-side-$n.log"
+      python3 -m bench.side_by_side_gain "$work/run-all.json" "$work/run-all-side-by-side-$n.json" 2>&1; } >> "$log"
     pack
   fi
 done

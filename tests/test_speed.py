@@ -1,5 +1,7 @@
 """The speed comparison: the notebook pipeline sees the same images, and every mode is timed."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -8,6 +10,8 @@ from ablation.data import synthetic
 from ablation.speed import NotebookImages, measure, speed_table
 from ablation.studies import get_study
 from ablation.train import prepare
+
+RECORDED = Path(__file__).resolve().parent.parent / "bench" / "recorded"
 
 
 def test_notebook_pipeline_feeds_the_same_normalized_images():
@@ -167,3 +171,38 @@ def test_side_by_side_cells_step_on_their_own_streams_one_after_another_on_one(m
     taken.clear()
     concurrent.seconds([[(a, 1)], [(b, 1)]], own_streams=False)
     assert taken == [("a", 0, "current stream"), ("b", 0, "current stream")]
+
+
+def test_side_by_side_gain_finds_the_groups_and_sets_their_time_against_one_after_another(tmp_path, capsys):
+    """From two results files of the same table: the norm study's first four cells in pairs that each took as
+    long as the slower of the two alone, the last cell alone."""
+    import json
+
+    from bench.side_by_side_gain import groups, main as side_by_side_gain
+
+    alone = json.loads((RECORDED / "h200-run-replicate-sgd.json").read_text())
+    norm = alone["studies"]["batchnorm_vs_groupnorm"]
+    norm["cells"] = {c: norm["cells"][c] for c in list(norm["cells"])[:5]}
+    alone["studies"] = {"batchnorm_vs_groupnorm": norm}
+    together = json.loads(json.dumps(alone))
+    cells = list(together["studies"]["batchnorm_vs_groupnorm"]["cells"].values())
+    for pair in (cells[0:2], cells[2:4]):
+        slower = max(c["wall_s"] for c in pair)
+        for cell in pair:
+            cell.update(wall_s=slower, side_by_side=2)
+    assert groups(together["studies"]["batchnorm_vs_groupnorm"]["cells"]) == [
+        ["batch_size=2-batchnorm", "batch_size=2-groupnorm"], ["batch_size=4-batchnorm", "batch_size=4-groupnorm"],
+        ["batch_size=8-batchnorm"]]
+    for name, results in (("alone", alone), ("together", together)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(results))
+    rows = side_by_side_gain([str(tmp_path / "alone.json"), str(tmp_path / "together.json")]).splitlines()[2:]
+    assert rows[0] == ("| batchnorm_vs_groupnorm | batch_size=2-batchnorm batch_size=2-groupnorm | 12.60 | 6.34 "
+                       "| x1.99 |")  # 6.34 s + 6.27 s one after another
+    assert rows[2] == "| batchnorm_vs_groupnorm | batch_size=8-batchnorm | 1.87 | 1.87 | x1.00 |"
+    assert rows[-1] == "| **whole table** |  | 21.23 | 11.64 | x1.82 |"
+
+    together["environment"]["device_name"] = "NVIDIA H100 80GB HBM3"
+    (tmp_path / "together.json").write_text(json.dumps(together))
+    with pytest.raises(SystemExit) as exit_info:
+        side_by_side_gain([str(tmp_path / "alone.json"), str(tmp_path / "together.json")])
+    assert exit_info.value.code == 2 and "the files ran on different devices" in capsys.readouterr().err
