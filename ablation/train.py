@@ -8,6 +8,9 @@ R separate notebook runs would (tests/test_train.py checks this in float64).
 On CUDA the step can also be captured once in a CUDA graph and replayed for
 every full batch (``graphs=True``): the small cells spend their time
 launching kernels, not computing, and a replay launches them all at once.
+Several cells can also train at once (train_side_by_side), each on a CUDA
+stream of its own, so that the GPU runs one cell's tiny kernels while
+another's wait.
 """
 
 from __future__ import annotations
