@@ -36,6 +36,34 @@ def never_finite_second_replicate(monkeypatch: pytest.MonkeyPatch):
     return poisoned
 
 
+@pytest.fixture
+def stubbed_cuda_streams(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """CUDA streams without a GPU: torch.cuda.Stream() makes "stream 0", "stream 1", ...; torch.cuda.stream(s)
+    makes s the current stream for its block; synchronizing does nothing.  Returns the stack of current streams:
+    its last entry is the current one ("default" outside every block)."""
+    import itertools
+
+    import torch
+
+    current = ["default"]
+    made = itertools.count()
+
+    class StreamContext:
+        def __init__(self, stream: str) -> None:
+            self.stream = stream
+
+        def __enter__(self) -> None:
+            current.append(self.stream)
+
+        def __exit__(self, *exc: object) -> None:
+            current.pop()
+
+    monkeypatch.setattr(torch.cuda, "Stream", lambda *args, **kwargs: f"stream {next(made)}")
+    monkeypatch.setattr(torch.cuda, "stream", StreamContext)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *args: None)
+    return current
+
+
 @pytest.fixture(scope="session")
 def cifar_npz() -> Path:
     """The offline CIFAR-10 copy (../shared/data/cifar10-small.npz, or $ABLATION_TEST_DATA)."""

@@ -383,7 +383,7 @@ class CellTraining:
         self.scheduler = make_scheduler(self.step.optimizer, self.hp)
         self.run_step = CUDAGraphSteps(self.step, self.batch_size) if graphs else self.step
         self.generators = [torch.Generator(device).manual_seed(seed) for seed in seeds]
-        self.total_steps = self.hp.epochs * math.ceil(len(data.train_y) / self.batch_size)
+        self.total_steps = optimizer_steps(self.hp, len(data.train_y), self.batch_size)
         self.setup_s = time.perf_counter() - setup_start
 
     def steps(self) -> Iterator[None]:
@@ -442,18 +442,10 @@ def train_side_by_side(trainings: list[CellTraining]) -> list[CellResult]:
     time is the group's."""
     device = trainings[0].data.train_x.device
     on_streams = device.type == "cuda" and len(trainings) > 1
-    contexts = [torch.cuda.stream(torch.cuda.Stream(device)) if on_streams else contextlib.nullcontext()
-                for _ in trainings]
     synchronize(device)  # the streams start after the set-up, which ran on the current stream
     start = time.perf_counter()
-    steps = [training.steps() for training in trainings]
-    for index in interleaved([training.total_steps for training in trainings]):
-        with contexts[index]:
-            next(steps[index])
-    for context, remaining in zip(contexts, steps):
-        with context:
-            for _ in remaining:  # nothing is left to yield: this ends the last epoch (scheduler, progress)
-                pass
+    take_turns([training.steps() for training in trainings], [training.total_steps for training in trainings],
+               [torch.cuda.Stream(device) if on_streams else None for _ in trainings])
     synchronize(device)
     wall_s = time.perf_counter() - start
     return [training.result(wall_s, len(trainings)) for training in trainings]
@@ -470,6 +462,25 @@ def interleaved(steps: list[int]) -> list[int]:
             order += [cell] * (due - done[cell])
             done[cell] = due
     return order
+
+
+def take_turns(steps: list[Iterator[None]], counts: list[int], streams: list[torch.cuda.Stream | None]) -> None:
+    """Run every iterator of ``steps`` to its end, each under its CUDA stream (None: the current one), taking
+    turns: their first ``counts`` items interleaved, so that they start and end together; whatever is left after
+    those (a training's end of its last epoch) then runs one after another."""
+    contexts = [contextlib.nullcontext() if stream is None else torch.cuda.stream(stream) for stream in streams]
+    for index in interleaved(counts):
+        with contexts[index]:
+            next(steps[index])
+    for context, remaining in zip(contexts, steps):
+        with context:
+            for _ in remaining:
+                pass
+
+
+def optimizer_steps(hp: Hyperparameters, images: int, batch_size: int) -> int:
+    """A cell's optimizer steps over all epochs: full batches and each epoch's last partial one."""
+    return hp.epochs * math.ceil(images / batch_size)
 
 
 def synchronize(device: torch.device) -> None:

@@ -17,17 +17,17 @@ an order-study cell, whose steps stand for the whole order study.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 
 from ablation.data import DataError, load_dataset
 from ablation.results import render
 from ablation.studies import Study, get_study
-from ablation.train import CUDAGraphSteps, DeviceData, cell_step, interleaved, prepare, uses_channels_last
+from ablation.train import (CUDAGraphSteps, DeviceData, cell_step, optimizer_steps, prepare, take_turns,
+                           uses_channels_last)
 from bench.step_times import WARMUP_STEPS, sample_batches
 
 BATCH_SIZES = (2, 4, 8)
@@ -45,18 +45,21 @@ class GraphedCell:
     def __init__(self, study: Study, cell_id: str, data: DeviceData) -> None:
         cell = study.cell(cell_id)
         batch_size = study.batch_size(cell)
-        self.run_steps = study.settings().epochs * math.ceil(len(data.train_y) / batch_size)
+        self.run_steps = optimizer_steps(study.settings(), len(data.train_y), batch_size)
         step = cell_step(study, cell, data, study.seeds(study.replicates), capturable=True,
                          channels_last=uses_channels_last(data.train_x.device, batch_size))
         self.run = CUDAGraphSteps(step, batch_size)
         self.batches = sample_batches(data, study.replicates, batch_size)
         self.stream = torch.cuda.Stream()
-        for i in range(WARMUP_STEPS):
-            self.step(i, self.stream)
+        with torch.cuda.stream(self.stream):
+            for _ in self.steps(WARMUP_STEPS):
+                pass
 
-    def step(self, i: int, stream: torch.cuda.Stream) -> None:
-        with torch.cuda.stream(stream):
+    def steps(self, count: int) -> Iterator[None]:
+        """``count`` replays of the step on the sample batches, pausing after each."""
+        for i in range(count):
             self.run(self.batches[i % len(self.batches)])
+            yield
 
 
 def timed_steps(run_steps: int, fraction: float) -> int:
@@ -65,16 +68,13 @@ def timed_steps(run_steps: int, fraction: float) -> int:
 
 
 def seconds(groups: list[list[tuple[GraphedCell, int]]], own_streams: bool) -> float:
-    """Wall time of every (cell, steps) in groups: groups one after another, a group's cells interleaved, each on
+    """Wall time of every (cell, steps) in groups: groups one after another, a group's cells taking turns, each on
     its own stream (side by side on the GPU) or all on the current stream (one after another)."""
     torch.cuda.synchronize()
     start = time.perf_counter()
     for group in groups:
-        taken = [0] * len(group)
-        for index in interleaved([steps for _, steps in group]):
-            cell = group[index][0]
-            cell.step(taken[index], cell.stream if own_streams else torch.cuda.current_stream())
-            taken[index] += 1
+        take_turns([cell.steps(steps) for cell, steps in group], [steps for _, steps in group],
+                   [cell.stream if own_streams else None for cell, _ in group])
     torch.cuda.synchronize()
     return time.perf_counter() - start
 

@@ -34,25 +34,25 @@ def gains(alone: dict[str, Any], together: dict[str, Any]) -> list[list[str]]:
     devices = [results["environment"]["device_name"] for results in (alone, together)]
     if devices[0] != devices[1]:
         raise ResultsError(f"the files ran on different devices ({devices[0]}, {devices[1]}); time both on one")
-    rows = []
-    totals = [0.0, 0.0]
+    rows, table_alone, table_together = [], [], []
     for name, entry in ordered_studies(together):
-        if name not in alone["studies"]:
-            raise ResultsError(f"{name} is not in the file of cells one after another")
-        before = alone["studies"][name]["cells"]
-        study_totals = [0.0, 0.0]
+        before = alone["studies"].get(name, {}).get("cells", {})
+        missing = [c for c in entry["cells"] if c not in before]
+        if missing:
+            raise ResultsError(f"{name}: {missing[0]} is not in the file of cells one after another")
         for group in groups(entry["cells"]):
-            missing = [c for c in group if c not in before]
-            if missing:
-                raise ResultsError(f"{name}: {missing[0]} is not in the file of cells one after another")
-            times = (training_seconds(before[c] for c in group), training_seconds(entry["cells"][c] for c in group))
-            rows.append([name, " ".join(group), f"{times[0]:.2f}", f"{times[1]:.2f}", f"x{times[0] / times[1]:.2f}"])
-            study_totals = [t + s for t, s in zip(study_totals, times)]
-        rows.append([f"**{name}**", "all", *(f"{t:.2f}" for t in study_totals),
-                     f"x{study_totals[0] / study_totals[1]:.2f}"])
-        totals = [t + s for t, s in zip(totals, study_totals)]
-    rows.append(["**whole table**", "", *(f"{t:.2f}" for t in totals), f"x{totals[0] / totals[1]:.2f}"])
+            rows.append(_row(name, " ".join(group), [before[c] for c in group], [entry["cells"][c] for c in group]))
+        study_alone, study_together = [before[c] for c in entry["cells"]], list(entry["cells"].values())
+        rows.append(_row(f"**{name}**", "all", study_alone, study_together))
+        table_alone += study_alone
+        table_together += study_together
+    rows.append(_row("**whole table**", "", table_alone, table_together))
     return rows
+
+
+def _row(label: str, cells: str, alone: list[dict[str, Any]], together: list[dict[str, Any]]) -> list[str]:
+    seconds = training_seconds(alone), training_seconds(together)
+    return [label, cells, f"{seconds[0]:.2f}", f"{seconds[1]:.2f}", f"x{seconds[0] / seconds[1]:.2f}"]
 
 
 def main(argv: Sequence[str] | None = None) -> str:

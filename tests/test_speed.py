@@ -148,7 +148,7 @@ def test_concurrent_cells_rejects_bad_input_in_one_line(capsys, monkeypatch, cud
     assert exit_info.value.code == 2 and message in err.splitlines()[-1]
 
 
-def test_side_by_side_cells_step_on_their_own_streams_one_after_another_on_one(monkeypatch):
+def test_side_by_side_cells_step_on_their_own_streams_one_after_another_on_one(stubbed_cuda_streams):
     """The timing loop itself, with the GPU stubbed out: every cell takes steps 0..n-1 in order, on its own
     stream when side by side and on the current stream otherwise."""
     import bench.concurrent_cells as concurrent
@@ -160,17 +160,17 @@ def test_side_by_side_cells_step_on_their_own_streams_one_after_another_on_one(m
             self.stream = f"{name}'s stream"
             self.name = name
 
-        def step(self, i, stream):
-            taken.append((self.name, i, stream))
+        def steps(self, count):
+            for i in range(count):
+                taken.append((self.name, i, stubbed_cuda_streams[-1]))
+                yield
 
-    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
-    monkeypatch.setattr(torch.cuda, "current_stream", lambda: "current stream")
     a, b, c = Cell("a"), Cell("b"), Cell("c")
     assert concurrent.seconds([[(a, 2), (b, 1)], [(c, 1)]], own_streams=True) >= 0
     assert taken == [("a", 0, "a's stream"), ("a", 1, "a's stream"), ("b", 0, "b's stream"), ("c", 0, "c's stream")]
     taken.clear()
     concurrent.seconds([[(a, 1)], [(b, 1)]], own_streams=False)
-    assert taken == [("a", 0, "current stream"), ("b", 0, "current stream")]
+    assert taken == [("a", 0, "default"), ("b", 0, "default")]
 
 
 def test_side_by_side_gain_finds_the_groups_and_sets_their_time_against_one_after_another(tmp_path, capsys):
@@ -200,6 +200,13 @@ def test_side_by_side_gain_finds_the_groups_and_sets_their_time_against_one_afte
                        "| x1.99 |")  # 6.34 s + 6.27 s one after another
     assert rows[2] == "| batchnorm_vs_groupnorm | batch_size=8-batchnorm | 1.87 | 1.87 | x1.00 |"
     assert rows[-1] == "| **whole table** |  | 21.23 | 11.64 | x1.82 |"
+
+    alone["studies"] = {}
+    (tmp_path / "alone.json").write_text(json.dumps(alone))
+    with pytest.raises(SystemExit):
+        side_by_side_gain([str(tmp_path / "alone.json"), str(tmp_path / "together.json")])
+    assert ("batchnorm_vs_groupnorm: batch_size=2-batchnorm is not in the file of cells one after another"
+            in capsys.readouterr().err)
 
     together["environment"]["device_name"] = "NVIDIA H100 80GB HBM3"
     (tmp_path / "together.json").write_text(json.dumps(together))

@@ -299,21 +299,10 @@ def test_cells_side_by_side_train_exactly_as_each_alone(generated, monkeypatch):
     assert together[1].images_per_s == pytest.approx(2 * 120 * 2 / together[1].wall_s)
 
 
-def test_on_cuda_each_cell_side_by_side_steps_on_a_stream_of_its_own(monkeypatch):
+def test_on_cuda_each_cell_side_by_side_steps_on_a_stream_of_its_own(stubbed_cuda_streams):
     """With the GPU stubbed out: several cells each take every step under their own stream; one cell alone keeps
     the current stream."""
-    current = ["default"]
-    made = iter(["stream 0", "stream 1"])
-
-    class StreamContext:
-        def __init__(self, stream):
-            self.stream = stream
-
-        def __enter__(self):
-            current.append(self.stream)
-
-        def __exit__(self, *exc):
-            current.pop()
+    current = stubbed_cuda_streams
 
     class Training:
         data = type("Data", (), {"train_x": type("X", (), {"device": torch.device("cuda")})})
@@ -330,9 +319,6 @@ def test_on_cuda_each_cell_side_by_side_steps_on_a_stream_of_its_own(monkeypatch
         def result(self, wall_s, side_by_side):
             return side_by_side
 
-    monkeypatch.setattr(torch.cuda, "Stream", lambda device: next(made))
-    monkeypatch.setattr(torch.cuda, "stream", StreamContext)
-    monkeypatch.setattr(train, "synchronize", lambda device: None)
     a, b = Training(2), Training(1)
     assert train.train_side_by_side([a, b]) == [2, 2]
     assert a.taken == ["stream 0", "stream 0", "end on stream 0"] and b.taken == ["stream 1", "end on stream 1"]
