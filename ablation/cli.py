@@ -205,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
     if args.side_by_side < 1:
         raise UsageError(f"--side-by-side must be at least 1, got {args.side_by_side}")
     if args.side_by_side > 1 and device.type != "cuda":
-        raise UsageError(f"--side-by-side needs CUDA streams; on {device.type} cells train one after another")
+        raise UsageError(f"--side-by-side needs CUDA streams; on {device.type} drop it (cells train one after "
+                         "another)")
     if args.side_by_side > 1 and args.no_fuse:
         raise UsageError("--side-by-side trains each cell's replicates fused; drop --no-fuse")
     if args.out:

@@ -141,8 +141,8 @@ def test_results_name_the_commit_and_whether_the_checkout_had_changes(tmp_path):
     (["run", "sigmoid_vs_relu", "--format", "html"], "argument --format: invalid choice"),
     (["run", "sigmoid_vs_relu", "--out", "no/such/dir/r.json"], "directory no/such/dir does not exist"),
     (["run", "sigmoid_vs_relu", "--side-by-side", "0"], "--side-by-side must be at least 1, got 0"),
-    (["run", "sigmoid_vs_relu", "--side-by-side", "2"], "--side-by-side needs CUDA streams; on cpu cells train one "
-                                                        "after another"),
+    (["run", "sigmoid_vs_relu", "--side-by-side", "2"], "--side-by-side needs CUDA streams; on cpu drop it (cells "
+                                                        "train one after another)"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(capsys, argv, message):
