@@ -166,9 +166,9 @@ def list_studies() -> str:
 def selection(args: argparse.Namespace) -> tuple[list[Study], dict[str, list[Cell]], torch.device]:
     """The studies, cells and device a run or speed command asked for, checked before any work starts."""
     studies = DOCUMENTED if args.study == "all" else [get_study(args.study)]
-    cells = {s.name: [s.cell(c) for c in args.cell] for s in studies} if args.cell else {}
     if args.cell and len(studies) > 1:
-        raise UsageError("--cell needs a single study, not 'all'")
+        raise UsageError("--cell needs a single study, not 'all': name the study the cell belongs to")
+    cells = {s.name: [s.cell(c) for c in args.cell] for s in studies} if args.cell else {}
     if args.replicates is not None and args.replicates < 1:
         raise UsageError(f"--replicates must be at least 1, got {args.replicates}")
     if getattr(args, "groups", None):

@@ -129,7 +129,7 @@ def test_results_name_the_commit_and_whether_the_checkout_had_changes(tmp_path):
 @pytest.mark.parametrize("argv,message", [
     (["run", "resnet"], "unknown study 'resnet'; choose one of: sigmoid_vs_relu"),
     (["run", "sigmoid_vs_relu", "--cell", "blocks=9-relu"], "sigmoid_vs_relu has no cell 'blocks=9-relu'"),
-    (["run", "all", "--cell", "blocks=1-relu"], "has no cell"),
+    (["run", "all", "--cell", "blocks=1-relu"], "--cell needs a single study, not 'all': name the study"),
     (["run", "sigmoid_vs_relu", "--replicates", "0"], "--replicates must be at least 1, got 0"),
     (["run", "sigmoid_vs_relu", "--replicates", "two"], "argument --replicates: invalid int value: 'two'"),
     (["run", "batchnorm_vs_groupnorm", "--groups", "32,8,8"], "block1: GroupNorm with 32 groups does not divide its 16 channels"),
