@@ -76,7 +76,7 @@ def cifar_npz() -> Path:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from ablation.cli import above_zero, zero_or_more
+    from ablation.cli import above_zero, at_least_one, zero_or_more
     from ablation.compare import MIN_THROUGHPUT
     from ablation.studies import PROFILES
     from ablation.verdict import Tolerance
@@ -97,7 +97,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-profile", choices=PROFILES, default="full",
                     help="smoke: short training that exercises the bench's machinery (its own tests); its cells "
                          "cannot match the documented tables")
-    group.addoption("--replicates", type=int, help="replicates per cell (default: each study's own)")
+    group.addoption("--replicates", type=at_least_one, help="replicates per cell (default: each study's own)")
     group.addoption("--baseline", help="results JSON of a known-good run: also check drift against it")
     group.addoption("--bench-out", default="bench-results.json", help="results JSON this run writes")
     group.addoption("--z", type=above_zero, default=default.z, help="standard errors of the band")
@@ -157,7 +157,9 @@ def _in_bench_terms(error: Exception) -> str:
 
 
 def _check_bench_inputs(config: pytest.Config) -> None:
-    """A missing or unusable baseline or .npz stops the run at once with one line (exit 4)."""
+    """A missing or unusable baseline or .npz, or a results file that cannot be written, stops the run at once
+    with one line (exit 4), not after the training."""
+    from ablation.cli import UsageError, check_writable
     from ablation.data import DataError, load_npz
     from ablation.results import ResultsError, read_results
 
@@ -166,7 +168,8 @@ def _check_bench_inputs(config: pytest.Config) -> None:
             read_results(config.getoption("baseline"))
         if config.getoption("bench_data").endswith(".npz"):
             load_npz(config.getoption("bench_data"))
-    except (ResultsError, DataError) as error:
+        check_writable(Path(config.getoption("bench_out")), "--bench-out", "bench-results.json")
+    except (ResultsError, DataError, UsageError) as error:
         raise pytest.UsageError(_in_bench_terms(error)) from None
 
 

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cuda-graphs", action="store_true",
                      help="on CUDA, launch every training step's kernels one by one instead of replaying each "
                           "full-batch step from a captured CUDA graph")
-    run.add_argument("--side-by-side", type=int, default=1, metavar="N",
+    run.add_argument("--side-by-side", type=at_least_one, default=1, metavar="N",
                      help="on CUDA, train a study's cells N at a time, in the study's order, each on a CUDA stream "
                           "of its own, their steps interleaved (default 1: one after another)")
     run.add_argument("--out", help="write every replicate's numbers and the environment to this JSON file")
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--modes", type=speed_modes, metavar="M1,M2",
                        help=f"time only these of {','.join(MODES)} (default: all; graphs needs CUDA), e.g. "
                             "fused,graphs for the whole table without the slow notebook pipeline")
-    speed.add_argument("--sequential-replicates", type=int, metavar="N",
+    speed.add_argument("--sequential-replicates", type=at_least_one, metavar="N",
                        help="time the notebook and eager modes, which train replicates one after another, on N "
                             "replicates per cell and scale their times up to all (default: time all)")
     speed.add_argument("--markdown", action="store_true", help="print a Markdown table")
@@ -90,7 +90,7 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
     """What to train, on what data and device: shared by run and speed."""
     parser.add_argument("study", help=f"one of {', '.join(STUDIES)}, or 'all' (the three documented studies)")
     parser.add_argument("--cell", action="append", metavar="ID", help="only this cell (repeatable), e.g. blocks=4-relu")
-    parser.add_argument("--replicates", type=int, help="runs per cell (default: the study's own count)")
+    parser.add_argument("--replicates", type=at_least_one, help="runs per cell (default: the study's own count)")
     parser.add_argument("--data", help="cifar10, cifar100, synthetic, synthetic:100 or PATH.npz "
                                        "(default: the study's dataset)")
     parser.add_argument("--data-root", help=f"where torchvision data is downloaded (default: ${DATA_ROOT_ENV} "
@@ -169,8 +169,6 @@ def selection(args: argparse.Namespace) -> tuple[list[Study], dict[str, list[Cel
     if args.cell and len(studies) > 1:
         raise UsageError("--cell needs a single study, not 'all': name the study the cell belongs to")
     cells = {s.name: [s.cell(c) for c in args.cell] for s in studies} if args.cell else {}
-    if args.replicates is not None and args.replicates < 1:
-        raise UsageError(f"--replicates must be at least 1, got {args.replicates}")
     if getattr(args, "groups", None):
         if any(not s.groups for s in studies):
             raise UsageError("--groups applies only to studies with GroupNorm cells (batchnorm_vs_groupnorm...)")
@@ -188,8 +186,6 @@ def time_pipelines(args: argparse.Namespace) -> int:
     studies, cells, device = selection(args)
     if args.workers < 0:
         raise UsageError(f"--workers must be 0 or more, got {args.workers}")
-    if args.sequential_replicates is not None and args.sequential_replicates < 1:
-        raise UsageError(f"--sequential-replicates must be at least 1, got {args.sequential_replicates}")
     if args.modes and not set(args.modes) <= set(available_modes(device)):
         raise UsageError(f"--modes graphs needs CUDA; on {device.type} choose from {','.join(available_modes(device))}")
     datasets = {source: load_dataset(source, args.data_root) for source in {args.data or s.dataset for s in studies}}
@@ -202,8 +198,6 @@ def time_pipelines(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     studies, cells, device = selection(args)
-    if args.side_by_side < 1:
-        raise UsageError(f"--side-by-side must be at least 1, got {args.side_by_side}")
     if args.side_by_side > 1 and device.type != "cuda":
         raise UsageError(f"--side-by-side needs CUDA streams; on {device.type} drop it (cells train one after "
                          "another)")
@@ -281,6 +275,18 @@ def speed_modes(text: str) -> tuple[str, ...]:
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown mode {unknown[0]!r}; choose from {','.join(MODES)}")
     return modes
+
+
+def at_least_one(text: str) -> int:
+    """A count option (replicates, cells side by side): a whole number, 1 or more (0 would silently mean the
+    default where a count is optional)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
 
 
 def above_zero(text: str) -> float:

@@ -23,6 +23,7 @@ from typing import Iterator, Sequence
 
 import torch
 
+from ablation.cli import above_zero
 from ablation.data import DataError, load_dataset
 from ablation.results import render
 from ablation.studies import Study, get_study
@@ -82,13 +83,11 @@ def seconds(groups: list[list[tuple[GraphedCell, int]]], own_streams: bool) -> f
 def main(argv: Sequence[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m bench.concurrent_cells", description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="PATH.npz, cifar10 or synthetic")
-    parser.add_argument("--scale", type=float, default=1.0,
+    parser.add_argument("--scale", type=above_zero, default=1.0,
                         help=f"multiply the steps ({FRACTION} of the run's: 800 at batch 2)")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         parser.error("needs a CUDA GPU: it times CUDA-graph replays on CUDA streams")
-    if args.scale <= 0:
-        parser.error(f"--scale must be above 0, got {args.scale}")
     try:
         dataset = load_dataset(args.data)
     except DataError as error:

@@ -23,6 +23,7 @@ from typing import Sequence
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from ablation.cli import above_zero
 from ablation.data import DataError, load_dataset
 from ablation.results import render
 from ablation.studies import Cell, Study, get_study
@@ -100,12 +101,10 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--data", required=True, help="PATH.npz, cifar10 or synthetic")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--cell", action="append", choices=list(SAMPLES), help="only this sample (repeatable)")
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply every sample's timed steps")
+    parser.add_argument("--scale", type=above_zero, default=1.0, help="multiply every sample's timed steps")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda, but CUDA is not available here; use --device cpu")
-    if args.scale <= 0:
-        parser.error(f"--scale must be above 0, got {args.scale}")
     device = torch.device(args.device)
     try:
         dataset = load_dataset(args.data)

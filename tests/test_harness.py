@@ -80,8 +80,10 @@ def test_a_baseline_from_other_data_is_refused_with_the_reason(tmp_path):
     assert "pass a baseline made with the same --bench-data" in proc.stdout
 
 
-def test_a_missing_baseline_or_data_file_stops_the_bench_with_one_line(tmp_path):
+def test_a_missing_baseline_data_file_or_results_folder_stops_the_bench_with_one_line(tmp_path):
+    out = tmp_path / "gone" / "bench.json"
     for option, message in ((f"--baseline={tmp_path / 'gone.json'}", "cannot read"),
+                            (f"--bench-out={out}", f"--bench-out {out}: directory {out.parent} does not exist"),
                             (f"--bench-data={tmp_path / 'gone.npz'}", "no such data file")):
         proc = bench(tmp_path, "--bench-device", "cpu", "-k", "conv_bn_relu", option)
         assert proc.returncode == 4
@@ -89,9 +91,13 @@ def test_a_missing_baseline_or_data_file_stops_the_bench_with_one_line(tmp_path)
     assert "pass --bench-data=PATH.npz (a local copy) or --bench-data=synthetic" in proc.stderr
 
 
-def test_the_bench_refuses_a_tolerance_that_would_flag_every_study(tmp_path):
-    proc = bench(tmp_path, "--bench-device", "cpu", "-k", "conv_bn_relu", "--study-z=0")
-    assert proc.returncode == 4 and "argument --study-z: must be above 0, got 0" in proc.stderr
+@pytest.mark.parametrize("option,message", [
+    ("--study-z=0", "argument --study-z: must be above 0, got 0"),  # would flag every study
+    ("--replicates=0", "argument --replicates: must be at least 1, got 0"),  # would train the default count
+])
+def test_the_bench_refuses_options_that_would_give_a_wrong_result(tmp_path, option, message):
+    proc = bench(tmp_path, "--bench-device", "cpu", "-k", "conv_bn_relu", option)
+    assert proc.returncode == 4 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_throughput_is_judged_against_a_baseline_from_the_same_device(tmp_path):

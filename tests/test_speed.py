@@ -82,7 +82,7 @@ def test_speed_command(capsys):
     assert main(["speed", "all", "--workers", "-1", "--device", "cpu"]) == 2
     assert "--workers must be 0 or more, got -1" in capsys.readouterr().err
     assert main(["speed", "all", "--sequential-replicates", "0", "--device", "cpu"]) == 2
-    assert "--sequential-replicates must be at least 1, got 0" in capsys.readouterr().err
+    assert "argument --sequential-replicates: must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_speed_times_only_the_modes_asked_for(capsys):
@@ -119,7 +119,7 @@ def test_step_times_prints_each_way_per_sample_and_marks_the_cuda_only_ones():
 
 @pytest.mark.parametrize("argv,message", [
     (["--data", "missing.npz", "--device", "cpu"], "no such data file missing.npz"),
-    (["--data", "synthetic", "--device", "cpu", "--scale", "0"], "--scale must be above 0, got 0.0"),
+    (["--data", "synthetic", "--device", "cpu", "--scale", "0"], "argument --scale: must be above 0, got 0"),
     (["--data", "synthetic", "--device", "cuda"], "--device cuda, but CUDA is not available here"),
 ])
 def test_step_times_rejects_bad_input_in_one_line(capsys, monkeypatch, argv, message):
@@ -134,7 +134,7 @@ def test_step_times_rejects_bad_input_in_one_line(capsys, monkeypatch, argv, mes
 
 @pytest.mark.parametrize("cuda,argv,message", [
     (False, ["--data", "synthetic"], "needs a CUDA GPU: it times CUDA-graph replays on CUDA streams"),
-    (True, ["--data", "synthetic", "--scale", "-1"], "--scale must be above 0, got -1.0"),
+    (True, ["--data", "synthetic", "--scale", "-1"], "argument --scale: must be above 0, got -1"),
     (True, ["--data", "missing.npz"], "no such data file missing.npz"),
 ])
 def test_concurrent_cells_rejects_bad_input_in_one_line(capsys, monkeypatch, cuda, argv, message):
