@@ -144,7 +144,44 @@ def read_results(path: str | Path) -> dict[str, Any]:
         raise ResultsError(f"{path} is not JSON ({error.msg} at line {error.lineno})") from None
     if not isinstance(results, dict) or results.get("schema") != SCHEMA or "studies" not in results:
         raise ResultsError(f"{path} is not an ablation-bench results file of schema {SCHEMA}")
+    problem = _incomplete(results)
+    if problem:
+        raise ResultsError(f"{path} is an incomplete results file: {problem}; write it anew with "
+                           "`python -m ablation run ... --out FILE` or the bench's --bench-out")
     return results
+
+
+# What every results file of this schema has held, and what compare, report and history read.
+REQUIRED = {
+    "file": ("created", "environment", "data", "profile", "studies"),
+    "environment": ("torch", "device", "device_name"),
+    "studies": (),
+    "study": ("hyperparameters", "data_checksum", "cells"),
+    "cells": (),
+    "cell": ("level", "variant", "documented", "seeds", "accuracy", "collapsed", "wall_s", "images_per_s"),
+}
+
+
+def _incomplete(results: dict[str, Any]) -> str | None:
+    """What a results file of the right schema lacks (a hand-edited or cut-off file), or None."""
+    def lacks(where: str, kind: str, part: Any) -> str | None:
+        if not isinstance(part, dict):
+            return f"{where} is not an object"
+        missing = [key for key in REQUIRED[kind] if key not in part]
+        return f"{where} lacks {', '.join(missing)}" if missing else None
+
+    if found := (lacks("the file", "file", results) or lacks("environment", "environment", results["environment"])
+                 or lacks("studies", "studies", results["studies"])):
+        return found
+    for name, study in results["studies"].items():
+        if found := lacks(f"study {name}", "study", study) or lacks(f"{name} cells", "cells", study["cells"]):
+            return found
+        for cell_id, cell in study["cells"].items():
+            if found := lacks(f"{name}[{cell_id}]", "cell", cell):
+                return found
+            if not (isinstance(cell["accuracy"], list) and cell["accuracy"]):
+                return f"{name}[{cell_id}] accuracy is not a list of the replicates' accuracies"
+    return None
 
 
 def mean_sd(values: list[float]) -> tuple[float, float]:

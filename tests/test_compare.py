@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from ablation.cli import main
+from ablation.results import read_results
 
 RECORDED = Path(__file__).resolve().parent.parent / "bench" / "recorded"
 BENCH, REPEAT = RECORDED / "h200-bench.json", RECORDED / "h200-repeat.json"
@@ -115,6 +116,26 @@ def test_missing_and_broken_files_exit_2(capsys, tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     code, _, err = compare(capsys, tmp_path / "broken.json", BENCH)
     assert code == 2 and "is not JSON" in err
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda r: r.pop("profile"), "the file lacks profile"),
+    (lambda r: r["environment"].pop("device_name"), "environment lacks device_name"),
+    (lambda r: r.update(studies=[]), "studies is not an object"),
+    (lambda r: r["studies"]["sigmoid_vs_relu"].pop("data_checksum"), "study sigmoid_vs_relu lacks data_checksum"),
+    (lambda r: r["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"].pop("wall_s"),
+     "sigmoid_vs_relu[blocks=4-relu] lacks wall_s"),
+    (lambda r: r["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"].update(accuracy=[]),
+     "sigmoid_vs_relu[blocks=4-relu] accuracy is not a list of the replicates' accuracies"),
+])
+def test_an_incomplete_results_file_names_what_it_lacks(capsys, tmp_path, change, message):
+    """A hand-edited or cut-off file of the right schema: one line that says where, not a KeyError's key."""
+    results = read_results(BENCH)
+    change(results)
+    (tmp_path / "edited.json").write_text(json.dumps(results))
+    code, out, err = compare(capsys, BENCH, tmp_path / "edited.json")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert f"edited.json is an incomplete results file: {message}; write it anew" in err
 
 
 @pytest.mark.parametrize("option,value,message", [
