@@ -15,7 +15,7 @@
 # speed-whole 436 s, fault-groupnorm_one_group 29 s, fault-no_normalization 64 s. All of these have run on
 # commit 93ac5da (README, Speed and the bench). Not yet run on a GPU: --side-by-side (run-all-side-by-side-*
 # and graphs-check's side-by-side case), concurrent-cells, the speed-<study> samples in all four modes on the
-# current step, cpu-suite with CUDA visible (under torch 2.11 without CUDA it passed on a 2-core CPU, e6ed1f4),
+# current step, cpu-suite with CUDA visible (under torch 2.11 without CUDA it passed on a 2-core CPU, c3d1f6b),
 # and evaluation in channels_last since then (run-all's evaluation time, 3.4 s before);
 # for a 15-minute session, one call:
 #        STAGES="graphs-check run-all run-all-side-by-side-2 run-all-side-by-side-6 concurrent-cells cpu-suite
