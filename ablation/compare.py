@@ -107,7 +107,8 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
         cells = [c for c in cur["cells"] if c in base["cells"]]
         for cell_id in cells:
             b, c = base["cells"][cell_id], cur["cells"][cell_id]
-            verdict = check_cell(name, cell_id, c, b["accuracy"], tolerance, copy=False, classes=cur.get("classes", 10))
+            verdict = check_cell(name, cell_id, c, b["accuracy"], tolerance, copy=False, classes=cur.get("classes", 10),
+                                 reference_collapsed=b["collapsed"])
             drifts.append(Drift(verdict, b, c))
         shift = judge_study_shift(name, base["cells"], cur["cells"], tolerance)
         if shift is not None:

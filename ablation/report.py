@@ -172,9 +172,11 @@ def history(directory: str | Path, tolerance: Tolerance = Tolerance()) -> tuple[
                 if key in previous and previous[key][1]["data_checksum"] == entry["data_checksum"]:
                     before = previous[key][0]
                     same_device = before["environment"]["device_name"] == results["environment"]["device_name"]
-                    reference = before["studies"][name]["cells"][cell_id]["accuracy"]
-                    if not check_cell(name, cell_id, record, reference, for_baseline(tolerance, same_device), False,
-                                      entry.get("classes", 10)).passed:
+                    reference = before["studies"][name]["cells"][cell_id]
+                    verdict = check_cell(name, cell_id, record, reference["accuracy"],
+                                         for_baseline(tolerance, same_device), False, entry.get("classes", 10),
+                                         reference["collapsed"])
+                    if not verdict.passed:
                         text += " !"
                 table.setdefault(key, {})[column] = text
                 previous[key] = (results, entry)

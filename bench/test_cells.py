@@ -37,7 +37,8 @@ def cell_test(study_name: str):
         elif base:
             same_device = bench.baseline["environment"]["device_name"] == stored["environment"]["device_name"]
             tolerance = for_baseline(bench.tolerance, same_device)
-            verdict = check_cell(study_name, cell_id, record, base["accuracy"], tolerance, False, classes)
+            verdict = check_cell(study_name, cell_id, record, base["accuracy"], tolerance, False, classes,
+                                 base["collapsed"])
             if not verdict.passed:
                 failures.append("against the baseline: " + verdict.message(record, base["accuracy"]))
         assert not failures, "\n".join(failures)

@@ -110,6 +110,15 @@ def test_unusable_input_exits_2(capsys, tmp_path, mutate, message):
     assert code == 2 and message in err and err.count("\n") == 1 and out == ""
 
 
+def test_two_runs_with_the_same_collapsed_replicate_show_no_drift(capsys, tmp_path):
+    """A replicate that predicted one class, scoring above chance on an unbalanced test set, in both files."""
+    results = read_results(BENCH)
+    results["studies"]["sigmoid_vs_relu"]["cells"]["blocks=6-sigmoid"].update(accuracy=[11.2] * 5, collapsed=[True] * 5)
+    (tmp_path / "collapsed.json").write_text(json.dumps(results))
+    code, out, _ = compare(capsys, tmp_path / "collapsed.json", tmp_path / "collapsed.json")
+    assert code == 0 and "0 accuracy regressions" in out
+
+
 def test_missing_and_broken_files_exit_2(capsys, tmp_path):
     code, _, err = compare(capsys, BENCH, tmp_path / "absent.json")
     assert code == 2 and "cannot read" in err

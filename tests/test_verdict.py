@@ -55,6 +55,20 @@ def test_a_documented_collapse_must_be_reproduced():
     assert reproduced.passed and not missed.passed and "none reproduced it" in missed.reason
 
 
+def test_a_baseline_replicate_that_predicted_one_class_counts_at_chance_whatever_it_scored():
+    """On the smoke profile's first 1000 test images the classes are not balanced, so a run that predicts one
+    class scores that class's share, 11.2 % here: above chance + margin.  Against a baseline that collapsed
+    the same way the cell is unchanged; against runs that learned (or accuracies alone) it is a regression."""
+    cell, tol = "blocks=6-sigmoid", Tolerance(hardware=0.0)
+    collapsed = record([11.2], [True])
+    same = check_cell("sigmoid_vs_relu", cell, collapsed, [11.2], tol, False, reference_collapsed=[True])
+    learned = check_cell("sigmoid_vs_relu", cell, collapsed, [14.3], tol, False, reference_collapsed=[False])
+    accuracies_only = check_cell("sigmoid_vs_relu", cell, collapsed, [11.2], tol, False)
+    assert same.passed and "inside the band" in same.reason
+    assert not learned.passed and not accuracies_only.passed
+    assert "1/1 replicates ended at chance in a cell whose runs learn" in learned.reason
+
+
 def test_bimodal_cells_judge_the_runs_that_learned():
     cell, tol = "batch_size=2-groupnorm", Tolerance()
     learners_fit = check_cell("batchnorm_vs_groupnorm", cell, record([10.0, 29.0, 31.0, 9.9], [True, False, False, False]),
