@@ -21,7 +21,8 @@ from typing import Any
 
 from ablation.results import ResultsError, render, training_seconds, used_cuda_graphs
 from ablation.studies import get_study
-from ablation.verdict import Tolerance, Verdict, check_cell, for_baseline, pooled_sd, t_two_sided_p
+from ablation.verdict import (Tolerance, Verdict, check_against_baseline, for_baseline, pooled_sd,
+                              t_two_sided_p)
 
 MIN_THROUGHPUT = 0.75  # a study below this fraction of the baseline's images/s is a regression
 
@@ -107,9 +108,7 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
         cells = [c for c in cur["cells"] if c in base["cells"]]
         for cell_id in cells:
             b, c = base["cells"][cell_id], cur["cells"][cell_id]
-            verdict = check_cell(name, cell_id, c, b["accuracy"], tolerance, copy=False, classes=cur.get("classes", 10),
-                                 reference_collapsed=b["collapsed"])
-            drifts.append(Drift(verdict, b, c))
+            drifts.append(Drift(check_against_baseline(name, cell_id, c, b, tolerance, cur.get("classes", 10)), b, c))
         shift = judge_study_shift(name, base["cells"], cur["cells"], tolerance)
         if shift is not None:
             shifts.append(shift)

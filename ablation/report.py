@@ -12,7 +12,7 @@ from ablation.findings import FINDINGS
 from ablation.results import (ResultsError, mean_sd, measured_text, ordered_studies, read_results, render,
                               short_commit, used_cuda_graphs)
 from ablation.studies import get_study
-from ablation.verdict import Tolerance, check_cell, check_documented, for_baseline
+from ablation.verdict import Tolerance, check_against_baseline, check_documented, for_baseline
 
 COLOURS = ("tab:red", "tab:blue", "tab:green")
 
@@ -172,10 +172,8 @@ def history(directory: str | Path, tolerance: Tolerance = Tolerance()) -> tuple[
                 if key in previous and previous[key][1]["data_checksum"] == entry["data_checksum"]:
                     before = previous[key][0]
                     same_device = before["environment"]["device_name"] == results["environment"]["device_name"]
-                    reference = before["studies"][name]["cells"][cell_id]
-                    verdict = check_cell(name, cell_id, record, reference["accuracy"],
-                                         for_baseline(tolerance, same_device), False, entry.get("classes", 10),
-                                         reference["collapsed"])
+                    verdict = check_against_baseline(name, cell_id, record, before["studies"][name]["cells"][cell_id],
+                                                     for_baseline(tolerance, same_device), entry.get("classes", 10))
                     if not verdict.passed:
                         text += " !"
                 table.setdefault(key, {})[column] = text

@@ -155,29 +155,28 @@ def read_results(path: str | Path) -> dict[str, Any]:
 REQUIRED = {
     "file": ("created", "environment", "data", "profile", "studies"),
     "environment": ("torch", "device", "device_name"),
-    "studies": (),
     "study": ("hyperparameters", "data_checksum", "cells"),
-    "cells": (),
     "cell": ("level", "variant", "documented", "seeds", "accuracy", "collapsed", "wall_s", "images_per_s"),
 }
 
 
 def _incomplete(results: dict[str, Any]) -> str | None:
     """What a results file of the right schema lacks (a hand-edited or cut-off file), or None."""
-    def lacks(where: str, kind: str, part: Any) -> str | None:
+    def lacks(where: str, part: Any, keys: tuple[str, ...] = ()) -> str | None:
         if not isinstance(part, dict):
             return f"{where} is not an object"
-        missing = [key for key in REQUIRED[kind] if key not in part]
+        missing = [key for key in keys if key not in part]
         return f"{where} lacks {', '.join(missing)}" if missing else None
 
-    if found := (lacks("the file", "file", results) or lacks("environment", "environment", results["environment"])
-                 or lacks("studies", "studies", results["studies"])):
+    if found := (lacks("the file", results, REQUIRED["file"])
+                 or lacks("environment", results["environment"], REQUIRED["environment"])
+                 or lacks("studies", results["studies"])):
         return found
     for name, study in results["studies"].items():
-        if found := lacks(f"study {name}", "study", study) or lacks(f"{name} cells", "cells", study["cells"]):
+        if found := lacks(f"study {name}", study, REQUIRED["study"]) or lacks(f"{name} cells", study["cells"]):
             return found
         for cell_id, cell in study["cells"].items():
-            if found := lacks(f"{name}[{cell_id}]", "cell", cell):
+            if found := lacks(f"{name}[{cell_id}]", cell, REQUIRED["cell"]):
                 return found
             if not (isinstance(cell["accuracy"], list) and cell["accuracy"]):
                 return f"{name}[{cell_id}] accuracy is not a list of the replicates' accuracies"

@@ -173,6 +173,14 @@ def check_cell(study_name: str, cell_id: str, record: dict[str, Any], reference:
     return Verdict(study_name, cell_id, ok, statistics.fmean(reference), mean, low, high, reason)
 
 
+def check_against_baseline(study_name: str, cell_id: str, record: dict[str, Any], baseline_record: dict[str, Any],
+                           tolerance: Tolerance, classes: int = 10) -> Verdict:
+    """One cell's replicates against a baseline run's replicates of the same cell, by their accuracies and their
+    one-class flags (``tolerance`` as for_baseline gives it; the same data, so no data-copy allowance)."""
+    return check_cell(study_name, cell_id, record, baseline_record["accuracy"], tolerance, copy=False, classes=classes,
+                      reference_collapsed=baseline_record["collapsed"])
+
+
 def uses_data_copy(source: str) -> bool:
     """The JPEG-derived offline copy (or any data not from torchvision) gets the data_copy allowance."""
     return source not in ("cifar10", "cifar100")

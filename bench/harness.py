@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any, Callable

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ablation.studies import get_study
-from ablation.verdict import check_cell, for_baseline
+from ablation.verdict import check_against_baseline, check_cell, for_baseline
 from bench.harness import variant_marks
 
 
@@ -37,8 +37,7 @@ def cell_test(study_name: str):
         elif base:
             same_device = bench.baseline["environment"]["device_name"] == stored["environment"]["device_name"]
             tolerance = for_baseline(bench.tolerance, same_device)
-            verdict = check_cell(study_name, cell_id, record, base["accuracy"], tolerance, False, classes,
-                                 base["collapsed"])
+            verdict = check_against_baseline(study_name, cell_id, record, base, tolerance, classes)
             if not verdict.passed:
                 failures.append("against the baseline: " + verdict.message(record, base["accuracy"]))
         assert not failures, "\n".join(failures)

@@ -9,7 +9,7 @@ import ablation.train as train
 from ablation.data import synthetic
 from ablation.models import replicate_state
 from ablation.studies import get_study
-from ablation.train import CUDAGraphSteps, ReplicateGradScaler, ReplicateSGD, TrainStep, prepare, train_cell
+from ablation.train import ReplicateGradScaler, ReplicateSGD, TrainStep, prepare, train_cell
 from bench.step_times import Dispatched
 
 
