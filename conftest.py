@@ -157,17 +157,23 @@ def _in_bench_terms(error: Exception) -> str:
 
 
 def _check_bench_inputs(config: pytest.Config) -> None:
-    """A missing or unusable baseline or .npz, or a results file that cannot be written, stops the run at once
-    with one line (exit 4), not after the training."""
+    """An unknown data source, a missing or unusable baseline or .npz, or a results file that cannot be written
+    stops the run at once with one line (exit 4), not after the training."""
     from ablation.cli import UsageError, check_writable
-    from ablation.data import DataError, load_npz
+    from ablation.data import DataError, check_source, load_npz
     from ablation.results import ResultsError, read_results
 
     try:
         if config.getoption("baseline"):
             read_results(config.getoption("baseline"))
-        if config.getoption("bench_data").endswith(".npz"):
-            load_npz(config.getoption("bench_data"))
+        for option in ("--bench-data", "--bench-data-cifar100"):
+            source = config.getoption(option)
+            try:
+                check_source(source)
+            except DataError as error:
+                raise DataError(f"{option}: {error}") from None
+            if source.endswith(".npz"):
+                load_npz(source)
         check_writable(Path(config.getoption("bench_out")), "--bench-out", "bench-results.json")
     except (ResultsError, DataError, UsageError) as error:
         raise pytest.UsageError(_in_bench_terms(error)) from None

@@ -84,6 +84,8 @@ def test_a_missing_baseline_data_file_or_results_folder_stops_the_bench_with_one
     out = tmp_path / "gone" / "bench.json"
     for option, message in ((f"--baseline={tmp_path / 'gone.json'}", "cannot read"),
                             (f"--bench-out={out}", f"--bench-out {out}: directory {out.parent} does not exist"),
+                            ("--bench-data=cifar", "--bench-data: unknown data source 'cifar': use cifar10,"),
+                            ("--bench-data-cifar100=cifar", "--bench-data-cifar100: unknown data source 'cifar'"),
                             (f"--bench-data={tmp_path / 'gone.npz'}", "no such data file")):
         proc = bench(tmp_path, "--bench-device", "cpu", "-k", "conv_bn_relu", option)
         assert proc.returncode == 4
