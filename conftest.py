@@ -14,6 +14,10 @@ import pytest
 DATA_ENV = "ABLATION_TEST_DATA"
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / "shared" / "data" / "cifar10-small.npz"
 SESSION_ENV = "ABLATION_BENCH_CELLS"  # the cell cache directory, handed from the controller to xdist workers
+BENCH_DATA = {  # option -> the studies it feeds, their classes, and the named sources that have them
+    "--bench-data": ("the CIFAR-10 studies", 10, ("cifar10", "synthetic")),
+    "--bench-data-cifar100": ("the CIFAR-100 variant", 100, ("cifar100", "synthetic:100")),
+}
 
 
 @pytest.fixture
@@ -87,9 +91,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--require-gpu", action="store_true",
                     help="fail, instead of skip, the GPU tests when no CUDA GPU is visible")
     group.addoption("--bench-data", default=os.environ.get("ABLATION_BENCH_DATA", "cifar10"),
-                    help="cifar10 (default), PATH.npz or synthetic; env ABLATION_BENCH_DATA")
+                    help="data of the CIFAR-10 studies: cifar10 (default), synthetic or PATH.npz; "
+                         "env ABLATION_BENCH_DATA")
     group.addoption("--bench-data-cifar100", default="cifar100",
-                    help="data of the CIFAR-100 variant: cifar100 (default) or synthetic:100")
+                    help="data of the CIFAR-100 variant: cifar100 (default), synthetic:100 or PATH.npz")
     group.addoption("--variants", action="store_true",
                     help="also run the two untabulated variants (long; CIFAR-100), deselected by default")
     group.addoption("--bench-device", choices=("cuda", "cpu"), default="cuda",
@@ -157,23 +162,24 @@ def _in_bench_terms(error: Exception) -> str:
 
 
 def _check_bench_inputs(config: pytest.Config) -> None:
-    """An unknown data source, a missing or unusable baseline or .npz, or a results file that cannot be written
-    stops the run at once with one line (exit 4), not after the training."""
+    """Data that is unknown or has the wrong number of classes for its studies, a missing or unusable baseline or
+    .npz, or a results file that cannot be written stops the run at once with one line (exit 4), not after the
+    training."""
     from ablation.cli import UsageError, check_writable
-    from ablation.data import DataError, check_source, load_npz
+    from ablation.data import DataError, load_npz
     from ablation.results import ResultsError, read_results
 
     try:
         if config.getoption("baseline"):
             read_results(config.getoption("baseline"))
-        for option in ("--bench-data", "--bench-data-cifar100"):
+        for option, (studies, classes, names) in BENCH_DATA.items():
             source = config.getoption(option)
-            try:
-                check_source(source)
-            except DataError as error:
-                raise DataError(f"{option}: {error}") from None
             if source.endswith(".npz"):
-                load_npz(source)
+                if (found := load_npz(source).classes) != classes:
+                    raise DataError(f"{option}={source} holds {found} classes; {studies} need {classes}")
+            elif source not in names:
+                raise DataError(f"{option}={source} is not data for {studies}: use {' or '.join(names)}, "
+                                f"or a PATH.npz of {classes} classes")
         check_writable(Path(config.getoption("bench_out")), "--bench-out", "bench-results.json")
     except (ResultsError, DataError, UsageError) as error:
         raise pytest.UsageError(_in_bench_terms(error)) from None

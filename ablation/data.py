@@ -19,7 +19,6 @@ MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2023, 0.1994, 0.2010)
 DATA_ROOT_ENV = "ABLATION_DATA_ROOT"
 NPZ_KEYS = ("train_x", "train_y", "test_x", "test_y")
-NAMED_SOURCES = ("cifar10", "cifar100", "synthetic", "synthetic:100")
 OFFLINE_HINT = "pass --data PATH.npz (a local copy) or --data synthetic"
 
 
@@ -41,21 +40,16 @@ def default_root() -> Path:
     return Path(os.environ.get(DATA_ROOT_ENV, Path.home() / ".cache" / "ablation-bench"))
 
 
-def check_source(source: str) -> None:
-    """Refuse a source ``load_dataset`` does not know, before anything is loaded or downloaded."""
-    if source not in NAMED_SOURCES and not source.endswith(".npz"):
-        raise DataError(f"unknown data source {source!r}: use {', '.join(NAMED_SOURCES)} or a PATH.npz")
-
-
 def load_dataset(source: str, root: str | Path | None = None) -> Dataset:
     """``cifar10``, ``cifar100`` (torchvision, downloaded into ``root``), ``synthetic`` (10 classes),
     ``synthetic:100`` (100 classes) or a .npz path."""
-    check_source(source)
     if source in ("cifar10", "cifar100"):
         return _torchvision(source, Path(root) if root else default_root())
     if source in ("synthetic", "synthetic:100"):
         return synthetic(classes=100 if source == "synthetic:100" else 10)
-    return load_npz(source)
+    if source.endswith(".npz"):
+        return load_npz(source)
+    raise DataError(f"unknown data source {source!r}: use cifar10, cifar100, synthetic, synthetic:100 or a PATH.npz")
 
 
 def _torchvision(name: str, root: Path) -> Dataset:

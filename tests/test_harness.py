@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.harness import worker_gpu
@@ -82,10 +83,19 @@ def test_a_baseline_from_other_data_is_refused_with_the_reason(tmp_path):
 
 def test_a_missing_baseline_data_file_or_results_folder_stops_the_bench_with_one_line(tmp_path):
     out = tmp_path / "gone" / "bench.json"
+    hundred = tmp_path / "hundred.npz"  # labels 0-99: CIFAR-100-shaped
+    images, labels = np.zeros((100, 32, 32, 3), np.uint8), np.arange(100)
+    np.savez(hundred, train_x=images, train_y=labels, test_x=images, test_y=labels)
     for option, message in ((f"--baseline={tmp_path / 'gone.json'}", "cannot read"),
                             (f"--bench-out={out}", f"--bench-out {out}: directory {out.parent} does not exist"),
-                            ("--bench-data=cifar", "--bench-data: unknown data source 'cifar': use cifar10,"),
-                            ("--bench-data-cifar100=cifar", "--bench-data-cifar100: unknown data source 'cifar'"),
+                            ("--bench-data=cifar", "--bench-data=cifar is not data for the CIFAR-10 studies: "
+                                                   "use cifar10 or synthetic, or a PATH.npz of 10 classes"),
+                            ("--bench-data=cifar100", "--bench-data=cifar100 is not data for the CIFAR-10 studies"),
+                            ("--bench-data-cifar100=synthetic",
+                             "--bench-data-cifar100=synthetic is not data for the CIFAR-100 variant: "
+                             "use cifar100 or synthetic:100"),
+                            (f"--bench-data={hundred}", f"--bench-data={hundred} holds 100 classes; "
+                                                        "the CIFAR-10 studies need 10"),
                             (f"--bench-data={tmp_path / 'gone.npz'}", "no such data file")):
         proc = bench(tmp_path, "--bench-device", "cpu", "-k", "conv_bn_relu", option)
         assert proc.returncode == 4

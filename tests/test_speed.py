@@ -166,7 +166,7 @@ def test_side_by_side_cells_step_on_their_own_streams_one_after_another_on_one(s
                 yield
 
     a, b, c = Cell("a"), Cell("b"), Cell("c")
-    assert concurrent.seconds([[(a, 2), (b, 1)], [(c, 1)]], own_streams=True) >= 0
+    concurrent.seconds([[(a, 2), (b, 1)], [(c, 1)]], own_streams=True)
     assert taken == [("a", 0, "a's stream"), ("a", 1, "a's stream"), ("b", 0, "b's stream"), ("c", 0, "c's stream")]
     taken.clear()
     concurrent.seconds([[(a, 1)], [(b, 1)]], own_streams=False)

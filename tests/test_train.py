@@ -1,6 +1,5 @@
 """The trainer: it learns, it is deterministic on CPU, and fused replicates are separate runs."""
 
-
 import pytest
 import torch
 import torch.nn.functional as F
