@@ -115,7 +115,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--min-throughput", type=zero_or_more, default=MIN_THROUGHPUT,
                     help="a study's images/s below this fraction of the baseline's fails")
     group.addoption("--seed-offset", type=int, default=0, help="shift every replicate seed (independent repeats)")
-    group.addoption("--plant-fault", choices=sorted(FAULTS), help="plant a known bug (measures detection power)")
+    group.addoption("--plant-fault", choices=sorted(FAULTS), metavar="NAME",
+                    help="plant a known bug, to measure what the bench catches: "
+                         + "; ".join(f"{name}: {fault.description}" for name, fault in FAULTS.items()))
     group.addoption("--no-cuda-graphs", action="store_true",
                     help="on CUDA, launch every step's kernels one by one (python -m ablation run --no-cuda-graphs)")
 

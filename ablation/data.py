@@ -1,7 +1,8 @@
 """CIFAR data as uint8 tensors: torchvision CIFAR-10/100, an offline .npz copy, or generated images.
 
 Images stay uint8 (N, 32, 32, 3) until a batch is taken on the device; the
-notebooks' ToTensor + Normalize is applied per batch by ``normalize``.
+notebooks' ToTensor + Normalize (MEAN, STD) is applied per batch there
+(ablation.train.DeviceData.normalize).
 """
 
 from __future__ import annotations
@@ -146,10 +147,3 @@ def checksum(*tensors: torch.Tensor) -> str:
     for t in tensors:
         digest.update(t.contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-def normalize(batch: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """uint8 (..., 3, H, W) -> ToTensor then Normalize(MEAN, STD), as the notebooks did."""
-    mean = torch.tensor(MEAN, device=batch.device, dtype=dtype).view(3, 1, 1)
-    std = torch.tensor(STD, device=batch.device, dtype=dtype).view(3, 1, 1)
-    return (batch.to(dtype) / 255 - mean) / std

@@ -44,6 +44,16 @@ def test_without_a_gpu_the_bench_skips_with_a_reason_or_fails_under_require_gpu(
     assert failed.returncode == 1 and "--require-gpu: no CUDA GPU visible" in failed.stdout
 
 
+def test_the_bench_help_says_what_each_planted_fault_breaks():
+    from bench.faults import FAULTS
+
+    env = dict(os.environ, COLUMNS="1000")  # one line per option: no wrapping inside a description
+    shown = subprocess.run([sys.executable, "-m", "pytest", "--help", "-p", "no:cacheprovider"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120, env=env).stdout
+    for name, fault in FAULTS.items():
+        assert f"{name}: {fault.description}" in shown
+
+
 def test_bench_on_cpu_under_xdist_writes_one_results_file(tmp_path):
     """Two workers, two cells and a finding that needs all three order cells: each cell trained once."""
     proc = bench(tmp_path, "-n", "2", "--bench-device", "cpu", "--bench-data=synthetic", "--bench-profile", "smoke",
