@@ -14,9 +14,9 @@ import pytest
 DATA_ENV = "ABLATION_TEST_DATA"
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / "shared" / "data" / "cifar10-small.npz"
 SESSION_ENV = "ABLATION_BENCH_CELLS"  # the cell cache directory, handed from the controller to xdist workers
-BENCH_DATA = {  # option -> the studies it feeds, their classes, and the named sources that have them
-    "--bench-data": ("the CIFAR-10 studies", 10, ("cifar10", "synthetic")),
-    "--bench-data-cifar100": ("the CIFAR-100 variant", 100, ("cifar100", "synthetic:100")),
+BENCH_DATA = {  # option -> the studies it feeds and the dataset it stands in for
+    "--bench-data": ("the CIFAR-10 studies", "cifar10"),
+    "--bench-data-cifar100": ("the CIFAR-100 variant", "cifar100"),
 }
 
 
@@ -168,20 +168,19 @@ def _check_bench_inputs(config: pytest.Config) -> None:
     .npz, or a results file that cannot be written stops the run at once with one line (exit 4), not after the
     training."""
     from ablation.cli import UsageError, check_writable
-    from ablation.data import DataError, load_npz
+    from ablation.data import SOURCE_CLASSES, DataError, load_npz, sources_with
     from ablation.results import ResultsError, read_results
 
     try:
         if config.getoption("baseline"):
             read_results(config.getoption("baseline"))
-        for option, (studies, classes, names) in BENCH_DATA.items():
-            source = config.getoption(option)
+        for option, (studies, dataset) in BENCH_DATA.items():
+            source, classes = config.getoption(option), SOURCE_CLASSES[dataset]
             if source.endswith(".npz"):
                 if (found := load_npz(source).classes) != classes:
                     raise DataError(f"{option}={source} holds {found} classes; {studies} need {classes}")
-            elif source not in names:
-                raise DataError(f"{option}={source} is not data for {studies}: use {' or '.join(names)}, "
-                                f"or a PATH.npz of {classes} classes")
+            elif SOURCE_CLASSES.get(source) != classes:
+                raise DataError(f"{option}={source} is not data for {studies}: use {sources_with(classes)}")
         check_writable(Path(config.getoption("bench_out")), "--bench-out", "bench-results.json")
     except (ResultsError, DataError, UsageError) as error:
         raise pytest.UsageError(_in_bench_terms(error)) from None

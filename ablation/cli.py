@@ -14,7 +14,7 @@ from typing import NoReturn, Sequence
 import torch
 
 from ablation.compare import MIN_THROUGHPUT, compare, report
-from ablation.data import DATA_ROOT_ENV, DataError, Dataset, load_dataset
+from ablation.data import DATA_ROOT_ENV, DataError, Dataset, load_dataset, sources_with
 from ablation.report import history, history_text, markdown_report, plot_results
 from ablation.results import (FORMATS, ResultsError, environment, format_results, new_results, read_results,
                               training_seconds, write_json)
@@ -91,8 +91,8 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", help=f"one of {', '.join(STUDIES)}, or 'all' (the three documented studies)")
     parser.add_argument("--cell", action="append", metavar="ID", help="only this cell (repeatable), e.g. blocks=4-relu")
     parser.add_argument("--replicates", type=at_least_one, help="runs per cell (default: the study's own count)")
-    parser.add_argument("--data", help="cifar10, cifar100, synthetic, synthetic:100 or PATH.npz "
-                                       "(default: the study's dataset)")
+    parser.add_argument("--data", help="cifar10, cifar100, synthetic, synthetic:100 or PATH.npz, of the study's "
+                                       "class count (default: the study's dataset)")
     parser.add_argument("--data-root", help=f"where torchvision data is downloaded (default: ${DATA_ROOT_ENV} "
                                              "or ~/.cache/ablation-bench)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
@@ -182,14 +182,28 @@ def selection(args: argparse.Namespace) -> tuple[list[Study], dict[str, list[Cel
     return studies, cells, device
 
 
+def study_datasets(studies: list[Study], source: str | None, root: str | None) -> dict[str, Dataset]:
+    """Study name -> its data (``source``, or the study's own dataset), each source loaded once and checked before
+    any training to have the study's class count: its models, documented table and findings are for that count."""
+    loaded: dict[str, Dataset] = {}
+    for study in studies:
+        name = source or study.dataset
+        if name not in loaded:
+            loaded[name] = load_dataset(name, root)
+        if loaded[name].classes != study.classes:
+            raise UsageError(f"{study.name} is a study of {study.classes} classes, but --data {name} holds "
+                             f"{loaded[name].classes}; use {sources_with(study.classes)}")
+    return {study.name: loaded[source or study.dataset] for study in studies}
+
+
 def time_pipelines(args: argparse.Namespace) -> int:
     studies, cells, device = selection(args)
     if args.workers < 0:
         raise UsageError(f"--workers must be 0 or more, got {args.workers}")
     if args.modes and not set(args.modes) <= set(available_modes(device)):
         raise UsageError(f"--modes graphs needs CUDA; on {device.type} choose from {','.join(available_modes(device))}")
-    datasets = {source: load_dataset(source, args.data_root) for source in {args.data or s.dataset for s in studies}}
-    rows = [measure(study, datasets[args.data or study.dataset], device, args.replicates, args.profile, args.workers,
+    datasets = study_datasets(studies, args.data, args.data_root)
+    rows = [measure(study, datasets[study.name], device, args.replicates, args.profile, args.workers,
                     cells.get(study.name), log=None if args.quiet else _log, modes=args.modes,
                     sequential_replicates=args.sequential_replicates) for study in studies]
     print(speed_table(rows, environment(device)["device_name"], args.markdown))
@@ -210,15 +224,12 @@ def run(args: argparse.Namespace) -> int:
 
     log = None if args.quiet else _log
     start = time.perf_counter()
-    datasets: dict[str, Dataset] = {}
+    datasets = study_datasets(studies, args.data, args.data_root)
     results = new_results(device, args.data or ",".join(dict.fromkeys(s.dataset for s in studies)), args.profile)
     save = (lambda: write_json(results, args.out)) if args.out else None
     try:
         for study in studies:
-            source = args.data or study.dataset
-            if source not in datasets:
-                datasets[source] = load_dataset(source, args.data_root)
-            run_study(results, study, datasets[source], device, args.replicates or study.replicates,
+            run_study(results, study, datasets[study.name], device, args.replicates or study.replicates,
                       args.profile, cells.get(study.name), fuse=False if args.no_fuse else None, log=log,
                       graphs=device.type == "cuda" and not args.no_cuda_graphs, after_cell=save,
                       side_by_side=args.side_by_side)

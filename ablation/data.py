@@ -21,6 +21,7 @@ STD = (0.2023, 0.1994, 0.2010)
 DATA_ROOT_ENV = "ABLATION_DATA_ROOT"
 NPZ_KEYS = ("train_x", "train_y", "test_x", "test_y")
 OFFLINE_HINT = "pass --data PATH.npz (a local copy) or --data synthetic"
+SOURCE_CLASSES = {"cifar10": 10, "cifar100": 100, "synthetic": 10, "synthetic:100": 100}  # named source -> classes
 
 
 class DataError(ValueError):
@@ -50,7 +51,14 @@ def load_dataset(source: str, root: str | Path | None = None) -> Dataset:
         return synthetic(classes=100 if source == "synthetic:100" else 10)
     if source.endswith(".npz"):
         return load_npz(source)
-    raise DataError(f"unknown data source {source!r}: use cifar10, cifar100, synthetic, synthetic:100 or a PATH.npz")
+    raise DataError(f"unknown data source {source!r}: use {', '.join(SOURCE_CLASSES)} or a PATH.npz")
+
+
+def sources_with(classes: int) -> str:
+    """The data that has ``classes`` classes, as error messages suggest it: 'cifar10 or synthetic, or a PATH.npz of
+    10 classes'."""
+    names = " or ".join(name for name, count in SOURCE_CLASSES.items() if count == classes)
+    return f"{names}, or a PATH.npz of {classes} classes"
 
 
 def _torchvision(name: str, root: Path) -> Dataset:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from torch import nn
 
+from ablation.data import SOURCE_CLASSES
 from ablation.models import depth_net, norm_net, order_net
 
 PROFILES = ("full", "smoke")
@@ -110,6 +111,11 @@ class Study:
         if profile != "full":
             raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
         return self.hyperparameters
+
+    @property
+    def classes(self) -> int:
+        """The class count of the study's dataset: its models, documented table and findings are for that count."""
+        return SOURCE_CLASSES[self.dataset]
 
     def model(self, cell: Cell, classes: int = 10, replicates: int = 1) -> nn.Module:
         return self.build(cell, classes, replicates, self.groups)

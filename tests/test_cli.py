@@ -137,6 +137,14 @@ def test_results_name_the_commit_and_whether_the_checkout_had_changes(tmp_path):
     (["run", "sigmoid_vs_relu", "--groups", "4,8,8"], "--groups applies only to studies with GroupNorm cells"),
     (["run", "sigmoid_vs_relu", "--data", "missing.npz"], "no such data file missing.npz; pass --data PATH.npz"),
     (["run", "sigmoid_vs_relu", "--data", "images.tar"], "unknown data source 'images.tar'"),
+    (["run", "all", "--data", "synthetic:100", "--profile", "smoke"],  # smoke: fails fast should the check go
+     "sigmoid_vs_relu is a study of 10 classes, but --data synthetic:100 holds 100; use cifar10 or synthetic, "
+     "or a PATH.npz of 10 classes"),
+    (["run", "batchnorm_vs_groupnorm_cifar100", "--data", "synthetic", "--profile", "smoke"],
+     "batchnorm_vs_groupnorm_cifar100 is a study of 100 classes, but --data synthetic holds 10; use cifar100 or "
+     "synthetic:100, or a PATH.npz of 100 classes"),
+    (["speed", "batchnorm_vs_groupnorm", "--device", "cpu", "--data", "synthetic:100", "--profile", "smoke"],
+     "batchnorm_vs_groupnorm is a study of 10 classes, but --data synthetic:100 holds 100"),
     (["run", "sigmoid_vs_relu", "--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
     (["run", "sigmoid_vs_relu", "--format", "html"], "argument --format: invalid choice"),
     (["run", "sigmoid_vs_relu", "--out", "no/such/dir/r.json"], "directory no/such/dir does not exist"),
