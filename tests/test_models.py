@@ -1,5 +1,7 @@
 """The three architectures: the notebooks' layers, and shapes over batch sizes, depths and replicates."""
 
+from functools import partial
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -36,13 +38,15 @@ def notebook_order_net(order):
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(40, 10))
 
 
-CASES = [(lambda: depth_net(b, a), lambda: notebook_depth_net(b, nn.Sigmoid if a == "sigmoid" else nn.ReLU))
-         for b in (1, 3, 8) for a in ("sigmoid", "relu")]
-CASES += [(lambda: norm_net(n), lambda: notebook_norm_net(n)) for n in ("batch", "group")]
-CASES += [(lambda: order_net(o), lambda: notebook_order_net(o)) for o in ORDERS]
+ACTIVATION_CLASSES = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}
+# partial binds each case's values now (a lambda in a comprehension would read the loop's last ones)
+CASES = [pytest.param(partial(depth_net, b, a), partial(notebook_depth_net, b, ACTIVATION_CLASSES[a]),
+                      id=f"blocks={b}-{a}") for b in (1, 3, 8) for a in ACTIVATION_CLASSES]
+CASES += [pytest.param(partial(norm_net, n), partial(notebook_norm_net, n), id=f"{n}norm") for n in ("batch", "group")]
+CASES += [pytest.param(partial(order_net, o), partial(notebook_order_net, o), id=o) for o in ORDERS]
 
 
-@pytest.mark.parametrize("ours,notebook", [(o, n) for o, n in CASES])
+@pytest.mark.parametrize("ours,notebook", CASES)
 def test_same_parameters_init_and_function_as_the_notebook_model(ours, notebook):
     """Same seed, same initial draws; same weights, same outputs, in training and eval mode."""
     torch.manual_seed(3)
