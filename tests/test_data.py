@@ -1,5 +1,7 @@
 """The data layer: npz validation, torchvision wrapping, subsets, normalization, generated data."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,11 @@ from PIL import Image
 from torchvision import datasets, transforms
 
 from ablation.data import MEAN, STD, DataError, balanced_subset, checksum, load_dataset, load_npz, synthetic
+from ablation.results import read_results
+from ablation.studies import DOCUMENTED
 from ablation.train import prepare
+
+RECORDED_RUN = Path(__file__).resolve().parent.parent / "bench" / "recorded" / "h200-bench-replicate-sgd.json"
 
 
 def write_npz(path, **overrides):
@@ -93,6 +99,15 @@ def test_balanced_subset_is_balanced_deterministic_and_seeded():
     assert len(set(a.tolist())) == 200
     with pytest.raises(DataError, match="class 0 has 50 training images but the study takes 60"):
         balanced_subset(labels, 60, 0)
+
+
+@pytest.mark.parametrize("study", DOCUMENTED, ids=lambda study: study.name)
+def test_each_study_draws_the_subset_the_recorded_gpu_runs_trained_on(cifar_npz, study):
+    """The recorded H200 runs were made on this copy; compare and the bench refuse a baseline whose data checksum
+    differs, so a change in which images a study draws, or in their order, would orphan every recorded run."""
+    hp = study.settings()
+    data = prepare(load_npz(cifar_npz), hp.per_class, study.subset_seed, "cpu", hp.test_limit)
+    assert data.checksum == read_results(RECORDED_RUN)["studies"][study.name]["data_checksum"]
 
 
 def test_device_normalization_matches_totensor_then_normalize(cifar_npz):

@@ -4,11 +4,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import ablation.runner as runner
 import ablation.train as train
 from ablation.data import synthetic
 from ablation.models import replicate_state
 from ablation.studies import get_study
-from ablation.train import ReplicateGradScaler, ReplicateSGD, TrainStep, prepare, train_cell
+from ablation.train import CellResult, ReplicateGradScaler, ReplicateSGD, TrainStep, prepare, train_cell
 from bench.step_times import Dispatched
 
 
@@ -43,9 +44,11 @@ def test_same_seed_same_result_on_cpu(generated, monkeypatch):
 
 
 def reference_runs(study, cell, data, seeds, dtype):
-    """R independent runs written as the notebooks wrote them: one model, torch.optim, torch.amp.GradScaler."""
+    """R independent runs written as the notebooks wrote them: one model, torch.optim, torch.amp.GradScaler.
+
+    Returns each run's final state, test accuracy and mean training loss over its last epoch."""
     hp = study.settings()
-    states, accuracies = [], []
+    states, accuracies, final_losses = [], [], []
     for seed in seeds:
         torch.manual_seed(seed)
         model = study.model(cell, data.classes).to(dtype)
@@ -57,9 +60,11 @@ def reference_runs(study, cell, data, seeds, dtype):
         generator = torch.Generator().manual_seed(seed)
         for _ in range(hp.epochs):
             order = torch.randperm(len(data.train_y), generator=generator)
+            loss_sum = 0.0
             for i in range(0, len(order), study.batch_size(cell)):
                 idx = order[i:i + study.batch_size(cell)]
                 loss = F.cross_entropy(model(data.normalize(data.train_x[idx], dtype))[:, 0], data.train_y[idx])
+                loss_sum += loss.item() * len(idx)
                 optimizer.zero_grad()
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
@@ -71,7 +76,8 @@ def reference_runs(study, cell, data, seeds, dtype):
             predicted = model(data.normalize(data.test_x, dtype))[:, 0].argmax(1)
         accuracies.append((predicted == data.test_y).double().mean().item() * 100)
         states.append(model.state_dict())
-    return states, accuracies
+        final_losses.append(loss_sum / len(order))
+    return states, accuracies, final_losses
 
 
 CELLS = [
@@ -170,14 +176,34 @@ def test_fused_replicates_equal_separate_runs_in_float64(generated, graph_stand_
     fused = train_cell(study, cell, data, seeds, dtype=torch.float64, graphs=graphs)
     layout = "channels_last" if way == "channels-last" else "contiguous"
     assert conv_input_layouts == {("train", layout), ("eval", layout)}
-    states, accuracies = reference_runs(study, cell, data, seeds, torch.float64)
+    states, accuracies, final_losses = reference_runs(study, cell, data, seeds, torch.float64)
     for r, state in enumerate(states):
         ours = replicate_state(fused.model, 3, r)
         for key, expected in state.items():
             assert torch.allclose(ours[key], expected, rtol=1e-6, atol=1e-7), f"replicate {r}: {key}"
     assert fused.accuracy == pytest.approx(accuracies, abs=1e-9)
+    assert fused.final_loss == pytest.approx(final_losses, rel=1e-6)
     if graphs:
         assert_capturable(graph_stand_in)
+
+
+def test_replicates_one_after_another_add_up_to_the_cells_result(monkeypatch):
+    """Unfused (--no-fuse), a cell's replicates train one by one: the cell's times are their sums and its
+    images/s is all their images over all that time, comparable with a fused cell's."""
+    walls = iter([1.0, 3.0])
+
+    def one_replicate(study, cell, data, seeds, profile, progress=None, graphs=False):
+        wall = next(walls)
+        return CellResult(seeds=seeds, accuracy=[float(seeds[0])], final_loss=[0.5], skipped_steps=[seeds[0]],
+                          collapsed=[False], wall_s=wall, images_per_s=600 / wall, setup_s=0.25, eval_s=0.125,
+                          fused=1, graphs=False)
+
+    monkeypatch.setattr(runner, "train_cell", one_replicate)
+    study = get_study("sigmoid_vs_relu")
+    result = runner.run_cell(study, study.cell("blocks=1-relu"), None, 2, fuse=False)
+    assert result.seeds == [0, 1] and result.accuracy == [0.0, 1.0] and result.skipped_steps == [0, 1]
+    assert (result.wall_s, result.setup_s, result.eval_s, result.fused) == (4.0, 0.5, 0.25, 1)
+    assert result.images_per_s == pytest.approx(1200 / 4.0)
 
 
 def test_on_cpu_every_cell_trains_and_evaluates_channels_last(generated, conv_input_layouts):
@@ -201,7 +227,7 @@ def test_each_replicate_has_its_own_gradscaler_skip_decisions(generated, never_f
     fused = train_cell(study, cell, data, seeds, dtype=torch.float64, graphs=graphs)
     steps = 2 * 4
     assert fused.skipped_steps == [0, steps, 0]
-    clean_states, _ = reference_runs(study, cell, data, [11, 13], torch.float64)
+    clean_states, _, _ = reference_runs(study, cell, data, [11, 13], torch.float64)
     for r, state in zip((0, 2), clean_states):
         ours = replicate_state(fused.model, 3, r)
         assert all(torch.allclose(ours[k], v, rtol=1e-6, atol=1e-7) for k, v in state.items())
