@@ -173,6 +173,56 @@ def test_no_recorded_unchanged_run_drifts_from_another(recorded):
                 assert [s for s in comparison.shifts if not s.passed] == [], (baseline, current)
 
 
+def runs(*accuracies):
+    return {"accuracy": list(accuracies)}
+
+
+def test_relu_must_lead_sigmoid_by_five_points_at_every_depth_from_three():
+    from ablation.findings import relu_beats_sigmoid
+
+    cells = {f"blocks={d}-{a}": runs(v) for d in range(1, 9) for a, v in (("sigmoid", 20.0), ("relu", 30.0))}
+    cells["blocks=2-relu"] = runs(21.0)  # depths 1 and 2 are not part of the claim
+    assert relu_beats_sigmoid(cells)[0]
+    cells["blocks=5-relu"] = runs(24.9)
+    ok, detail = relu_beats_sigmoid(cells)
+    assert not ok and "smallest ReLU lead 4.90 points at depth 5" in detail
+
+
+def test_at_small_batches_batchnorm_must_trail_and_some_groupnorm_run_learn_at_batch_2():
+    from ablation.findings import batchnorm_breaks_down_small
+
+    cells = {"batch_size=2-batchnorm": runs(10.0, 10.0), "batch_size=4-batchnorm": runs(20.0, 30.0),
+             "batch_size=2-groupnorm": runs(10.0, 25.0), "batch_size=4-groupnorm": runs(35.0, 36.0)}
+    assert batchnorm_breaks_down_small(cells)[0]
+    cells["batch_size=2-groupnorm"] = runs(10.0, 14.9)  # GroupNorm still ahead on average, but no run learned
+    ok, detail = batchnorm_breaks_down_small(cells)
+    assert not ok and "0 GroupNorm replicates learned at batch 2" in detail
+
+
+def test_at_large_batches_batchnorm_may_trail_groupnorm_by_three_points_beyond_two_standard_errors():
+    from ablation.findings import batchnorm_keeps_up_large
+
+    cells = {f"batch_size={b}-{n}": runs(50.0, 50.0) for b in (8, 16, 32, 64, 128) for n in ("batchnorm", "groupnorm")}
+    assert batchnorm_keeps_up_large(cells)[0]
+    cells["batch_size=32-groupnorm"], cells["batch_size=32-batchnorm"] = runs(52.0, 56.0), runs(48.0, 52.0)
+    assert batchnorm_keeps_up_large(cells)[0]  # 4 points behind, but 2 standard errors are 5.66
+    cells["batch_size=32-groupnorm"] = runs(57.0, 61.0)  # 9 points behind: 3.34 beyond them
+    ok, detail = batchnorm_keeps_up_large(cells)
+    assert not ok and "at most 3.34 points beyond 2 standard errors, at batch 32" in detail
+
+
+def test_on_cifar100_batchnorm_must_lose_more_than_groupnorm_from_its_best_batch_size_to_batch_2():
+    from ablation.findings import batchnorm_degrades_more
+
+    batches = (2, 4, 8, 16, 32, 64, 128)
+    cells = {f"batch_size={b}-{n}": runs(50.0) for b in batches for n in ("batchnorm", "groupnorm")}
+    cells["batch_size=2-batchnorm"], cells["batch_size=2-groupnorm"] = runs(10.0), runs(30.0)
+    assert batchnorm_degrades_more(cells)[0]
+    cells["batch_size=2-batchnorm"], cells["batch_size=2-groupnorm"] = runs(30.0), runs(10.0)
+    ok, detail = batchnorm_degrades_more(cells)
+    assert not ok and "BatchNorm 20.00 points, GroupNorm 40.00" in detail
+
+
 @pytest.mark.parametrize("fault,finding,min_cells", [
     ("norm_after_activation", "standard_order_ranks_first", 5),
     ("lr_times_10", "relu_rises_sigmoid_does_not", 3),
