@@ -71,6 +71,18 @@ def test_markdown_report_mirrors_the_documents_tables(bench_run):
     assert "CUDA graphs" not in text
 
 
+def test_a_finding_whose_cells_were_not_all_run_is_left_out_not_failed(bench_run):
+    """run --cell on part of a study: findings on the cells it has are judged, the others are not reported."""
+    partial = copy.deepcopy(bench_run)
+    cells = partial["studies"]["sigmoid_vs_relu"]["cells"]
+    partial["studies"]["sigmoid_vs_relu"]["cells"] = {c: cells[c] for c in ("blocks=1-sigmoid", "blocks=1-relu",
+                                                                              "blocks=8-sigmoid", "blocks=8-relu")}
+    findings = markdown_report(partial).split("## Findings\n")[1]
+    assert "- holds: ReLU accuracy rises with depth, Sigmoid's does not" in findings
+    assert "ReLU beats Sigmoid at every depth" not in findings and "**fails**" not in findings
+    assert findings.count("- holds: ") == 4
+
+
 def test_a_smoke_run_is_shown_but_not_judged(bench_run):
     """One epoch on 20 images per class cannot be held to the documented tables: no verdict, no finding."""
     low = copy.deepcopy(bench_run)  # 20 points lower: in a full run, every cell but one that is documented at chance
