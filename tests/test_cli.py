@@ -169,6 +169,16 @@ def test_malformed_npz_and_directory_out(capsys, tmp_path):
     assert code == 2 and "is a directory; give a file name" in err
 
 
+def test_an_unwritable_out_stops_the_run_before_training(capsys, tmp_path, monkeypatch):
+    """As root (this suite's machines) every path is writable, so the permission check is asked of a stub."""
+    import ablation.cli as cli
+
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: False)
+    code, out, err = run(capsys, "run", "sigmoid_vs_relu", "--device", "cpu", "--out", str(tmp_path / "r.json"))
+    assert (code, out) == (2, "")
+    assert err == f"ablation: error: --out {tmp_path / 'r.json'} is not writable; choose another path\n"
+
+
 def test_cuda_requested_without_cuda(capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     code, _, err = run(capsys, "run", "sigmoid_vs_relu", "--device", "cuda")

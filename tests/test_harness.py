@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.harness import worker_gpu
+from bench.harness import BenchConfig, CellCache, worker_gpu
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,6 +22,22 @@ ROOT = Path(__file__).resolve().parent.parent
 ])
 def test_each_worker_gets_its_own_gpu(worker, visible, count, expected):
     assert worker_gpu(worker, visible, count) == expected
+
+
+def test_a_cell_is_trained_once_however_often_and_by_whichever_worker_it_is_asked_for(tmp_path, monkeypatch):
+    """Cell tests and findings ask for the same cells; two caches on one folder stand for two xdist workers."""
+    trained = []
+
+    def train(cache, name, cell_id):
+        trained.append((name, cell_id))
+        return {"record": cell_id}
+
+    monkeypatch.setattr(CellCache, "_train", train)
+    config = BenchConfig(data="synthetic", data_cifar100="synthetic:100", device="cpu", profile="smoke",
+                         replicates=1, seed_offset=0, fault=None)
+    first, second = CellCache(tmp_path, config), CellCache(tmp_path, config)
+    asked = [cache.get("sigmoid_vs_relu", "blocks=1-relu") for cache in (first, second, first)]
+    assert asked == [{"record": "blocks=1-relu"}] * 3 and trained == [("sigmoid_vs_relu", "blocks=1-relu")]
 
 
 def bench(tmp_path, *args):
