@@ -14,7 +14,7 @@ from typing import NoReturn, Sequence
 import torch
 
 from ablation.compare import MIN_THROUGHPUT, compare, report
-from ablation.data import DATA_ROOT_ENV, DataError, Dataset, load_dataset, sources_with
+from ablation.data import DATA_ROOT_ENV, SOURCE_CLASSES, DataError, Dataset, load_dataset, sources_with
 from ablation.report import history, history_text, markdown_report, plot_results
 from ablation.results import (FORMATS, ResultsError, environment, format_results, new_results, read_results,
                               training_seconds, write_json)
@@ -183,17 +183,26 @@ def selection(args: argparse.Namespace) -> tuple[list[Study], dict[str, list[Cel
 
 
 def study_datasets(studies: list[Study], source: str | None, root: str | None) -> dict[str, Dataset]:
-    """Study name -> its data (``source``, or the study's own dataset), each source loaded once and checked before
-    any training to have the study's class count: its models, documented table and findings are for that count."""
-    loaded: dict[str, Dataset] = {}
+    """Study name -> its data: ``source`` for all, or each study's own dataset, each loaded once.
+
+    ``source`` must have every study's class count (its models, documented table and findings are for that
+    count): a named source is checked by its name, before any download, a .npz once loaded.
+    """
+    if source is None:
+        own = {name: load_dataset(name, root) for name in dict.fromkeys(study.dataset for study in studies)}
+        return {study.name: own[study.dataset] for study in studies}
+    if source in SOURCE_CLASSES:
+        _check_classes(studies, source, SOURCE_CLASSES[source])
+    dataset = load_dataset(source, root)
+    _check_classes(studies, source, dataset.classes)
+    return {study.name: dataset for study in studies}
+
+
+def _check_classes(studies: list[Study], source: str, classes: int) -> None:
     for study in studies:
-        name = source or study.dataset
-        if name not in loaded:
-            loaded[name] = load_dataset(name, root)
-        if loaded[name].classes != study.classes:
-            raise UsageError(f"{study.name} is a study of {study.classes} classes, but --data {name} holds "
-                             f"{loaded[name].classes}; use {sources_with(study.classes)}")
-    return {study.name: loaded[source or study.dataset] for study in studies}
+        if study.classes != classes:
+            raise UsageError(f"{study.name} is a study of {study.classes} classes, but --data {source} holds "
+                             f"{classes}; use {sources_with(study.classes)}")
 
 
 def time_pipelines(args: argparse.Namespace) -> int:

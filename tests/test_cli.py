@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -167,6 +168,22 @@ def test_malformed_npz_and_directory_out(capsys, tmp_path):
     assert code == 2 and "is not a readable .npz file" in err and err.count("\n") == 1
     code, _, err = run(capsys, "run", "sigmoid_vs_relu", "--device", "cpu", "--out", str(tmp_path))
     assert code == 2 and "is a directory; give a file name" in err
+
+
+def test_data_of_another_class_count_is_refused_by_name_before_any_download_or_once_loaded(capsys, tmp_path,
+                                                                                           monkeypatch):
+    import ablation.cli as cli
+
+    hundred = tmp_path / "hundred.npz"  # labels 0-99: CIFAR-100-shaped
+    images, labels = np.zeros((100, 32, 32, 3), np.uint8), np.arange(100)
+    np.savez(hundred, train_x=images, train_y=labels, test_x=images, test_y=labels)
+    code, _, err = run(capsys, "run", "sigmoid_vs_relu", "--device", "cpu", "--data", str(hundred))
+    assert code == 2 and err == (f"ablation: error: sigmoid_vs_relu is a study of 10 classes, but --data {hundred} "
+                                 "holds 100; use cifar10 or synthetic, or a PATH.npz of 10 classes\n")
+    monkeypatch.setattr(cli, "load_dataset", lambda *args: pytest.fail("loaded data that its name rules out"))
+    code, _, err = run(capsys, "run", "all", "--device", "cpu", "--data", "cifar100")
+    assert code == 2 and err == ("ablation: error: sigmoid_vs_relu is a study of 10 classes, but --data cifar100 "
+                                 "holds 100; use cifar10 or synthetic, or a PATH.npz of 10 classes\n")
 
 
 def test_an_unwritable_out_stops_the_run_before_training(capsys, tmp_path, monkeypatch):
