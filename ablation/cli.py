@@ -49,9 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cuda-graphs", action="store_true",
                      help="on CUDA, launch every training step's kernels one by one instead of replaying each "
                           "full-batch step from a captured CUDA graph")
-    run.add_argument("--side-by-side", type=at_least_one, default=1, metavar="N",
+    run.add_argument("--side-by-side", type=at_least_one, metavar="N",
                      help="on CUDA, train a study's cells N at a time, in the study's order, each on a CUDA stream "
-                          "of its own, their steps interleaved (default 1: one after another)")
+                          "of its own, their steps interleaved; 1: one after another (default: each study's own "
+                          "number on CUDA, all cells of the norm and order studies, Sigmoid/ReLU one at a time; "
+                          "elsewhere 1)")
     run.add_argument("--out", help="write every replicate's numbers and the environment to this JSON file")
     run.add_argument("--format", choices=FORMATS, default="table")
     run.add_argument("--plot", metavar="DIR", help="also write one PNG figure per study into DIR")
@@ -151,8 +153,9 @@ def list_studies() -> str:
     for study in STUDIES.values():
         hp = asdict(study.settings())
         variant = f", a variant of {study.variant_of}" if study.variant_of else ""
+        at_once = f", on CUDA {study.side_by_side} cells at once" if study.side_by_side > 1 else ""
         lines.append(f"{study.name}: {study.title} [{study.notebook}, {study.dataset}, "
-                     f"{study.replicates} replicates by default{variant}]")
+                     f"{study.replicates} replicates by default{at_once}{variant}]")
         lines.append("  cells: " + " ".join(cell.id for cell in study.cells))
         lines.append("  " + ", ".join(f"{k}={v}" for k, v in hp.items() if k != "test_limit"))
         if study.groups:
@@ -221,10 +224,10 @@ def time_pipelines(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     studies, cells, device = selection(args)
-    if args.side_by_side > 1 and device.type != "cuda":
+    if (args.side_by_side or 1) > 1 and device.type != "cuda":
         raise UsageError(f"--side-by-side needs CUDA streams; on {device.type} drop it (cells train one after "
                          "another)")
-    if args.side_by_side > 1 and args.no_fuse:
+    if (args.side_by_side or 1) > 1 and args.no_fuse:
         raise UsageError("--side-by-side trains each cell's replicates fused; drop --no-fuse")
     if args.out:
         check_writable(Path(args.out), "--out", "results.json")

@@ -56,15 +56,17 @@ def run_study(
     log: Callable[[str], None] | None = None,
     graphs: bool = False,
     after_cell: Callable[[], None] | None = None,
-    side_by_side: int = 1,
+    side_by_side: int | None = None,
 ) -> dict[str, Any]:
     """Train the study's cells (all by default) and add them to ``results``; returns the study's entry.
 
     ``fuse``: as run_cell's, for every cell.  ``after_cell``: called once each cell is in ``results`` (the
     command line saves the file there, so that an interrupted run keeps every finished cell).  ``side_by_side``:
     train this many cells at once, in the study's order, each fused and on a CUDA stream of its own
-    (train_side_by_side).
+    (train_side_by_side); None: the study's own number (Study.side_by_side) on CUDA unless fuse is False, else 1.
     """
+    if side_by_side is None:
+        side_by_side = study.side_by_side if device.type == "cuda" and fuse is not False else 1
     if side_by_side > 1 and fuse is False:
         raise ValueError("cells side by side train their replicates fused, so fuse=False needs side_by_side=1")
     hp = study.settings(profile)

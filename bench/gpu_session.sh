@@ -1,25 +1,21 @@
 #!/usr/bin/env bash
 # A prepared GPU session, most wanted first: CUDA graphs checked against eager
 # steps; `run all` timed as a user runs it (the 60 s target), and again with
-# cells side by side on CUDA streams (--side-by-side 2 and 6), compared with it;
-# the bench as CI runs it (verdicts, drift against the recorded H200 run with
-# graphs); time per step of sample cells; the whole table in the notebook
-# pipeline against CUDA graphs (the 10x target); the norm study's small-batch
-# cells side by side on CUDA streams; the whole table fused vs fused + graphs;
-# the notebook pipeline on a sample of cells in every mode; planted faults; the
-# CPU suite under the device's torch.
+# one cell at a time (--side-by-side 1), compared with it; the bench as CI runs
+# it (verdicts, drift against the recorded H200 run with graphs); time per step
+# of sample cells; the CPU suite under the device's torch; the whole table in the
+# notebook pipeline against CUDA graphs (the 10x target); the whole table fused
+# vs fused + graphs; the notebook pipeline on a sample of cells in every mode;
+# planted faults.
 # Copy ../shared/data/cifar10-small.npz to .gpu-data/ (git-ignored) and carry it.
 # Usage: OUT=dir DATA=path.npz bash bench/gpu_session.sh   (stages are skipped when time runs short)
 #        STAGES="speed-whole" BUDGET=430 ...  runs only the stages named.
-# Stage times on an H200 (2026-11-26): graphs-check 15 s, run-all 75 s, bench 86 s, step-times 32 s,
-# speed-whole 436 s, fault-groupnorm_one_group 29 s, fault-no_normalization 64 s. All of these have run on
-# commit 93ac5da (README, Speed and the bench). Not yet run on a GPU: --side-by-side (run-all-side-by-side-*
-# and graphs-check's side-by-side case), concurrent-cells, the speed-<study> samples in all four modes on the
-# current step, cpu-suite with CUDA visible (under torch 2.11 without CUDA it passed on a 2-core CPU, c3d1f6b),
-# and evaluation in channels_last since then (run-all's evaluation time, 3.4 s before);
-# for a 15-minute session, one call:
-#        STAGES="graphs-check run-all run-all-side-by-side-2 run-all-side-by-side-6 concurrent-cells cpu-suite
-#                speed-batchnorm_vs_groupnorm speed-sigmoid_vs_relu speed-conv_activation_norm_position" BUDGET=520
+# Stage times on an H200 (commit 93ac5da, cells one at a time): graphs-check 15 s, run-all 75 s, bench 86 s,
+# step-times 32 s, speed-whole 436 s, fault-groupnorm_one_group 29 s, fault-no_normalization 64 s.
+# On an H100 (2026-11-26, 94ec316 and the side-by-side default): graphs-check 16 s, run-all 69 s (cells side by
+# side) and 81 s (one at a time), bench 95 s, cpu-suite 119 s. Not yet run on the current
+# step: the speed-<study> samples in all four modes, speed-whole and speed-table, step-times, the planted faults.
+# A machine started in about 30 s here; a 15-minute session fits one call of up to 600 s and a short second one.
 set -u
 OUT=${OUT:?set OUT}
 DATA=${DATA:-.gpu-data/cifar10-small.npz}
@@ -56,27 +52,26 @@ stage() {  # stage NAME MIN_SECONDS_LEFT COMMAND...
 stage graphs-check 60 python3 -m pytest bench/test_graphs.py -m gpu -p no:cacheprovider -q --require-gpu
 # 2. the whole documented table with replicates (5/8/3) as `run all` trains it: the stage's time is the command's wall
 stage run-all 120 python3 -m ablation run all --data "$DATA" --out "$work/run-all.json" $RUN_EXTRA
-# 2b. the same with a study's cells 2 and 6 at a time on CUDA streams; against 2: accuracies, study throughput
-#     and each group's time one after another and side by side
-for n in 2 6; do
-  stage "run-all-side-by-side-$n" 120 python3 -m ablation run all --data "$DATA" --side-by-side $n \
-    --out "$work/run-all-side-by-side-$n.json" $RUN_EXTRA
-  if [ -f "$work/run-all.json" ] && [ -f "$work/run-all-side-by-side-$n.json" ]; then
-    python3 -m ablation compare "$work/run-all.json" "$work/run-all-side-by-side-$n.json" \
-      > "$work/compare-side-by-side-$n.log" 2>&1
-    rc=$?
-    { echo "== compare run-all with run-all-side-by-side-$n: exit $rc"; tail -n 6 "$work/compare-side-by-side-$n.log"
-      python3 -m bench.side_by_side_gain "$work/run-all.json" "$work/run-all-side-by-side-$n.json" 2>&1; } >> "$log"
-    pack
-  fi
-done
+# 2b. the same one cell at a time (--side-by-side 1): accuracies against 2, and what training cells side by side
+#     gained, per group of cells that trained at once
+stage run-all-one-at-a-time 120 python3 -m ablation run all --data "$DATA" --side-by-side 1 \
+  --out "$work/run-all-one-at-a-time.json" $RUN_EXTRA
+if [ -f "$work/run-all.json" ] && [ -f "$work/run-all-one-at-a-time.json" ]; then
+  python3 -m ablation compare "$work/run-all-one-at-a-time.json" "$work/run-all.json" \
+    > "$work/compare-side-by-side.log" 2>&1
+  rc=$?
+  { echo "== compare run-all-one-at-a-time with run-all: exit $rc"; tail -n 6 "$work/compare-side-by-side.log"
+    python3 -m bench.side_by_side_gain "$work/run-all-one-at-a-time.json" "$work/run-all.json" 2>&1; } >> "$log"
+  pack
+fi
 # 3. the bench as CI runs it against the recorded H200 run (same data): verdicts, drift and throughput
 stage bench 150 python3 -m pytest -m gpu -n 2 -p no:cacheprovider --bench-data="$DATA" \
   --baseline="$BASELINE" --bench-out="$work/bench.json" $EXTRA
 # 4. milliseconds per step of sample cells: one at a time, fused, + CUDA graphs, + channels_last (README table)
 stage step-times 60 python3 -m bench.step_times --data "$DATA" ${STEP_TIMES_EXTRA:-}
-# 4b. the norm study's batch 2-8 cells one after another vs side by side on CUDA streams, and beside the order study
-stage concurrent-cells 60 python3 -m bench.concurrent_cells --data "$DATA"
+# 4b. the CPU suite under the device's torch
+OMP_NUM_THREADS=2 ABLATION_TEST_DATA="$(realpath "$DATA")" stage cpu-suite 60 python3 -m pytest -m "not gpu" -n 8 \
+  -p no:cacheprovider -q
 # 5. the whole table, notebook pipeline (one replicate per cell timed, scaled up) vs CUDA graphs: about 6 minutes
 stage speed-whole 400 python3 -m ablation speed all --modes notebook,graphs --sequential-replicates 1 --data "$DATA" \
   --markdown $RUN_EXTRA
@@ -99,7 +94,5 @@ for fault in $FAULTS; do
   stage "fault-$fault" 90 python3 -m pytest -m gpu -n 4 -p no:cacheprovider --bench-data="$DATA" "${select[@]}" \
     --plant-fault "$fault" --bench-out="$work/fault-$fault.json" $EXTRA
 done
-# 9. the CPU suite under the device's torch
-ABLATION_TEST_DATA="$(realpath "$DATA")" stage cpu-suite 60 python3 -m pytest -m "not gpu" -n 4 -p no:cacheprovider -q
 pack
 echo "total $(( $(date +%s) - start )) s" | tee -a "$log"

@@ -1,12 +1,12 @@
 """Which groups of cells gained from training side by side: two `run --out` files of the same run, one after
-another and with --side-by-side N.
+another (--side-by-side 1) and side by side (on CUDA by default, or --side-by-side N).
 
     python -m bench.side_by_side_gain ALONE.json SIDE_BY_SIDE.json
 
 For every group of cells that trained at once, the sum of those cells' training
 times trained one after another beside the group's time, and the speed-up;
-then per study and for the whole table.  This decides which cells `run` should
-train side by side by default.
+then per study and for the whole table: what chose each study's default
+(Study.side_by_side).
 """
 
 from __future__ import annotations
@@ -57,8 +57,9 @@ def _row(label: str, cells: str, alone: list[dict[str, Any]], together: list[dic
 
 def main(argv: Sequence[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m bench.side_by_side_gain", description=__doc__.splitlines()[0])
-    parser.add_argument("alone", help="results of `run --out` with cells one after another")
-    parser.add_argument("side_by_side", help="results of `run --side-by-side N --out` on the same data and device")
+    parser.add_argument("alone", help="results of `run --side-by-side 1 --out`: cells one after another")
+    parser.add_argument("side_by_side",
+                        help="results of `run --out` with cells side by side, on the same data and device")
     args = parser.parse_args(argv)
     try:
         rows = gains(read_results(args.alone), read_results(args.side_by_side))

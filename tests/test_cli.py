@@ -239,8 +239,8 @@ def test_cifar100_variant_reads_torchvision_cifar100_by_default(capsys, monkeypa
 
 
 @pytest.mark.parametrize("device,argv,graphs,side_by_side", [
-    ("cuda", [], True, 1), ("cuda", ["--no-cuda-graphs"], False, 1), ("cpu", [], False, 1),
-    ("cuda", ["--side-by-side", "6"], True, 6)])
+    ("cuda", [], True, None), ("cuda", ["--no-cuda-graphs"], False, None), ("cpu", [], False, None),
+    ("cuda", ["--side-by-side", "6"], True, 6), ("cuda", ["--side-by-side", "1"], True, 1)])
 def test_run_replays_cuda_graphs_on_cuda_unless_told_not_to(monkeypatch, device, argv, graphs, side_by_side):
     import ablation.cli as cli
 
@@ -265,6 +265,44 @@ def test_side_by_side_cells_train_fused(capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the check comes before any CUDA work
     code, _, err = run(capsys, "run", "sigmoid_vs_relu", "--device", "cuda", "--side-by-side", "2", "--no-fuse")
     assert code == 2 and err == "ablation: error: --side-by-side trains each cell's replicates fused; drop --no-fuse\n"
+
+
+@pytest.mark.parametrize("device,fuse,asked,groups", [
+    ("cuda", None, None, [3]), ("cuda", False, None, [1, 1, 1]), ("cpu", None, None, [1, 1, 1]),
+    ("cuda", None, 2, [2, 1]), ("cuda", None, 1, [1, 1, 1])])
+def test_on_cuda_a_study_trains_its_own_number_of_cells_at_once_unless_told(monkeypatch, device, fuse, asked,
+                                                                            groups):
+    """The order study's 3 cells (Study.side_by_side 3): all at once on CUDA where they train fused, one after
+    another on the CPU or unfused, and as many as --side-by-side says when it says."""
+    import ablation.runner as runner
+    from ablation.data import synthetic
+    from ablation.studies import get_study
+
+    study = get_study("conv_activation_norm_position")
+    assert study.side_by_side == len(study.cells) == 3
+    trained = []
+
+    def result(n):
+        return train.CellResult(seeds=[0], accuracy=[50.0], final_loss=[1.0], skipped_steps=[0], collapsed=[False],
+                                wall_s=1.0, images_per_s=1.0, setup_s=0.0, eval_s=0.0, fused=1, graphs=False,
+                                side_by_side=n)
+
+    def alone(*args, **kwargs):
+        trained.append(1)
+        return result(1)
+
+    def together(trainings):
+        trained.append(len(trainings))
+        return [result(len(trainings)) for _ in trainings]
+
+    monkeypatch.setattr(runner, "prepare", lambda *args: train.DeviceData(*[None] * 4, 10, "checksum", None, None))
+    monkeypatch.setattr(runner, "run_cell", alone)
+    monkeypatch.setattr(runner, "CellTraining", lambda *args, **kwargs: None)
+    monkeypatch.setattr(runner, "train_side_by_side", together)
+    entry = runner.run_study({"studies": {}}, study, synthetic(), torch.device(device), 1, fuse=fuse,
+                             side_by_side=asked)
+    assert trained == groups and [c["side_by_side"] for c in entry["cells"].values()] == [
+        n for n in groups for _ in range(n)]
 
 
 def test_a_study_side_by_side_records_each_cell_as_alone_and_counts_shared_time_once():

@@ -132,47 +132,6 @@ def test_step_times_rejects_bad_input_in_one_line(capsys, monkeypatch, argv, mes
     assert exit_info.value.code == 2 and message in err.splitlines()[-1]
 
 
-@pytest.mark.parametrize("cuda,argv,message", [
-    (False, ["--data", "synthetic"], "needs a CUDA GPU: it times CUDA-graph replays on CUDA streams"),
-    (True, ["--data", "synthetic", "--scale", "-1"], "argument --scale: must be above 0, got -1"),
-    (True, ["--data", "missing.npz"], "no such data file missing.npz"),
-])
-def test_concurrent_cells_rejects_bad_input_in_one_line(capsys, monkeypatch, cuda, argv, message):
-    """bench/concurrent_cells.py times CUDA streams, so it runs only on a GPU; its input is checked first."""
-    from bench.concurrent_cells import main as concurrent_cells
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
-    with pytest.raises(SystemExit) as exit_info:
-        concurrent_cells(argv)
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and message in err.splitlines()[-1]
-
-
-def test_side_by_side_cells_step_on_their_own_streams_one_after_another_on_one(stubbed_cuda_streams):
-    """The timing loop itself, with the GPU stubbed out: every cell takes steps 0..n-1 in order, on its own
-    stream when side by side and on the current stream otherwise."""
-    import bench.concurrent_cells as concurrent
-
-    taken = []
-
-    class Cell:
-        def __init__(self, name):
-            self.stream = f"{name}'s stream"
-            self.name = name
-
-        def steps(self, count):
-            for i in range(count):
-                taken.append((self.name, i, stubbed_cuda_streams[-1]))
-                yield
-
-    a, b, c = Cell("a"), Cell("b"), Cell("c")
-    concurrent.seconds([[(a, 2), (b, 1)], [(c, 1)]], own_streams=True)
-    assert taken == [("a", 0, "a's stream"), ("a", 1, "a's stream"), ("b", 0, "b's stream"), ("c", 0, "c's stream")]
-    taken.clear()
-    concurrent.seconds([[(a, 1)], [(b, 1)]], own_streams=False)
-    assert taken == [("a", 0, "default"), ("b", 0, "default")]
-
-
 def test_side_by_side_gain_finds_the_groups_and_sets_their_time_against_one_after_another(tmp_path, capsys):
     """From two results files of the same table: the norm study's first four cells in pairs that each took as
     long as the slower of the two alone, the last cell alone."""

@@ -117,7 +117,7 @@ def test_failure_message_names_documented_value_replicates_band_and_reason():
 
 @pytest.fixture(scope="module")
 def recorded():
-    return {p.stem.removeprefix("h200-"): read_results(p) for p in RECORDED.glob("h200-*.json")}
+    return {p.stem.removeprefix("h200-"): read_results(p) for p in RECORDED.glob("h[12]00-*.json")}
 
 
 def test_unchanged_code_passes_twice_on_the_h200(recorded):
@@ -157,13 +157,13 @@ def test_the_cuda_graph_path_passes_against_the_documented_tables_and_the_eager_
 
 
 UNCHANGED = ("bench", "repeat", "run-graphs", "run-graphs-autotune", "bench-graphs", "run-replicate-sgd",
-             "bench-replicate-sgd")
+             "bench-replicate-sgd", "h100-bench", "h100-run-one-at-a-time", "h100-run-side-by-side-14", "h100-run")
 
 
 def test_no_recorded_unchanged_run_drifts_from_another(recorded):
-    """Seven H200 runs of unchanged training (eager or CUDA graphs, cuDNN autotuning on or off, the optimizer
-    step before and since ReplicateSGD; two seed sets), each as the baseline of each other: 42 pairs,
-    1,386 cell checks and 126 study shifts, no alarm."""
+    """Seven H200 and four H100 runs of unchanged training (eager or CUDA graphs, cuDNN autotuning on or off, the
+    optimizer step before and since ReplicateSGD, cells one at a time or side by side; two seed sets), each as the
+    baseline of each other: 110 pairs, 3,630 cell checks and 330 study shifts, no alarm."""
     for baseline in UNCHANGED:
         for current in UNCHANGED:
             if baseline != current:
