@@ -337,9 +337,12 @@ def _number(text: str) -> float:
 
 def group_counts(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(x) for x in text.split(","))
+        groups = tuple(int(x) for x in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+    if min(groups) < 1:
+        raise argparse.ArgumentTypeError(f"group counts must be at least 1, got {text}")
+    return groups
 
 
 def compare_files(args: argparse.Namespace) -> int:

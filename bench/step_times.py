@@ -114,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> str:
     for sample in args.cell or SAMPLES:
         name, cell_id = sample.split(":")
         study = get_study(name)
+        if dataset.classes != study.classes:
+            parser.error(f"--data {args.data} holds {dataset.classes} classes, {name} is a study of {study.classes}")
         hp = study.settings()
         data = prepare(dataset, hp.per_class, study.subset_seed, device)
         steps = max(2, round(SAMPLES[sample] * args.scale))

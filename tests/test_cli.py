@@ -135,6 +135,8 @@ def test_results_name_the_commit_and_whether_the_checkout_had_changes(tmp_path):
     (["run", "sigmoid_vs_relu", "--replicates", "two"], "argument --replicates: 'two' is not a whole number"),
     (["run", "batchnorm_vs_groupnorm", "--groups", "32,8,8"], "block1: GroupNorm with 32 groups does not divide its 16 channels"),
     (["run", "batchnorm_vs_groupnorm", "--groups", "4,8"], "GroupNorm needs 3 group counts"),
+    (["run", "batchnorm_vs_groupnorm", "--groups=-4,8,8"], "argument --groups: group counts must be at least 1, got -4,8,8"),
+    (["run", "batchnorm_vs_groupnorm", "--groups", "4,0,8"], "argument --groups: group counts must be at least 1, got 4,0,8"),
     (["run", "sigmoid_vs_relu", "--groups", "4,8,8"], "--groups applies only to studies with GroupNorm cells"),
     (["run", "sigmoid_vs_relu", "--data", "missing.npz"], "no such data file missing.npz; pass --data PATH.npz"),
     (["run", "sigmoid_vs_relu", "--data", "images.tar"], "unknown data source 'images.tar'"),
