@@ -3,7 +3,8 @@
 # steps; `run all` timed as a user runs it (the 60 s target), and again with
 # one cell at a time (--side-by-side 1), compared with it; the bench as CI runs
 # it (verdicts, drift against the recorded H200 run with graphs); time per step
-# of sample cells; the CPU suite under the device's torch; the whole table in the
+# of sample cells; where a run's time outside training goes; the CPU suite
+# under the device's torch; the whole table in the
 # notebook pipeline against CUDA graphs (the 10x target); the whole table fused
 # vs fused + graphs; the notebook pipeline on a sample of cells in every mode;
 # planted faults.
@@ -14,8 +15,10 @@
 # step-times 32 s, speed-whole 436 s, fault-groupnorm_one_group 29 s, fault-no_normalization 64 s.
 # On an H100 (2026-11-26, 94ec316 and the side-by-side default): graphs-check 16 s, run-all 69 s (cells side by
 # side) and 81 s (one at a time), bench 95 s, cpu-suite 119 s. Not yet run on the current
-# step: the speed-<study> samples in all four modes, speed-whole and speed-table, step-times, the planted faults.
-# A machine started in about 30 s here; a 15-minute session fits one call of up to 600 s and a short second one.
+# step: startup, the speed-<study> samples in all four modes, speed-whole and speed-table, step-times, the planted
+# faults. A machine started in about 30 s here; a 15-minute session fits one call of up to 600 s and a short second
+# one. Next, in one call: STAGES="graphs-check startup run-all bench step-times speed-batchnorm_vs_groupnorm
+#   speed-sigmoid_vs_relu speed-conv_activation_norm_position fault-groupnorm_one_group fault-no_normalization"
 set -u
 OUT=${OUT:?set OUT}
 DATA=${DATA:-.gpu-data/cifar10-small.npz}
@@ -24,7 +27,8 @@ EXTRA=${EXTRA:-}  # more pytest options (a CPU dry run: --bench-device cpu --ben
 RUN_EXTRA=${RUN_EXTRA:-}  # more `python -m ablation` options (a CPU dry run: --device cpu --profile smoke)
 BASELINE=${BASELINE:-bench/recorded/h200-bench-graphs.json}  # made on $DATA = the offline copy
 FAULTS=${FAULTS:-groupnorm_one_group no_normalization}
-SPEED_SAMPLES=${SPEED_SAMPLES:-"batchnorm_vs_groupnorm:batch_size=4-batchnorm,batch_size=64-groupnorm sigmoid_vs_relu:blocks=8-relu conv_activation_norm_position:order=conv_bn_relu"}
+# the cells of the README's four-mode table (the notebook pipeline at batch 4 alone would take about a minute)
+SPEED_SAMPLES=${SPEED_SAMPLES:-"batchnorm_vs_groupnorm:batch_size=16-batchnorm sigmoid_vs_relu:blocks=8-relu conv_activation_norm_position:order=conv_bn_relu"}
 SPEED_REPLICATES=${SPEED_REPLICATES:-2}
 work=$(mktemp -d)
 start=$(date +%s)
@@ -67,6 +71,11 @@ fi
 # 3. the bench as CI runs it against the recorded H200 run (same data): verdicts, drift and throughput
 stage bench 150 python3 -m pytest -m gpu -n 2 -p no:cacheprovider --bench-data="$DATA" \
   --baseline="$BASELINE" --bench-out="$work/bench.json" $EXTRA
+# 3b. where a run's time outside training goes on this machine: one small cell under cProfile (start-up, the first
+#     cell's one-time set-up, evaluation, exit), its 40 costliest calls by cumulative time in startup.log
+stage startup 40 bash -c "python3 -m cProfile -o '$work/one-cell.prof' -m ablation run sigmoid_vs_relu \
+  --cell blocks=1-relu --data '$DATA' $RUN_EXTRA && python3 -c \"import pstats
+pstats.Stats('$work/one-cell.prof').sort_stats('cumulative').print_stats(40)\""
 # 4. milliseconds per step of sample cells: one at a time, fused, + CUDA graphs, + channels_last (README table)
 stage step-times 60 python3 -m bench.step_times --data "$DATA" ${STEP_TIMES_EXTRA:-}
 # 4b. the CPU suite under the device's torch
