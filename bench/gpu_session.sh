@@ -27,7 +27,7 @@ EXTRA=${EXTRA:-}  # more pytest options (a CPU dry run: --bench-device cpu --ben
 RUN_EXTRA=${RUN_EXTRA:-}  # more `python -m ablation` options (a CPU dry run: --device cpu --profile smoke)
 BASELINE=${BASELINE:-bench/recorded/h200-bench-graphs.json}  # made on $DATA = the offline copy
 FAULTS=${FAULTS:-groupnorm_one_group no_normalization}
-# the cells of the README's four-mode table (the notebook pipeline at batch 4 alone would take about a minute)
+# the cells of the README's four-mode table (first GPU session), to set the current step beside it
 SPEED_SAMPLES=${SPEED_SAMPLES:-"batchnorm_vs_groupnorm:batch_size=16-batchnorm sigmoid_vs_relu:blocks=8-relu conv_activation_norm_position:order=conv_bn_relu"}
 SPEED_REPLICATES=${SPEED_REPLICATES:-2}
 work=$(mktemp -d)
