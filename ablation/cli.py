@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     past.add_argument("--markdown", action="store_true", help="print a Markdown table")
 
     speed = commands.add_parser("speed", help="time the notebooks' pipeline, the eager loop and the fused one "
-                                              "(on CUDA also with CUDA graphs, as run trains there)")
+                                              "(on CUDA also with CUDA graphs, as run trains each cell there)")
     add_selection_options(speed)
     speed.add_argument("--workers", type=int, default=8, help="DataLoader workers of the notebook pipeline (default 8)")
     speed.add_argument("--modes", type=speed_modes, metavar="M1,M2",

@@ -8,7 +8,8 @@ only, device synchronized; evaluation is the same for all and left out):
   one model per replicate, torch.amp.GradScaler; as the seed notebooks ran;
 - eager: this package's device-resident loop, one replicate at a time;
 - fused: this package's loop with all replicates as one model;
-- graphs (CUDA only): fused, with every full-batch step replayed from a CUDA graph; what ``run`` does on CUDA.
+- graphs (CUDA only): fused, with every full-batch step replayed from a CUDA graph; how ``run`` trains each
+  cell on CUDA (where it also trains some studies' cells side by side, which is not timed here).
 """
 
 from __future__ import annotations
