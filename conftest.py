@@ -21,6 +21,17 @@ BENCH_DATA = {  # option -> the studies it feeds and the dataset it stands in fo
 
 
 @pytest.fixture
+def hundred_class_npz(tmp_path: Path) -> Path:
+    """A CIFAR-100-shaped .npz (labels 0-99) for the checks that refuse it where CIFAR-10 is meant."""
+    import numpy as np
+
+    path = tmp_path / "hundred.npz"
+    images, labels = np.zeros((100, 32, 32, 3), np.uint8), np.arange(100)
+    np.savez(path, train_x=images, train_y=labels, test_x=images, test_y=labels)
+    return path
+
+
+@pytest.fixture
 def never_finite_second_replicate(monkeypatch: pytest.MonkeyPatch):
     """train.init_models with an inf weight in replicate 1's first convolution, so its gradients are never
     finite; returns the patched function (its models are the initial state)."""

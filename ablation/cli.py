@@ -224,11 +224,12 @@ def time_pipelines(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     studies, cells, device = selection(args)
-    if (args.side_by_side or 1) > 1 and device.type != "cuda":
-        raise UsageError(f"--side-by-side needs CUDA streams; on {device.type} drop it (cells train one after "
-                         "another)")
-    if (args.side_by_side or 1) > 1 and args.no_fuse:
-        raise UsageError("--side-by-side trains each cell's replicates fused; drop --no-fuse")
+    if args.side_by_side and args.side_by_side > 1:
+        if device.type != "cuda":
+            raise UsageError(f"--side-by-side needs CUDA streams; on {device.type} drop it (cells train one after "
+                             "another)")
+        if args.no_fuse:
+            raise UsageError("--side-by-side trains each cell's replicates fused; drop --no-fuse")
     if args.out:
         check_writable(Path(args.out), "--out", "results.json")
     if args.plot:

@@ -23,8 +23,8 @@ from typing import Sequence
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ablation.cli import above_zero
-from ablation.data import DataError, load_dataset
+from ablation.cli import UsageError, above_zero, study_datasets
+from ablation.data import DataError
 from ablation.results import render
 from ablation.studies import Cell, Study, get_study
 from ablation.train import CUDAGraphSteps, DeviceData, cell_step, prepare, synchronize
@@ -106,18 +106,16 @@ def main(argv: Sequence[str] | None = None) -> str:
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda, but CUDA is not available here; use --device cpu")
     device = torch.device(args.device)
-    try:
-        dataset = load_dataset(args.data)
-    except DataError as error:
+    samples = [(get_study(sample.split(":")[0]), sample) for sample in args.cell or SAMPLES]
+    try:  # the data every sampled study can train on (run's check of its class count), loaded once
+        datasets = study_datasets([study for study, _ in samples], args.data, None)
+    except (DataError, UsageError) as error:
         parser.error(str(error))
     rows = []
-    for sample in args.cell or SAMPLES:
-        name, cell_id = sample.split(":")
-        study = get_study(name)
-        if dataset.classes != study.classes:
-            parser.error(f"--data {args.data} holds {dataset.classes} classes, {name} is a study of {study.classes}")
+    for study, sample in samples:
+        cell_id = sample.split(":")[1]
         hp = study.settings()
-        data = prepare(dataset, hp.per_class, study.subset_seed, device)
+        data = prepare(datasets[study.name], hp.per_class, study.subset_seed, device)
         steps = max(2, round(SAMPLES[sample] * args.scale))
         times = [f"{step_ms(study, study.cell(cell_id), data, *way, steps):.2f}"
                  if device.type == "cuda" or not way[1] else "-" for way in WAYS.values()]

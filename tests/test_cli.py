@@ -5,8 +5,8 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
 
@@ -172,13 +172,11 @@ def test_malformed_npz_and_directory_out(capsys, tmp_path):
     assert code == 2 and "is a directory; give a file name" in err
 
 
-def test_data_of_another_class_count_is_refused_by_name_before_any_download_or_once_loaded(capsys, tmp_path,
-                                                                                           monkeypatch):
+def test_data_of_another_class_count_is_refused_by_name_before_any_download_or_once_loaded(
+        capsys, hundred_class_npz, monkeypatch):
     import ablation.cli as cli
 
-    hundred = tmp_path / "hundred.npz"  # labels 0-99: CIFAR-100-shaped
-    images, labels = np.zeros((100, 32, 32, 3), np.uint8), np.arange(100)
-    np.savez(hundred, train_x=images, train_y=labels, test_x=images, test_y=labels)
+    hundred = hundred_class_npz
     code, _, err = run(capsys, "run", "sigmoid_vs_relu", "--device", "cpu", "--data", str(hundred))
     assert code == 2 and err == (f"ablation: error: sigmoid_vs_relu is a study of 10 classes, but --data {hundred} "
                                  "holds 100; use cifar10 or synthetic, or a PATH.npz of 10 classes\n")
@@ -297,7 +295,7 @@ def test_on_cuda_a_study_trains_its_own_number_of_cells_at_once_unless_told(monk
         trained.append(len(trainings))
         return [result(len(trainings)) for _ in trainings]
 
-    monkeypatch.setattr(runner, "prepare", lambda *args: train.DeviceData(*[None] * 4, 10, "checksum", None, None))
+    monkeypatch.setattr(runner, "prepare", lambda *args: SimpleNamespace(classes=10, checksum="checksum"))
     monkeypatch.setattr(runner, "run_cell", alone)
     monkeypatch.setattr(runner, "CellTraining", lambda *args, **kwargs: None)
     monkeypatch.setattr(runner, "train_side_by_side", together)

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from bench.harness import BenchConfig, CellCache, worker_gpu
@@ -107,11 +106,9 @@ def test_a_baseline_from_other_data_is_refused_with_the_reason(tmp_path):
     assert "pass a baseline made with the same --bench-data" in proc.stdout
 
 
-def test_a_missing_baseline_data_file_or_results_folder_stops_the_bench_with_one_line(tmp_path):
+def test_a_missing_baseline_data_file_or_results_folder_stops_the_bench_with_one_line(tmp_path, hundred_class_npz):
     out = tmp_path / "gone" / "bench.json"
-    hundred = tmp_path / "hundred.npz"  # labels 0-99: CIFAR-100-shaped
-    images, labels = np.zeros((100, 32, 32, 3), np.uint8), np.arange(100)
-    np.savez(hundred, train_x=images, train_y=labels, test_x=images, test_y=labels)
+    hundred = hundred_class_npz
     for option, message in ((f"--baseline={tmp_path / 'gone.json'}", "cannot read"),
                             (f"--bench-out={out}", f"--bench-out {out}: directory {out.parent} does not exist"),
                             ("--bench-data=cifar", "--bench-data=cifar is not data for the CIFAR-10 studies: "

@@ -121,8 +121,8 @@ def test_step_times_prints_each_way_per_sample_and_marks_the_cuda_only_ones():
     (["--data", "missing.npz", "--device", "cpu"], "no such data file missing.npz"),
     (["--data", "synthetic", "--device", "cpu", "--scale", "0"], "argument --scale: must be above 0, got 0"),
     (["--data", "synthetic", "--device", "cuda"], "--device cuda, but CUDA is not available here"),
-    (["--data", "synthetic:100", "--device", "cpu"], "--data synthetic:100 holds 100 classes, batchnorm_vs_groupnorm "
-                                                     "is a study of 10"),
+    (["--data", "synthetic:100", "--device", "cpu"], "batchnorm_vs_groupnorm is a study of 10 classes, but --data "
+                                                     "synthetic:100 holds 100; use cifar10 or synthetic"),
 ])
 def test_step_times_rejects_bad_input_in_one_line(capsys, monkeypatch, argv, message):
     from bench.step_times import main as step_times
