@@ -1,24 +1,21 @@
 #!/usr/bin/env bash
-# A prepared GPU session, most wanted first: CUDA graphs checked against eager
-# steps; `run all` timed as a user runs it (the 60 s target), and again with
-# one cell at a time (--side-by-side 1), compared with it; the bench as CI runs
-# it (verdicts, drift against the recorded H200 run with graphs); time per step
-# of sample cells; where a run's time outside training goes; the CPU suite
-# under the device's torch; the whole table in the
-# notebook pipeline against CUDA graphs (the 10x target); the whole table fused
-# vs fused + graphs; the notebook pipeline on a sample of cells in every mode;
-# planted faults.
+# A prepared GPU session, most wanted first: `run all` on a machine whose torch has no bytecode caches, as it is,
+# then the caches made; CUDA graphs checked against eager steps; `run all` timed as a user runs it (the 60 s
+# target), and again with one cell at a time (--side-by-side 1), compared with it; the bench as CI runs it
+# (verdicts, drift against the recorded H200 run with graphs); time per step of sample cells; where a run's time
+# outside training goes; the CPU suite under the device's torch; the whole table in the notebook pipeline against
+# CUDA graphs (the 10x target); the whole table fused vs fused + graphs; the notebook pipeline on a sample of cells
+# in every mode; planted faults; the order study without CUDA graphs, its cells side by side.
 # Copy ../shared/data/cifar10-small.npz to .gpu-data/ (git-ignored) and carry it.
 # Usage: OUT=dir DATA=path.npz bash bench/gpu_session.sh   (stages are skipped when time runs short)
 #        STAGES="speed-whole" BUDGET=430 ...  runs only the stages named.
-# Stage times on an H200 (commit 93ac5da, cells one at a time): graphs-check 15 s, run-all 75 s, bench 86 s,
-# step-times 32 s, speed-whole 436 s, fault-groupnorm_one_group 29 s, fault-no_normalization 64 s.
-# On an H100 (2026-11-26, 94ec316 and the side-by-side default): graphs-check 16 s, run-all 69 s (cells side by
-# side) and 81 s (one at a time), bench 95 s, cpu-suite 119 s. Not yet run on the current
-# step: startup, the speed-<study> samples in all four modes, speed-whole and speed-table, step-times, the planted
-# faults. A machine started in about 30 s here; a 15-minute session fits one call of up to 600 s and a short second
-# one. Next, in one call: STAGES="graphs-check startup run-all bench step-times speed-batchnorm_vs_groupnorm
-#   speed-sigmoid_vs_relu speed-conv_activation_norm_position fault-groupnorm_one_group fault-no_normalization"
+# Stage times on an H200 (2026-11-26, commit 1018f58; the later stages with bytecode caches): run-all-no-bytecode
+# 62 s, bytecode 13 s, graphs-check 11 s, run-all 56 s, bench 83 s, startup 8 s, step-times 27 s,
+# speed-batchnorm_vs_groupnorm 36 s (SPEED_SAMPLES of that cell alone), fault-groupnorm_one_group 17 s,
+# fault-no_normalization 50 s, run-order-eager 33 s: 409 s in all. Earlier, on an H200 (93ac5da): speed-whole
+# 436 s; on an H100 (94ec316): run-all-one-at-a-time 81 s, cpu-suite 119 s. A machine started in 30-60 s; a
+# 15-minute session fits one call of up to 600 s and a short second one. Never run yet: the variant studies
+# (speed-whole on the current step and the order study's four-mode sample are next, in one call each).
 set -u
 OUT=${OUT:?set OUT}
 DATA=${DATA:-.gpu-data/cifar10-small.npz}
@@ -40,10 +37,10 @@ stage() {  # stage NAME MIN_SECONDS_LEFT COMMAND...
   local name=$1 need=$2; shift 2
   if [ -n "${STAGES:-}" ] && [[ " $STAGES " != *" $name "* ]]; then return; fi
   if [ "$(left)" -lt "$need" ]; then echo "== $name: skipped, $(left) s left" | tee -a "$log"; return; fi
-  local t0=$(date +%s)
+  local t0=$EPOCHREALTIME
   timeout $(( $(left) - 10 )) "$@" > "$work/$name.log" 2>&1
   local rc=$?
-  echo "== $name: exit $rc in $(( $(date +%s) - t0 )) s" | tee -a "$log"
+  echo "== $name: exit $rc in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s" | tee -a "$log"
   sed -n '/ablation-bench results/,/results written/p' "$work/$name.log" >> "$log"
   local last; last=$(tail -n 1 "$work/$name.log")
   grep -E '^(Training time|\||[0-9]+ cells compared|[0-9]+ cells: |- )' "$work/$name.log" | grep -vxF -- "$last" >> "$log"
@@ -51,7 +48,22 @@ stage() {  # stage NAME MIN_SECONDS_LEFT COMMAND...
   pack
 }
 { nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__)"; } >> "$log" 2>&1
+# Whether torch's modules have Python bytecode caches here. pip compiles them when it installs torch; without them
+# (an image with PYTHONDONTWRITEBYTECODE set and none compiled) every process compiles about 2,000 modules from
+# source: 4.6 s of a one-cell run on an H200, 2026-11-26.
+bytecode=$(python3 -c "import importlib.util, os, torch
+print('yes' if os.path.exists(importlib.util.cache_from_source(torch.__file__)) else 'no')")
+echo "torch bytecode caches: $bytecode (PYTHONDONTWRITEBYTECODE=${PYTHONDONTWRITEBYTECODE:-unset})" | tee -a "$log"
 
+# 0. where torch has no bytecode caches: `run all` as this machine is, then caches made once by a one-cell run, outside
+#     the checkout (PYTHONPYCACHEPREFIX), as pip would have made them, for every later stage
+if [ "$bytecode" = no ]; then
+  stage run-all-no-bytecode 120 python3 -m ablation run all --data "$DATA" --out "$work/run-all-no-bytecode.json" \
+    $RUN_EXTRA
+  export PYTHONPYCACHEPREFIX; PYTHONPYCACHEPREFIX=$(mktemp -d); unset PYTHONDONTWRITEBYTECODE
+  stage bytecode 30 python3 -m ablation run sigmoid_vs_relu --cell blocks=1-relu --profile smoke --data "$DATA" \
+    $RUN_EXTRA
+fi
 # 1. CUDA-graph replays train as the same step run eagerly (generated data, about a minute)
 stage graphs-check 60 python3 -m pytest bench/test_graphs.py -m gpu -p no:cacheprovider -q --require-gpu
 # 2. the whole documented table with replicates (5/8/3) as `run all` trains it: the stage's time is the command's wall
@@ -103,5 +115,13 @@ for fault in $FAULTS; do
   stage "fault-$fault" 90 python3 -m pytest -m gpu -n 4 -p no:cacheprovider --bench-data="$DATA" "${select[@]}" \
     --plant-fault "$fault" --bench-out="$work/fault-$fault.json" $EXTRA
 done
+# 9. the order study's cells side by side without CUDA graphs (eager steps on streams), as `run --no-cuda-graphs`
+#    trains them; compared with 2 (the same training, replayed from graphs)
+stage run-order-eager 60 python3 -m ablation run conv_activation_norm_position --no-cuda-graphs --data "$DATA" \
+  --out "$work/run-order-eager.json" $RUN_EXTRA
+if [ -f "$work/run-all.json" ] && [ -f "$work/run-order-eager.json" ]; then
+  { echo "== compare run-all with run-order-eager"
+    python3 -m ablation compare "$work/run-all.json" "$work/run-order-eager.json" 2>&1 | tail -n 8; } >> "$log"
+fi
 pack
 echo "total $(( $(date +%s) - start )) s" | tee -a "$log"

@@ -157,13 +157,14 @@ def test_the_cuda_graph_path_passes_against_the_documented_tables_and_the_eager_
 
 
 UNCHANGED = ("bench", "repeat", "run-graphs", "run-graphs-autotune", "bench-graphs", "run-replicate-sgd",
-             "bench-replicate-sgd", "h100-bench", "h100-run-one-at-a-time", "h100-run-side-by-side-14", "h100-run")
+             "bench-replicate-sgd", "bench-1018f58", "run-side-by-side", "run-side-by-side-no-bytecode",
+             "h100-bench", "h100-run-one-at-a-time", "h100-run-side-by-side-14", "h100-run")
 
 
 def test_no_recorded_unchanged_run_drifts_from_another(recorded):
-    """Seven H200 and four H100 runs of unchanged training (eager or CUDA graphs, cuDNN autotuning on or off, the
+    """Ten H200 and four H100 runs of unchanged training (eager or CUDA graphs, cuDNN autotuning on or off, the
     optimizer step before and since ReplicateSGD, cells one at a time or side by side; two seed sets), each as the
-    baseline of each other: 110 pairs, 3,630 cell checks and 330 study shifts, no alarm."""
+    baseline of each other: 182 pairs, 6,006 cell checks and 546 study shifts, no alarm."""
     for baseline in UNCHANGED:
         for current in UNCHANGED:
             if baseline != current:
