@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 DATA_ENV = "ABLATION_TEST_DATA"
@@ -23,8 +24,6 @@ BENCH_DATA = {  # option -> the studies it feeds and the dataset it stands in fo
 @pytest.fixture
 def hundred_class_npz(tmp_path: Path) -> Path:
     """A CIFAR-100-shaped .npz (labels 0-99) for the checks that refuse it where CIFAR-10 is meant."""
-    import numpy as np
-
     path = tmp_path / "hundred.npz"
     images, labels = np.zeros((100, 32, 32, 3), np.uint8), np.arange(100)
     np.savez(path, train_x=images, train_y=labels, test_x=images, test_y=labels)

@@ -176,10 +176,10 @@ def test_data_of_another_class_count_is_refused_by_name_before_any_download_or_o
         capsys, hundred_class_npz, monkeypatch):
     import ablation.cli as cli
 
-    hundred = hundred_class_npz
-    code, _, err = run(capsys, "run", "sigmoid_vs_relu", "--device", "cpu", "--data", str(hundred))
-    assert code == 2 and err == (f"ablation: error: sigmoid_vs_relu is a study of 10 classes, but --data {hundred} "
-                                 "holds 100; use cifar10 or synthetic, or a PATH.npz of 10 classes\n")
+    code, _, err = run(capsys, "run", "sigmoid_vs_relu", "--device", "cpu", "--data", str(hundred_class_npz))
+    assert code == 2 and err == ("ablation: error: sigmoid_vs_relu is a study of 10 classes, but --data "
+                                 f"{hundred_class_npz} holds 100; use cifar10 or synthetic, or a PATH.npz of 10 "
+                                 "classes\n")
     monkeypatch.setattr(cli, "load_dataset", lambda *args: pytest.fail("loaded data that its name rules out"))
     code, _, err = run(capsys, "run", "all", "--device", "cpu", "--data", "cifar100")
     assert code == 2 and err == ("ablation: error: sigmoid_vs_relu is a study of 10 classes, but --data cifar100 "

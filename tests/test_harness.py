@@ -108,7 +108,6 @@ def test_a_baseline_from_other_data_is_refused_with_the_reason(tmp_path):
 
 def test_a_missing_baseline_data_file_or_results_folder_stops_the_bench_with_one_line(tmp_path, hundred_class_npz):
     out = tmp_path / "gone" / "bench.json"
-    hundred = hundred_class_npz
     for option, message in ((f"--baseline={tmp_path / 'gone.json'}", "cannot read"),
                             (f"--bench-out={out}", f"--bench-out {out}: directory {out.parent} does not exist"),
                             ("--bench-data=cifar", "--bench-data=cifar is not data for the CIFAR-10 studies: "
@@ -117,8 +116,8 @@ def test_a_missing_baseline_data_file_or_results_folder_stops_the_bench_with_one
                             ("--bench-data-cifar100=synthetic",
                              "--bench-data-cifar100=synthetic is not data for the CIFAR-100 variant: "
                              "use cifar100 or synthetic:100"),
-                            (f"--bench-data={hundred}", f"--bench-data={hundred} holds 100 classes; "
-                                                        "the CIFAR-10 studies need 10"),
+                            (f"--bench-data={hundred_class_npz}",
+                             f"--bench-data={hundred_class_npz} holds 100 classes; the CIFAR-10 studies need 10"),
                             (f"--bench-data={tmp_path / 'gone.npz'}", "no such data file")):
         proc = bench(tmp_path, "--bench-device", "cpu", "-k", "conv_bn_relu", option)
         assert proc.returncode == 4
