@@ -90,8 +90,8 @@ def cifar_npz() -> Path:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from ablation.cli import above_zero, at_least_one, zero_or_more
-    from ablation.compare import MIN_THROUGHPUT
+    from ablation.cli import at_least_one, probability, zero_or_more
+    from ablation.compare import min_throughput
     from ablation.studies import PROFILES
     from ablation.verdict import Tolerance
     from bench.faults import FAULTS
@@ -115,15 +115,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--replicates", type=at_least_one, help="replicates per cell (default: each study's own)")
     group.addoption("--baseline", help="results JSON of a known-good run: also check drift against it")
     group.addoption("--bench-out", default="bench-results.json", help="results JSON this run writes")
-    group.addoption("--z", type=above_zero, default=default.z, help="standard errors of the band")
-    group.addoption("--sd-floor", type=zero_or_more, default=default.sd_floor, help="smallest run-to-run sd, points")
-    group.addoption("--allowance-hardware", type=zero_or_more, default=default.hardware, help="points, either way")
-    group.addoption("--study-z", type=above_zero, default=default.study_z,
-                    help="a study's accuracy shift against the baseline fails beyond this normal quantile's tail")
+    group.addoption("--alarm-budget", type=probability, default=default.alarm_budget,
+                    help="false-alarm probability of the whole bench run, split over its decisions "
+                         "(default %(default)s)")
+    group.addoption("--sd-floor", type=zero_or_more, default=default.sd_floor,
+                    help="smallest run-to-run sd, points (default %(default)s)")
+    group.addoption("--allowance-hardware", type=zero_or_more, default=default.hardware,
+                    help="points, either way, between devices with no measured allowance (default %(default)s)")
     group.addoption("--allowance-data", type=zero_or_more, default=default.data_copy,
-                    help="points, downward, for data other than torchvision's CIFAR-10")
-    group.addoption("--min-throughput", type=zero_or_more, default=MIN_THROUGHPUT,
-                    help="a study's images/s below this fraction of the baseline's fails")
+                    help="points, downward, for data other than torchvision's CIFAR-10 (default %(default)s)")
+    group.addoption("--min-throughput", type=zero_or_more,
+                    help="a study's images/s below this fraction of the baseline's fails (default "
+                         f"{min_throughput(default):.2f}, from the alarm budget and the measured spread)")
     group.addoption("--seed-offset", type=int, default=0, help="shift every replicate seed (independent repeats)")
     group.addoption("--plant-fault", choices=sorted(FAULTS), metavar="NAME",
                     help="plant a known bug, to measure what the bench catches: "
@@ -202,7 +205,7 @@ class Bench:
     tolerance: Any  # ablation.verdict.Tolerance
     copy: bool  # data other than torchvision CIFAR: the data_copy allowance applies
     baseline: dict[str, Any] | None
-    min_throughput: float
+    min_throughput: float | None  # None: compare.min_throughput of the tolerance
 
 
 def _bench_config(config: pytest.Config):
@@ -214,15 +217,15 @@ def _bench_config(config: pytest.Config):
         profile=config.getoption("bench_profile"), replicates=config.getoption("replicates"),
         seed_offset=config.getoption("seed_offset"), fault=config.getoption("plant_fault"),
         graphs=config.getoption("bench_device") == "cuda" and not config.getoption("no_cuda_graphs"),
+        workers=getattr(config.option, "numprocesses", None) or 0,
     )
 
 
 def _tolerance(config: pytest.Config):
     from ablation.verdict import Tolerance
 
-    return Tolerance(z=config.getoption("z"), sd_floor=config.getoption("sd_floor"),
-                     hardware=config.getoption("allowance_hardware"), data_copy=config.getoption("allowance_data"),
-                     study_z=config.getoption("study_z"))
+    return Tolerance(alarm_budget=config.getoption("alarm_budget"), sd_floor=config.getoption("sd_floor"),
+                     hardware=config.getoption("allowance_hardware"), data_copy=config.getoption("allowance_data"))
 
 
 def _need_gpu(config: pytest.Config) -> None:
@@ -296,7 +299,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     terminalreporter.section("ablation-bench results")
     write(format_results(results, "table"))
     for finding in FINDINGS:
-        ok, detail = finding.judge(results)
+        ok, detail = finding.judge(results, _tolerance(config))
         if ok is not None:
             write(f"finding {finding.study}:{finding.name}: {'holds' if ok else 'FAILS'}: {detail}")
     write(f"results written to {config.getoption('bench_out')}")
@@ -308,4 +311,4 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         except ResultsError as error:
             write(f"drift against the baseline not computed: {error}")
             return
-        write(report(comparison, tolerance, config.getoption("min_throughput"), markdown=False))
+        write(report(comparison, markdown=False))

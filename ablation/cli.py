@@ -13,7 +13,7 @@ from typing import NoReturn, Sequence
 
 import torch
 
-from ablation.compare import MIN_THROUGHPUT, compare, report
+from ablation.compare import compare, min_throughput, report
 from ablation.data import DATA_ROOT_ENV, SOURCE_CLASSES, DataError, Dataset, load_dataset, sources_with
 from ablation.report import history, history_text, markdown_report, plot_results
 from ablation.results import (FORMATS, ResultsError, environment, format_results, new_results, read_results,
@@ -105,18 +105,17 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
 
 def add_tolerance_options(parser: argparse.ArgumentParser) -> None:
     default = Tolerance()
-    parser.add_argument("--z", type=above_zero, default=default.z,
-                        help="standard errors of the band (default %(default)s)")
+    parser.add_argument("--alarm-budget", type=probability, default=default.alarm_budget,
+                        help="false-alarm probability of one whole comparison or bench run, split over its "
+                             "decisions (default %(default)s)")
     parser.add_argument("--sd-floor", type=zero_or_more, default=default.sd_floor,
                         help="smallest run-to-run sd assumed, points (default %(default)s)")
     parser.add_argument("--allowance-hardware", type=zero_or_more, default=default.hardware,
-                        help="points allowed either way for hardware and kernels (default %(default)s)")
-    parser.add_argument("--study-z", type=above_zero, default=default.study_z,
-                        help="a study's accuracy shift is a regression beyond this normal quantile's tail "
-                             "probability (default %(default)s)")
-    parser.add_argument("--min-throughput", type=zero_or_more, default=MIN_THROUGHPUT,
-                        help="a study's images/s below this fraction of the baseline's is a regression "
-                             "(default %(default)s)")
+                        help="points allowed either way between devices with no measured allowance "
+                             "(default %(default)s; 0 on the same device)")
+    parser.add_argument("--min-throughput", type=zero_or_more,
+                        help="a study's images/s below this fraction of the baseline's is a regression (default "
+                             f"{min_throughput(default):.2f}, from the alarm budget and the measured spread)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -321,6 +320,14 @@ def above_zero(text: str) -> float:
     return value
 
 
+def probability(text: str) -> float:
+    """An alarm budget: above 0 (no test could pass it) and below 1 (every test would fail)."""
+    value = _number(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 def zero_or_more(text: str) -> float:
     """A tolerance option that may be 0 (no allowance) but not negative."""
     value = _number(text)
@@ -350,11 +357,11 @@ def compare_files(args: argparse.Namespace) -> int:
     """Exit 0 when no cell, study accuracy or study throughput regressed, 1 when one did, 2 on unusable input."""
     if args.markdown:
         check_writable(Path(args.markdown), "--markdown", "drift.md")
-    tolerance = Tolerance(z=args.z, sd_floor=args.sd_floor, hardware=args.allowance_hardware, study_z=args.study_z)
+    tolerance = Tolerance(alarm_budget=args.alarm_budget, sd_floor=args.sd_floor, hardware=args.allowance_hardware)
     comparison = compare(read_results(args.baseline), read_results(args.current), tolerance, args.min_throughput)
-    print(report(comparison, tolerance, args.min_throughput, markdown=False))
+    print(report(comparison, markdown=False))
     if args.markdown:
-        Path(args.markdown).write_text(report(comparison, tolerance, args.min_throughput, markdown=True) + "\n")
+        Path(args.markdown).write_text(report(comparison, markdown=True) + "\n")
     return 1 if comparison.regressed else 0
 
 

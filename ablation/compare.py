@@ -1,5 +1,5 @@
 """Drift between two results files: per-cell accuracy change with its significance, each study's shift as a
-whole, and throughput.
+whole, and throughput; every decision a p-value held to its share of the run's alarm budget (ablation.verdict).
 
 A cell's band is wide enough that one wrong detail which costs a point or
 several in many cells can stay inside every band (ToTensor without Normalize
@@ -7,9 +7,10 @@ lowered 11 of 16 Sigmoid/ReLU cells by 0.9-5.3 points on the H200, one cell
 outside its band); the study's mean over its cells catches it.
 
 Throughput is judged per study (all images over all training time of the
-cells both files hold): single small cells take under a second and their
-images/s moved by up to 2x between two unchanged bench runs sharing one GPU
-under ``-n 2``, while whole studies moved by 0.87-1.14x.
+cells both files hold), only between files trained the same way (training_mode)
+on the same device, on the full profile and at least MIN_TIMED_S of training a
+study: between two unchanged bench runs on one GPU under ``-n 2`` single small
+cells moved by up to 2x, while whole studies moved by 0.87-1.14x.
 """
 
 from __future__ import annotations
@@ -19,12 +20,22 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from ablation.results import ResultsError, render, training_seconds, used_cuda_graphs
+from ablation.results import ResultsError, render, training_mode, training_seconds
+from ablation.stats import t_quantile, t_sf, welch
 from ablation.studies import get_study
-from ablation.verdict import (Tolerance, Verdict, check_against_baseline, for_baseline, pooled_sd,
-                              t_two_sided_p)
+from ablation.verdict import Tolerance, Verdict, check_against_baseline, for_baseline
 
-MIN_THROUGHPUT = 0.75  # a study below this fraction of the baseline's images/s is a regression
+# The sd of log(study images/s ratio) between unchanged reruns trained the same way on one H200: 6 ratios, from
+# h200-bench vs h200-repeat (the bench, eager, -n 2) and h200-run-side-by-side vs its no-bytecode rerun.
+THROUGHPUT_LOG_SD = 0.096
+THROUGHPUT_DF = 6
+MIN_TIMED_S = 5.0  # a study trained for less than this (either side) is too short to time
+
+
+def min_throughput(tolerance: Tolerance) -> float:
+    """The fraction of the baseline's images/s below which a study's throughput is a regression, at the
+    throughput decision's alpha (one-sided, Student's t on the calibrated log-ratio sd): 0.55 at the defaults."""
+    return math.exp(-t_quantile(tolerance.alpha("throughput"), THROUGHPUT_DF) * THROUGHPUT_LOG_SD)
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,14 @@ class Drift:
             return None
         return self.current["images_per_s"] / self.baseline["images_per_s"]
 
+    @property
+    def label(self) -> str:
+        """ok; REGRESSION (lower, or runs at chance); or CHANGED: higher, which fails the run too (see report)."""
+        if self.verdict.passed:
+            return "ok"
+        higher = self.verdict.high is not None and self.verdict.measured > self.verdict.high
+        return "CHANGED: higher" if higher else "REGRESSION"
+
 
 @dataclass(frozen=True)
 class Throughput:
@@ -49,6 +68,7 @@ class Throughput:
     current: float
     ok: bool | None  # None: not comparable (see why_not_judged)
     why_not_judged: str = ""
+    limit: float = 0.0  # the smallest ratio that passes
 
     @property
     def ratio(self) -> float:
@@ -61,13 +81,14 @@ class StudyShift:
     cells: int  # compared cells, bimodal ones left out
     change: float  # points: the mean over those cells, current minus baseline
     t: float  # the change beyond the hardware allowance, in standard errors
-    df: int
+    df: float  # Welch-Satterthwaite
     p: float
+    adjusted_p: float  # for the whole bench run
     passed: bool
 
     def describe(self) -> str:
         return (f"{self.study}: mean accuracy over {self.cells} cells moved {self.change:+.2f} points against the "
-                f"baseline (t = {self.t:+.2f}, {self.df} df, p = {self.p:.2g})")
+                f"baseline (t = {self.t:+.2f}, {self.df:.1f} df, p = {self.p:.2g}, adjusted p = {self.adjusted_p:.2g})")
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,7 @@ class Comparison:
     drifts: list[Drift]
     shifts: list[StudyShift]
     throughputs: list[Throughput]
+    tolerance: Tolerance  # as applied: the hardware allowance of these two devices
 
     @property
     def regressed(self) -> bool:
@@ -87,9 +109,10 @@ def study_throughput(cells: list[dict[str, Any]]) -> float:
 
 
 def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolerance,
-            min_throughput: float = MIN_THROUGHPUT) -> Comparison:
+            throughput_limit: float | None = None) -> Comparison:
     """Judge every cell present in both files against the baseline's replicates, each study's accuracy as a whole,
-    and each study's throughput."""
+    and each study's throughput (below ``throughput_limit`` of the baseline's: a regression; default
+    min_throughput(tolerance))."""
     if baseline["profile"] != current["profile"]:
         raise ResultsError(f"the baseline ran the {baseline['profile']} profile and the current file the "
                            f"{current['profile']} one; compare runs of the same profile")
@@ -97,8 +120,9 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
     if not common:
         raise ResultsError(f"the files share no study (baseline: {', '.join(baseline['studies']) or 'none'}; "
                            f"current: {', '.join(current['studies']) or 'none'})")
-    same_device = baseline["environment"]["device_name"] == current["environment"]["device_name"]
-    tolerance = for_baseline(tolerance, same_device)
+    devices = current["environment"]["device_name"], baseline["environment"]["device_name"]
+    tolerance = for_baseline(tolerance, *devices)
+    limit = min_throughput(tolerance) if throughput_limit is None else throughput_limit
     drifts, shifts, throughputs = [], [], []
     for name in common:
         base, cur = baseline["studies"][name], current["studies"][name]
@@ -114,34 +138,38 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
             shifts.append(shift)
         if cells:
             before, after = ([files["cells"][c] for c in cells] for files in (base, cur))
-            throughputs.append(judge_throughput(name, before, after, same_device, min_throughput))
-    return Comparison(drifts, shifts, throughputs)
+            why_not = not_timed(baseline, current, before, after)
+            throughputs.append(judge_throughput(name, before, after, limit, why_not))
+    return Comparison(drifts, shifts, throughputs, tolerance)
 
 
 def judge_study_shift(study_name: str, before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],
                       tolerance: Tolerance) -> StudyShift | None:
-    """Two-sample t-test on each seed's mean accuracy over the cells both hold, bimodal cells left out.
+    """Welch's t-test on each seed's mean accuracy over the cells both hold, bimodal cells left out: is the
+    study's mean shifted by more than the hardware allowance?
 
     Replicate r has the same seed in every cell, so a run's cells move together
     (the order study's three by a correlation of 0.7-0.9 on the H200): the
     per-seed means are independent, and their spread carries that correlation.
-    The hardware allowance comes off the change first, as it widens each cell's
-    band.  None with fewer than two such cells or no spread to judge by.
+    The null is a true shift within the allowance, either way; p is the
+    chance of the observed shift at its edge.  None with fewer than two such
+    cells or two seeds a side, or no spread to judge by.
     """
     study = get_study(study_name)
     cells = [c for c in after if c in before and study.cell(c).level not in study.bimodal_levels]
     if len(cells) < 2:
         return None
     base, cur = (seed_means([side[c]["accuracy"] for c in cells]) for side in (before, after))
-    sd = pooled_sd(base, cur)
-    if sd == 0:
+    if min(len(base), len(cur)) < 2:
         return None
-    change = statistics.fmean(cur) - statistics.fmean(base)
-    beyond_hardware = math.copysign(max(abs(change) - tolerance.hardware, 0.0), change)
-    t = beyond_hardware / (sd * math.sqrt(1 / len(base) + 1 / len(cur)))
-    df = len(base) + len(cur) - 2
-    p = t_two_sided_p(t, df)
-    return StudyShift(study_name, len(cells), change, t, df, p, p >= tolerance.study_alarm_p)
+    change, se, df = welch(base, cur)
+    if se == 0:
+        return None
+    allowance = tolerance.hardware
+    t = math.copysign(max(abs(change) - allowance, 0.0), change) / se
+    p = min(1.0, t_sf((abs(change) - allowance) / se, df) + t_sf((abs(change) + allowance) / se, df))
+    alpha = tolerance.alpha("study_shift")
+    return StudyShift(study_name, len(cells), change, t, df, p, tolerance.adjusted(p, "study_shift"), p >= alpha)
 
 
 def seed_means(accuracies: list[list[float]]) -> list[float]:
@@ -149,62 +177,77 @@ def seed_means(accuracies: list[list[float]]) -> list[float]:
     return [statistics.fmean(cell[r] for cell in accuracies) for r in range(min(map(len, accuracies)))]
 
 
-def judge_throughput(study: str, before: list[dict[str, Any]], after: list[dict[str, Any]], same_device: bool,
-                     min_throughput: float = MIN_THROUGHPUT) -> Throughput:
-    """A study's images/s over the same cells against the baseline's; not judged across devices, nor between
-    training with CUDA graphs and without."""
-    why_not = ("other device" if not same_device
-               else "CUDA graphs in one file only" if used_cuda_graphs(before) != used_cuda_graphs(after) else "")
+def not_timed(baseline: dict[str, Any], current: dict[str, Any], before: list[dict[str, Any]],
+              after: list[dict[str, Any]]) -> str:
+    """Why a study's throughput cannot be compared between the files ("" when it can): another device, another
+    way of training (training_mode), the smoke profile, or too short a training to time."""
+    if baseline["environment"]["device_name"] != current["environment"]["device_name"]:
+        return "other device"
+    if baseline["profile"] == "smoke":
+        return "smoke profile"
+    ways = training_mode(baseline, before), training_mode(current, after)
+    if ways[0] != ways[1]:
+        differ = [key for key in ways[0] if ways[0][key] != ways[1][key]]
+        return "trained another way (" + ", ".join(f"{k}: {ways[0][k]} vs {ways[1][k]}" for k in differ) + ")"
+    if min(training_seconds(before), training_seconds(after)) < MIN_TIMED_S:
+        return f"under {MIN_TIMED_S:.0f} s of training"
+    return ""
+
+
+def judge_throughput(study: str, before: list[dict[str, Any]], after: list[dict[str, Any]], limit: float,
+                     why_not: str = "") -> Throughput:
+    """A study's images/s over the same cells against the baseline's; ``why_not``: why it is not judged."""
     baseline, current = study_throughput(before), study_throughput(after)
-    return Throughput(study, baseline, current, None if why_not else current / baseline >= min_throughput, why_not)
+    return Throughput(study, baseline, current, None if why_not else current / baseline >= limit, why_not, limit)
 
 
 def drift_table(drifts: list[Drift], markdown: bool) -> str:
-    headers = ["study", "cell", "baseline", "current", "change", "z", "verdict", "img/s ratio"]
+    headers = ["study", "cell", "baseline", "current", "change", "band", "p adj", "verdict", "img/s ratio"]
     rows = []
     for d in drifts:
         base, cur = statistics.fmean(d.baseline["accuracy"]), statistics.fmean(d.current["accuracy"])
-        se = sum(statistics.variance(x) / len(x) for x in (d.baseline["accuracy"], d.current["accuracy"])
-                 if len(x) > 1) ** 0.5
-        rows.append([d.verdict.study, d.verdict.cell, f"{base:.2f}", f"{cur:.2f}", f"{cur - base:+.2f}",
-                     f"{(cur - base) / se:+.1f}" if se > 0 else "-",
-                     "ok" if d.verdict.passed else "REGRESSION",
+        v = d.verdict
+        rows.append([v.study, v.cell, f"{base:.2f}", f"{cur:.2f}", f"{cur - base:+.2f}",
+                     "-" if v.low is None else f"{v.low:.2f} - {v.high:.2f}", f"{v.adjusted_p:.2g}", d.label,
                      "-" if d.throughput_ratio is None else f"{d.throughput_ratio:.2f}"])
     return render(headers, rows, markdown)
 
 
 def shift_table(shifts: list[StudyShift], markdown: bool) -> str:
-    rows = [[s.study, str(s.cells), f"{s.change:+.2f}", f"{s.t:+.2f}", str(s.df), f"{s.p:.2g}",
-             "ok" if s.passed else "REGRESSION"] for s in shifts]
-    return render(["study", "cells", "mean change", "t", "df", "p", "verdict"], rows, markdown)
+    rows = [[s.study, str(s.cells), f"{s.change:+.2f}", f"{s.t:+.2f}", f"{s.df:.1f}", f"{s.p:.2g}",
+             f"{s.adjusted_p:.2g}", "ok" if s.passed else "REGRESSION"] for s in shifts]
+    return render(["study", "cells", "mean change", "t", "df", "p", "p adj", "verdict"], rows, markdown)
 
 
 def throughput_table(throughputs: list[Throughput], markdown: bool) -> str:
     rows = [[t.study, f"{t.baseline:,.0f}", f"{t.current:,.0f}", f"{t.ratio:.2f}",
-             {True: "ok", False: "REGRESSION", None: f"{t.why_not_judged}: not judged"}[t.ok]] for t in throughputs]
+             {True: "ok", False: "REGRESSION", None: f"not judged: {t.why_not_judged}"}[t.ok]] for t in throughputs]
     return render(["study", "baseline img/s", "current img/s", "ratio", "verdict"], rows, markdown)
 
 
-def summary(comparison: Comparison, tolerance: Tolerance, min_throughput: float) -> str:
+def summary(comparison: Comparison, limit: float) -> str:
+    tolerance = comparison.tolerance
     slow = [t for t in comparison.throughputs if t.ok is False]
     worse = [d for d in comparison.drifts if not d.verdict.passed]
     shifted = [s for s in comparison.shifts if not s.passed]
-    head = (f"{len(comparison.drifts)} cells compared: {len(worse)} accuracy regressions, {len(shifted)} of "
-            f"{len(comparison.shifts)} studies shifted as a whole, {len(slow)} of {len(comparison.throughputs)} "
-            f"studies slower than {min_throughput:.0%} of the baseline (band: z={tolerance.z}, sd floor "
-            f"{tolerance.sd_floor}, hardware ±{tolerance.hardware} points on another device, 0 on the same; "
-            f"a study's shift: p < {tolerance.study_alarm_p:.2g})")
-    lines = [f"- {d.verdict.study}[{d.verdict.cell}]: {d.verdict.reason}" for d in worse]
+    judged = sum(t.ok is not None for t in comparison.throughputs)
+    head = (f"{len(comparison.drifts)} cells compared: {len(worse)} outside their band, {len(shifted)} of "
+            f"{len(comparison.shifts)} studies shifted as a whole, {len(slow)} of {judged} timed studies slower "
+            f"than x{limit:.2f} of the baseline (alarm budget {tolerance.alarm_budget:.0%} per run: a decision "
+            f"fails at adjusted p < {tolerance.alarm_budget:g}; sd floor {tolerance.sd_floor} points; "
+            f"hardware allowance ±{tolerance.hardware:g} points)")
+    lines = [f"- {d.verdict.study}[{d.verdict.cell}]: {d.label}: {d.verdict.reason}" for d in worse]
     lines += [f"- {s.describe()}" for s in shifted]
     lines += [f"- {t.study}: {t.current:,.0f} img/s is x{t.ratio:.2f} of the baseline's {t.baseline:,.0f}" for t in slow]
     return "\n".join([head] + lines)
 
 
-def report(comparison: Comparison, tolerance: Tolerance, min_throughput: float, markdown: bool) -> str:
+def report(comparison: Comparison, markdown: bool) -> str:
+    limit = next((t.limit for t in comparison.throughputs), min_throughput(comparison.tolerance))
     parts = [drift_table(comparison.drifts, markdown)]
     if comparison.shifts:  # none where no study has two comparable cells
         parts.append(shift_table(comparison.shifts, markdown))
-    parts += [throughput_table(comparison.throughputs, markdown), summary(comparison, tolerance, min_throughput)]
+    parts += [throughput_table(comparison.throughputs, markdown), summary(comparison, limit)]
     if markdown:
         parts.insert(0, "## Drift against the baseline")
     return "\n\n".join(parts)

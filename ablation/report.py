@@ -137,7 +137,7 @@ def markdown_report(results: dict[str, Any], tolerance: Tolerance = Tolerance())
                          f"{mean - documented:+.2f}" if documented is not None else "-", verdict_text])
         lines += [f"## {study.title} (`{name}`)", "",
                   render([study.factor, "variant", "documented", "measured", "difference", "verdict"], rows, True), ""]
-    judged = [(f, f.judge(results)) for f in findings if f.study in results["studies"]]
+    judged = [(f, f.judge(results, tolerance)) for f in findings if f.study in results["studies"]]
     judged = [(f, ok, detail) for f, (ok, detail) in judged if ok is not None]
     if judged:
         lines += ["## Findings", ""]
@@ -171,9 +171,10 @@ def history(directory: str | Path, tolerance: Tolerance = Tolerance()) -> tuple[
                 text = f"{statistics.fmean(record['accuracy']):.2f}"
                 if key in previous and previous[key][1]["data_checksum"] == entry["data_checksum"]:
                     before = previous[key][0]
-                    same_device = before["environment"]["device_name"] == results["environment"]["device_name"]
+                    near = for_baseline(tolerance, results["environment"]["device_name"],
+                                        before["environment"]["device_name"])
                     verdict = check_against_baseline(name, cell_id, record, before["studies"][name]["cells"][cell_id],
-                                                     for_baseline(tolerance, same_device), entry.get("classes", 10))
+                                                     near, entry.get("classes", 10))
                     if not verdict.passed:
                         text += " !"
                 table.setdefault(key, {})[column] = text

@@ -125,6 +125,20 @@ def used_cuda_graphs(cells: Iterable[dict[str, Any]]) -> bool:
     return any(cell.get("cuda_graphs", False) for cell in cells)
 
 
+def training_mode(results: dict[str, Any], cells: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """How a results file trained these cells, as far as it changes their speed: the bench (with how many xdist
+    workers sharing the device) or `run`, CUDA graphs, replicates fused, and cells side by side."""
+    cells = list(cells)
+    bench = results.get("bench")
+    return {
+        "runner": "bench" if bench is not None else "run",
+        "workers": bench.get("workers") if bench is not None else None,
+        "cuda_graphs": used_cuda_graphs(cells),
+        "fused": sorted({cell.get("fused", 1) for cell in cells}),
+        "side_by_side": sorted({cell.get("side_by_side", 1) for cell in cells}),
+    }
+
+
 def write_json(data: dict[str, Any], path: str | Path) -> None:
     """Write the file whole or not at all (through a temporary file), so that an interrupt or a reader on another
     process never sees it half written."""

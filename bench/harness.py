@@ -56,6 +56,7 @@ class BenchConfig:
     seed_offset: int
     fault: str | None  # a name in bench.faults.FAULTS
     graphs: bool = False  # full-batch steps replayed from CUDA graphs
+    workers: int = 0  # pytest-xdist workers sharing the device (0: none), which changes the measured speed
 
     def study(self, name: str) -> Study:
         study = get_study(name)
@@ -118,7 +119,7 @@ class CellCache:
         results = new_results(torch.device("cpu"), self.config.data, self.config.profile)
         results["environment"] = stored[0]["environment"]
         results["bench"] = {"seed_offset": self.config.seed_offset, "fault": self.config.fault,
-                            "cuda_graphs": self.config.graphs}
+                            "cuda_graphs": self.config.graphs, "workers": self.config.workers}
         for item in stored:
             entry = results["studies"].setdefault(item["study"], dict(item["entry"], cells={}))
             entry["cells"][item["cell"]] = item["record"]

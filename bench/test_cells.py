@@ -35,8 +35,8 @@ def cell_test(study_name: str):
                             f"{base_study['data_checksum']}) than this run ({stored['entry']['data_checksum']}); "
                             "pass a baseline made with the same --bench-data")
         elif base:
-            same_device = bench.baseline["environment"]["device_name"] == stored["environment"]["device_name"]
-            tolerance = for_baseline(bench.tolerance, same_device)
+            tolerance = for_baseline(bench.tolerance, stored["environment"]["device_name"],
+                                     bench.baseline["environment"]["device_name"])
             verdict = check_against_baseline(study_name, cell_id, record, base, tolerance, classes)
             if not verdict.passed:
                 failures.append("against the baseline: " + verdict.message(record, base["accuracy"]))

@@ -14,5 +14,5 @@ PARAMS = [pytest.param(f, id=f"{f.study}:{f.name}", marks=variant_marks(f.study)
 @pytest.mark.parametrize("finding", PARAMS)
 def test_finding(finding, bench):
     cells = {cell_id: bench.cache.get(finding.study, cell_id)["record"] for cell_id in finding.cells}
-    passed, detail = finding.judge({"studies": {finding.study: {"cells": cells}}})
+    passed, detail = finding.judge({"studies": {finding.study: {"cells": cells}}}, bench.tolerance)
     assert passed, f"{finding.claim}: {detail}"

@@ -7,17 +7,17 @@ from typing import Any
 
 import pytest
 
-from ablation.compare import judge_study_shift, judge_throughput
+from ablation.compare import judge_study_shift, judge_throughput, min_throughput, not_timed
 from ablation.studies import STUDIES
-from ablation.verdict import for_baseline
+from ablation.verdict import Tolerance, for_baseline
 from bench.harness import variant_marks
 
 PARAMS = [pytest.param(name, marks=variant_marks(name)) for name in STUDIES]
 
 
-def against_baseline(study_name: str, bench: Any) -> tuple[dict[str, Any], dict[str, Any], bool]:
-    """The baseline's cells of the study, this run's records of the same cells, and whether the device is the same;
-    skips without a baseline holding the study."""
+def against_baseline(study_name: str, bench: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The baseline's cells of the study, this run's records of the same cells, and this run as a results file's
+    header (environment, profile, bench); skips without a baseline holding the study."""
     if bench.baseline is None or study_name not in bench.baseline["studies"]:
         pytest.skip("no --baseline with this study to compare against")
     base_cells = bench.baseline["studies"][study_name]["cells"]
@@ -25,28 +25,36 @@ def against_baseline(study_name: str, bench: Any) -> tuple[dict[str, Any], dict[
     current = next(iter(stored.values()))
     if current["entry"]["data_checksum"] != bench.baseline["studies"][study_name]["data_checksum"]:
         pytest.skip("the baseline measured this study on other data (the cell tests fail on it)")
-    same_device = current["environment"]["device_name"] == bench.baseline["environment"]["device_name"]
-    return base_cells, {c: s["record"] for c, s in stored.items()}, same_device
+    config = bench.cache.config
+    header = {"environment": current["environment"], "profile": config.profile, "bench": {"workers": config.workers}}
+    return base_cells, {c: s["record"] for c, s in stored.items()}, header
+
+
+def near_baseline(bench: Any, header: dict[str, Any]) -> Tolerance:
+    return for_baseline(bench.tolerance, header["environment"]["device_name"],
+                        bench.baseline["environment"]["device_name"])
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("study_name", PARAMS)
 def test_throughput(study_name, bench):
-    base_cells, current, same_device = against_baseline(study_name, bench)
-    throughput = judge_throughput(study_name, list(base_cells.values()), list(current.values()), same_device,
-                                  bench.min_throughput)
-    if throughput.ok is None:
-        pytest.skip(f"throughput not comparable with the baseline's: {throughput.why_not_judged}")
+    base_cells, current, header = against_baseline(study_name, bench)
+    before, after = list(base_cells.values()), list(current.values())
+    why_not = not_timed(bench.baseline, header, before, after)
+    if why_not:
+        pytest.skip(f"throughput not comparable with the baseline's: {why_not}")
+    limit = bench.min_throughput if bench.min_throughput is not None else min_throughput(near_baseline(bench, header))
+    throughput = judge_throughput(study_name, before, after, limit)
     assert throughput.ok, (
         f"{study_name}: {throughput.current:,.0f} img/s is x{throughput.ratio:.2f} of the baseline's "
-        f"{throughput.baseline:,.0f} (minimum x{bench.min_throughput})")
+        f"{throughput.baseline:,.0f} (minimum x{limit:.2f})")
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("study_name", PARAMS)
 def test_accuracy_shift(study_name, bench):
-    base_cells, current, same_device = against_baseline(study_name, bench)
-    shift = judge_study_shift(study_name, base_cells, current, for_baseline(bench.tolerance, same_device))
+    base_cells, current, header = against_baseline(study_name, bench)
+    shift = judge_study_shift(study_name, base_cells, current, near_baseline(bench, header))
     if shift is None:
         pytest.skip("fewer than two comparable cells or replicates to judge a shift of the whole study by")
-    assert shift.passed, f"{shift.describe()}: below p {bench.tolerance.study_alarm_p:.2g}"
+    assert shift.passed, f"{shift.describe()}: above the alarm budget's share"

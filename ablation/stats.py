@@ -1,0 +1,100 @@
+"""The few distributions the verdicts need, in pure Python (the GPU runners have no SciPy).
+
+Student's t for any degrees of freedom (fractional ones too, for Welch's
+test) through the regularized incomplete beta function, its quantiles by
+bisection, and Fisher's exact test for 2 x 2 tables of counts.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import statistics
+
+
+def incomplete_beta(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b), by its continued fraction (modified Lentz)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1) / (a + b + 2):
+        return front * _beta_fraction(a, b, x) / a
+    return 1.0 - front * _beta_fraction(b, a, 1.0 - x) / b
+
+
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    tiny = 1e-300
+
+    def guard(value: float) -> float:
+        return value if abs(value) > tiny else tiny
+
+    c, d = 1.0, 1.0 / guard(1.0 - (a + b) * x / (a + 1))
+    total = d
+    for m in range(1, 500):
+        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 / guard(1.0 + numerator * d)
+            c = guard(1.0 + numerator / c)
+            total *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return total
+
+
+def t_sf(t: float, df: float) -> float:
+    """P(T >= t) for Student's t with ``df`` > 0 degrees of freedom; math.inf df is the standard normal."""
+    if math.isinf(df):
+        return 0.5 * math.erfc(t / math.sqrt(2))
+    tail = 0.5 * incomplete_beta(df / 2, 0.5, df / (df + t * t))
+    return tail if t >= 0 else 1.0 - tail
+
+
+def t_two_sided_p(t: float, df: float) -> float:
+    """P(|T| >= |t|)."""
+    return min(1.0, 2 * t_sf(abs(t), df))
+
+
+@functools.lru_cache(maxsize=4096)
+def t_quantile(upper: float, df: float) -> float:
+    """The t with P(T >= t) = ``upper`` (0 < upper <= 0.5), by bisection on t_sf."""
+    if not 0 < upper <= 0.5:
+        raise ValueError(f"an upper tail probability in (0, 0.5] is needed, got {upper}")
+    if math.isinf(df):
+        return statistics.NormalDist().inv_cdf(1 - upper)
+    low, high = 0.0, 1.0
+    while t_sf(high, df) > upper:
+        high *= 2
+    for _ in range(200):
+        middle = (low + high) / 2
+        if t_sf(middle, df) > upper:
+            low = middle
+        else:
+            high = middle
+        if high - low < 1e-10 * max(1.0, high):
+            break
+    return (low + high) / 2
+
+
+def welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    """(mean of b minus mean of a, its standard error, Welch-Satterthwaite df); both need 2 values or more."""
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return statistics.fmean(b) - statistics.fmean(a), 0.0, float(len(a) + len(b) - 2)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return statistics.fmean(b) - statistics.fmean(a), se, df
+
+
+def fisher_exact(a: int, b: int, c: int, d: int) -> float:
+    """Two-sided p of Fisher's exact test for the table [[a, b], [c, d]]: the probability, with the margins fixed,
+    of a table no more likely than this one."""
+    row, column, n = a + b, a + c, a + b + c + d
+
+    def probability(x: int) -> float:
+        return math.comb(column, x) * math.comb(n - column, row - x) / math.comb(n, row)
+
+    observed = probability(a)
+    tables = range(max(0, row + column - n), min(row, column) + 1)
+    return min(1.0, sum(p for p in map(probability, tables) if p <= observed * (1 + 1e-9)))

@@ -1,0 +1,150 @@
+"""The bench's false-alarm rate, simulated: ``python -m bench.false_alarms [--runs N]``.
+
+A null model of an unchanged bench run on one device and the offline copy,
+fitted on the two recorded H200 bench runs with independent seeds
+(bench/recorded/h200-bench.json, seeds 0-7, and h200-repeat.json, seeds
+1000-1007): per cell a normal distribution of accuracy (its mean and pooled
+within-run sd), and in the bimodal cells a share of runs at chance beside
+the learned runs' normal.  Each simulated bench run first draws its world
+from the fit's uncertainty (each sd from its chi-square, each mean from its
+standard error, each share from its beta posterior), then a baseline run and
+a current run of that world, and judges them as the bench does with the
+project's own check_cell, judge_study_shift, findings and throughput limit.
+A run with any failed decision is a false alarm: the family-wise rate that
+the alarm budget bounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from ablation.compare import THROUGHPUT_DF, THROUGHPUT_LOG_SD, judge_study_shift, min_throughput
+from ablation.findings import FINDINGS
+from ablation.results import read_results
+from ablation.studies import DOCUMENTED
+from ablation.verdict import Tolerance, at_chance, check_against_baseline, check_cell
+
+RECORDED = Path(__file__).resolve().parent / "recorded"
+FITTED_ON = ("h200-bench.json", "h200-repeat.json")
+KINDS = ("documented_cell", "baseline_cell", "study_shift", "finding", "throughput")
+
+
+@dataclass(frozen=True)
+class CellModel:
+    study: str
+    cell: str
+    replicates: int
+    documented: list[float] | None
+    mean: float  # of the runs that learned
+    sd: float
+    df: int
+    chance: int  # runs at chance among ``runs``
+    runs: int
+
+    def world(self, rng: random.Random) -> tuple[float, float, float]:
+        """(mean, sd, share at chance) of one simulated world, drawn from the fit's uncertainty."""
+        sd = self.sd * math.sqrt(self.df / (2 * rng.gammavariate(self.df / 2, 1.0)))
+        mean = rng.gauss(self.mean, self.sd / math.sqrt(self.runs - self.chance))
+        share = rng.betavariate(self.chance + 1, self.runs - self.chance + 1) if self.chance else 0.0
+        return mean, sd, share
+
+
+def fit(paths: Sequence[Path] = tuple(RECORDED / name for name in FITTED_ON)) -> list[CellModel]:
+    runs = [read_results(path) for path in paths]
+    models = []
+    for study in DOCUMENTED:
+        for cell in study.cells:
+            records = [run["studies"][study.name]["cells"][cell.id] for run in runs]
+            learned = [[a for a, c in zip(r["accuracy"], r["collapsed"]) if not at_chance(a, c, 10)] for r in records]
+            values = [a for run in learned for a in run]
+            df = sum(len(run) - 1 for run in learned if len(run) > 1)
+            ss = sum(sum((a - statistics.fmean(run)) ** 2 for a in run) for run in learned if len(run) > 1)
+            total = sum(len(r["accuracy"]) for r in records)
+            documented = records[0]["documented"]["runs"] if records[0]["documented"] else None
+            models.append(CellModel(study.name, cell.id, study.replicates, documented, statistics.fmean(values),
+                                    math.sqrt(ss / df), df, total - len(values), total))
+    return models
+
+
+def draw(world: tuple[float, float, float], replicates: int, rng: random.Random) -> dict[str, Any]:
+    mean, sd, share = world
+    if not share:  # a cell whose runs learn: plain normal draws, whose low tail the chance-run rule judges
+        return {"accuracy": [rng.gauss(mean, sd) for _ in range(replicates)], "collapsed": [False] * replicates}
+    accuracy = [10.0 - rng.uniform(0.0, 0.8) if rng.random() < share else learned_run(mean, sd, rng)
+                for _ in range(replicates)]
+    return {"accuracy": accuracy, "collapsed": [False] * replicates}
+
+
+def learned_run(mean: float, sd: float, rng: random.Random) -> float:
+    """A run that learned in a bimodal cell: its normal, redrawn until it is above chance (a learned run is, by
+    definition) and at most 100 %."""
+    while True:
+        accuracy = rng.gauss(mean, sd)
+        if 10.5 < accuracy <= 100.0:
+            return accuracy
+
+
+def simulate(runs: int, tolerance: Tolerance = Tolerance(), seed: int = 0,
+             models: list[CellModel] | None = None) -> dict[str, float]:
+    """Per kind of decision and for the whole run ("any"), the share of simulated unchanged bench runs with a
+    false alarm."""
+    rng = random.Random(seed)
+    models = models or fit()
+    same_device = Tolerance(**{**tolerance.__dict__, "hardware": 0.0})
+    limit = min_throughput(same_device)
+    alarms = {kind: 0 for kind in KINDS + ("any",)}
+    for _ in range(runs):
+        worlds = {(m.study, m.cell): m.world(rng) for m in models}
+        sides = [{}, {}]
+        for side in sides:
+            for m in models:
+                side.setdefault(m.study, {})[m.cell] = draw(worlds[m.study, m.cell], m.replicates, rng)
+        baseline, current = sides
+        found = dict.fromkeys(KINDS, False)
+        for m in models:
+            record = current[m.study][m.cell]
+            if m.documented and not check_cell(m.study, m.cell, record, m.documented, tolerance, True).passed:
+                found["documented_cell"] = True
+            if not check_against_baseline(m.study, m.cell, record, baseline[m.study][m.cell], same_device).passed:
+                found["baseline_cell"] = True
+        for study in DOCUMENTED:
+            shift = judge_study_shift(study.name, baseline[study.name], current[study.name], same_device)
+            found["study_shift"] |= shift is not None and not shift.passed
+            log_sd = THROUGHPUT_LOG_SD * math.sqrt(THROUGHPUT_DF / (2 * rng.gammavariate(THROUGHPUT_DF / 2, 1.0)))
+            found["throughput"] |= math.exp(rng.gauss(0.0, log_sd)) < limit
+        results = {"studies": {name: {"cells": cells} for name, cells in current.items()}}
+        found["finding"] = any(f.judge(results, tolerance)[0] is False for f in FINDINGS)
+        for kind, alarm in found.items():
+            alarms[kind] += alarm
+        alarms["any"] += any(found.values())
+    return {kind: count / runs for kind, count in alarms.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(prog="python -m bench.false_alarms", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=4000, help="simulated bench runs (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the simulation (default %(default)s)")
+    args = parser.parse_args(argv)
+    rates = simulate(args.runs, seed=args.seed)
+    tolerance = Tolerance()
+    lines = ["| decision | alpha per decision | decisions per run | simulated false-alarm rate per run |",
+             "|---|---|---|---|"]
+    for kind in KINDS:
+        share, count = BUDGET_ROWS[kind]
+        lines.append(f"| {kind} | {tolerance.alpha(kind):.2g} | {count} | {rates[kind]:.3%} |")
+    half = 1.96 * math.sqrt(rates["any"] * (1 - rates["any"]) / args.runs)
+    lines.append(f"| whole run | budget {tolerance.alarm_budget:.0%} | | {rates['any']:.3%} ± {half:.3%} (95 %) |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    from ablation.verdict import BUDGET as BUDGET_ROWS
+
+    print(main(sys.argv[1:]))
