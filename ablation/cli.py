@@ -16,7 +16,7 @@ import torch
 from ablation.compare import compare, min_throughput, report
 from ablation.data import DATA_ROOT_ENV, SOURCE_CLASSES, DataError, Dataset, load_dataset, sources_with
 from ablation.report import history, history_text, markdown_report, plot_results
-from ablation.results import (FORMATS, ResultsError, environment, format_results, new_results, read_results,
+from ablation.results import (FORMATS, NOT_JUDGED, ResultsError, environment, format_results, new_results, read_results,
                               training_seconds, write_json)
 from ablation.runner import run_study
 from ablation.speed import MODES, available_modes, measure, speed_table
@@ -34,7 +34,9 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="python -m ablation", description=__doc__)
+    parser = Parser(prog="python -m ablation", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                    epilog="example:\n  python -m ablation run all --data cifar10 --out results.json\n"
+                           "  python -m ablation compare baseline.json results.json")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     commands.add_parser("list", help="show the studies, their cells and hyperparameters")
@@ -54,9 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "of its own, their steps interleaved; 1: one after another (default: each study's own "
                           "number on CUDA, all cells of the norm and order studies, Sigmoid/ReLU one at a time; "
                           "elsewhere 1)")
-    run.add_argument("--out", help="write every replicate's numbers and the environment to this JSON file")
-    run.add_argument("--format", choices=FORMATS, default="table")
-    run.add_argument("--plot", metavar="DIR", help="also write one PNG figure per study into DIR")
+    run.add_argument("--out", help="write every replicate's numbers and the environment to this JSON file "
+                                   "(default: none)")
+    run.add_argument("--format", choices=FORMATS, default="table",
+                     help="how the tables are printed on stdout (default %(default)s)")
+    run.add_argument("--plot", metavar="DIR", help="also write one PNG figure per study into DIR (default: none)")
 
     report = commands.add_parser("report", help="Markdown report (and figures) of a results file")
     report.add_argument("results", help="results JSON of `run --out` or the bench")
@@ -91,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 def add_selection_options(parser: argparse.ArgumentParser) -> None:
     """What to train, on what data and device: shared by run and speed."""
     parser.add_argument("study", help=f"one of {', '.join(STUDIES)}, or 'all' (the three documented studies)")
-    parser.add_argument("--cell", action="append", metavar="ID", help="only this cell (repeatable), e.g. blocks=4-relu")
+    parser.add_argument("--cell", action="append", metavar="ID",
+                        help="only this cell (repeatable), e.g. blocks=4-relu (default: every cell)")
     parser.add_argument("--replicates", type=at_least_one, help="runs per cell (default: the study's own count)")
     parser.add_argument("--data", help="cifar10, cifar100, synthetic, synthetic:100 or PATH.npz, of the study's "
                                        "class count (default: the study's dataset)")
@@ -99,7 +104,8 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
                                              "or ~/.cache/ablation-bench)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
     parser.add_argument("--profile", choices=PROFILES, default="full",
-                        help="smoke: 20 images per class, one epoch, 1000 test images, to check the pipeline")
+                        help="smoke: 20 images per class, one epoch, 1000 test images, to check the pipeline "
+                             "(default %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress output on stderr")
 
 
@@ -251,6 +257,8 @@ def run(args: argparse.Namespace) -> int:
         finished = sum(len(study["cells"]) for study in results["studies"].values())
         raise KeyboardInterrupt(f"{args.out} holds the {finished} cells finished before it") from None
     print(format_results(results, args.format))
+    if args.profile != "full" and args.format in ("table", "markdown"):
+        print("\n" + NOT_JUDGED.format(profile=args.profile))
     if log:
         records = [c for study in results["studies"].values() for c in study["cells"].values()]
         log(f"{len(records)} cells: {training_seconds(records):.1f} s training, "

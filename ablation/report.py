@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from ablation.findings import FINDINGS
-from ablation.results import (ResultsError, mean_sd, measured_text, ordered_studies, read_results, render,
+from ablation.results import (NOT_JUDGED, ResultsError, mean_sd, measured_text, ordered_studies, read_results, render,
                               short_commit, used_cuda_graphs)
 from ablation.studies import get_study
 from ablation.verdict import Tolerance, check_against_baseline, check_documented, for_baseline
@@ -115,8 +115,7 @@ def markdown_report(results: dict[str, Any], tolerance: Tolerance = Tolerance())
              f"{' · CUDA graphs' if graphs else ''} · commit {short_commit(env) or 'unknown'}"
              f" · {results['created']}", ""]
     if not judged_profile:
-        lines += [f"Profile {results['profile']}: a check of the pipeline, too short to compare with the documented "
-                  "tables, so no cell or finding is judged.", ""]
+        lines += [NOT_JUDGED.format(profile=results["profile"]), ""]
     for name, entry in ordered_studies(results):
         study = get_study(name)
         rows = []

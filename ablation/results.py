@@ -26,6 +26,8 @@ from ablation.verdict import at_chance
 
 SCHEMA = 1
 FORMATS = ("table", "markdown", "csv", "json")
+NOT_JUDGED = ("Profile {profile}: a check of the pipeline, too short to compare with the documented tables, so no "
+              "cell or finding is judged.")
 
 
 class ResultsError(ValueError):

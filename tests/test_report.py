@@ -78,18 +78,18 @@ def test_a_finding_whose_cells_were_not_all_run_is_left_out_not_failed(bench_run
     partial["studies"]["sigmoid_vs_relu"]["cells"] = {c: cells[c] for c in ("blocks=1-sigmoid", "blocks=1-relu",
                                                                               "blocks=8-sigmoid", "blocks=8-relu")}
     findings = markdown_report(partial).split("## Findings\n")[1]
-    assert "- holds: ReLU accuracy rises with depth, Sigmoid's does not" in findings
-    assert "ReLU beats Sigmoid at every depth" not in findings and "**fails**" not in findings
+    assert "- holds: ReLU accuracy rises 5 points or more from depth 1 to 8, Sigmoid's at most 2" in findings
+    assert "ReLU beats Sigmoid by 5 points" not in findings and "**fails**" not in findings
     assert findings.count("- holds: ") == 4
 
 
 def test_a_smoke_run_is_shown_but_not_judged(bench_run):
     """One epoch on 20 images per class cannot be held to the documented tables: no verdict, no finding."""
-    low = copy.deepcopy(bench_run)  # 20 points lower: in a full run, every cell but one that is documented at chance
-    for entry in low["studies"].values():  # (BatchNorm at batch 2) is a regression
-        for record in entry["cells"].values():
+    low = copy.deepcopy(bench_run)  # 20 points lower: in a full run, 24 of the 33 cells are regressions (the order
+    for entry in low["studies"].values():  # study's 3 replicates and the single documented runs of the norm study
+        for record in entry["cells"].values():  # leave the others wide bands)
             record["accuracy"] = [max(a - 20, 0.0) for a in record["accuracy"]]
-    assert markdown_report(low).count("| **regression** |") == 32
+    assert markdown_report(low).count("| **regression** |") == 24
     text = markdown_report(dict(low, profile="smoke"))
     assert "Profile smoke: a check of the pipeline, too short to compare with the documented tables" in text
     assert "| conv_bn_relu |  | 62.64 | 40.20 ± 0.55 (n=3) | -22.44 | not judged |" in text

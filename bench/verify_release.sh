@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The full GPU verification before a release, on one CUDA GPU, from a checkout (nothing is installed).
+#
+#   bash bench/verify_release.sh DATA OUT [BASELINE]
+#
+# DATA: cifar10 or a .npz copy of CIFAR-10; OUT: a folder for the logs and results files; BASELINE: a results file
+# made on the same data and device kind (default: bench/recorded/h200-bench-graphs.json, made on the offline
+# copy). Stages, each logged to OUT/NAME.log with its exit status and time in OUT/summary.log:
+#   graphs      CUDA-graph replays train as the same step run eagerly (bench/test_graphs.py)
+#   run-all     the whole documented table as `run all` trains it, timed
+#   bench       the bench as CI runs it: cells, findings, drift against BASELINE
+#   held-out-N  two bench runs with seeds no recorded run used, judged against each other and BASELINE: the
+#               independent evidence for docs/statistics.md's false-alarm rates
+#   fault-NAME  planted faults (bench/faults.py): what the bench catches
+#   step-times  milliseconds per step of sample cells, each way of training (docs/performance.md)
+# STAGES="bench fault-lr_times_10" runs only those.
+set -u
+DATA=${1:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
+OUT=${2:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
+BASELINE=${3:-bench/recorded/h200-bench-graphs.json}
+FAULTS=${FAULTS:-"no_normalization lr_times_10 no_scheduler groupnorm_one_group norm_after_activation"}
+mkdir -p "$OUT"
+summary="$OUT/summary.log"
+{ nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__)"; git rev-parse --short HEAD; } >> "$summary" 2>&1
+
+stage() {  # stage NAME COMMAND...
+  local name=$1; shift
+  if [ -n "${STAGES:-}" ] && [[ " $STAGES " != *" $name "* ]]; then return; fi
+  local t0=$EPOCHREALTIME
+  "$@" > "$OUT/$name.log" 2>&1
+  local rc=$?
+  echo "== $name: exit $rc in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s" | tee -a "$summary"
+  tail -n 3 "$OUT/$name.log" >> "$summary"
+}
+
+bench=(python3 -m pytest -m gpu -n 2 -p no:cacheprovider --require-gpu --bench-data="$DATA")
+stage graphs python3 -m pytest bench/test_graphs.py -m gpu -p no:cacheprovider -q --require-gpu
+stage run-all python3 -m ablation run all --data "$DATA" --out "$OUT/run-all.json"
+stage bench "${bench[@]}" --baseline="$BASELINE" --bench-out="$OUT/bench.json"
+for offset in 2000 3000; do
+  stage "held-out-$offset" "${bench[@]}" --seed-offset "$offset" --baseline="$BASELINE" \
+    --bench-out="$OUT/held-out-$offset.json"
+done
+if [ -f "$OUT/held-out-2000.json" ] && [ -f "$OUT/held-out-3000.json" ]; then
+  stage held-out-pair python3 -m ablation compare "$OUT/held-out-2000.json" "$OUT/held-out-3000.json"
+fi
+for fault in $FAULTS; do
+  stage "fault-$fault" "${bench[@]}" --plant-fault "$fault" --baseline="$BASELINE" --bench-out="$OUT/fault-$fault.json"
+done
+stage step-times python3 -m bench.step_times --data "$DATA"
