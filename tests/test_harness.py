@@ -47,7 +47,7 @@ def bench(tmp_path, *args):
                           cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
 
 
-def test_without_a_gpu_the_bench_skips_with_a_reason_or_fails_under_require_gpu(tmp_path):
+def test_without_a_gpu_the_bench_skips_with_a_reason_or_fails_under_require_gpu(tmp_path, pytester):
     import torch
 
     if torch.cuda.is_available():
@@ -55,23 +55,41 @@ def test_without_a_gpu_the_bench_skips_with_a_reason_or_fails_under_require_gpu(
     skipped = bench(tmp_path, "-k", "sigmoid_vs_relu and 1-relu or test_graph_replays", "-rs")
     assert skipped.returncode == 0 and "5 skipped" in skipped.stdout  # a cell and the 4 CUDA-graph checks
     assert "no CUDA GPU visible" in skipped.stdout
-    failed = bench(tmp_path, "-k", "sigmoid_vs_relu and 1-relu", "--require-gpu")
-    assert failed.returncode == 1 and "--require-gpu: no CUDA GPU visible" in failed.stdout
+    from conftest import _need_gpu
+
+    with pytest.raises(pytest.fail.Exception, match="--require-gpu: no CUDA GPU visible"):
+        _need_gpu(pytester.parseconfig("-p", "conftest", "--require-gpu"))
 
 
-def test_the_bench_help_says_what_each_planted_fault_breaks():
+class OptionRecorder:
+    """Stands in for pytest's parser: records what pytest_addoption adds, by option name."""
+
+    def __init__(self):
+        self.options = {}
+
+    def getgroup(self, *args):
+        return self
+
+    def addoption(self, name, **settings):
+        self.options[name] = settings
+
+
+def test_the_bench_help_says_what_each_planted_fault_breaks_and_every_default():
     from bench.faults import FAULTS
+    from conftest import pytest_addoption
 
-    env = dict(os.environ, COLUMNS="1000")  # one line per option: no wrapping inside a description
-    shown = subprocess.run([sys.executable, "-m", "pytest", "--help", "-p", "no:cacheprovider"],
-                           cwd=ROOT, capture_output=True, text=True, timeout=120, env=env).stdout
+    recorder = OptionRecorder()
+    pytest_addoption(recorder)
     for name, fault in FAULTS.items():
-        assert f"{name}: {fault.description}" in shown
+        assert f"{name}: {fault.description}" in recorder.options["--plant-fault"]["help"]
+    quiet = {"--require-gpu", "--variants", "--no-cuda-graphs", "--plant-fault", "--replicates", "--baseline"}
+    for name, settings in recorder.options.items():
+        assert name in quiet or "default" in settings["help"], name
 
 
-def test_bench_on_cpu_under_xdist_writes_one_results_file(tmp_path):
+def test_bench_on_cpu_under_xdist_writes_one_results_file(tmp_path, tiny_npz):
     """Two workers, two cells and a finding that needs all three order cells: each cell trained once."""
-    proc = bench(tmp_path, "-n", "2", "--bench-device", "cpu", "--bench-data=synthetic", "--bench-profile", "smoke",
+    proc = bench(tmp_path, "-n", "2", "--bench-device", "cpu", f"--bench-data={tiny_npz}", "--bench-profile", "smoke",
                  "--replicates", "2", "-k", "conv_activation_norm_position")
     results = json.loads((tmp_path / "bench.json").read_text())
     cells = results["studies"]["conv_activation_norm_position"]["cells"]
@@ -86,8 +104,8 @@ def test_bench_on_cpu_under_xdist_writes_one_results_file(tmp_path):
     assert "ablation-bench results" in proc.stdout and "finding conv_activation_norm_position" in proc.stdout
 
 
-def test_bench_without_xdist_reaches_pytest_benchmark(tmp_path):
-    proc = bench(tmp_path, "--bench-device", "cpu", "--bench-data=synthetic", "--bench-profile", "smoke",
+def test_bench_without_xdist_reaches_pytest_benchmark(tmp_path, tiny_npz):
+    proc = bench(tmp_path, "--bench-device", "cpu", f"--bench-data={tiny_npz}", "--bench-profile", "smoke",
                  "--replicates", "1", "--seed-offset", "5", "-k", "batchnorm_vs_groupnorm and 128-groupnorm",
                  f"--benchmark-json={tmp_path / 'benchmark.json'}")
     assert "1 passed" in proc.stdout or "1 failed" in proc.stdout, proc.stdout[-2000:]
@@ -98,8 +116,8 @@ def test_bench_without_xdist_reaches_pytest_benchmark(tmp_path):
     assert results["studies"]["batchnorm_vs_groupnorm"]["cells"]["batch_size=128-groupnorm"]["seeds"] == [84040]
 
 
-def test_a_baseline_from_other_data_is_refused_with_the_reason(tmp_path):
-    proc = bench(tmp_path, "--bench-device", "cpu", "--bench-data=synthetic", "--bench-profile", "smoke",
+def test_a_baseline_from_other_data_is_refused_with_the_reason(tmp_path, tiny_npz):
+    proc = bench(tmp_path, "--bench-device", "cpu", f"--bench-data={tiny_npz}", "--bench-profile", "smoke",
                  "--replicates", "1", "-k", "batchnorm_vs_groupnorm and 128-groupnorm",
                  f"--baseline={ROOT / 'bench' / 'recorded' / 'h200-bench.json'}")
     assert proc.returncode == 1
@@ -107,57 +125,108 @@ def test_a_baseline_from_other_data_is_refused_with_the_reason(tmp_path):
     assert "pass a baseline made with the same --bench-data" in proc.stdout
 
 
-def test_a_missing_baseline_data_file_or_results_folder_stops_the_bench_with_one_line(tmp_path, hundred_class_npz):
+class Options:
+    """The bench's options as pytest.Config.getoption reads them: the defaults, some replaced."""
+
+    def __init__(self, tmp_path, **given):
+        self.values = {"baseline": None, "bench_data": "cifar10", "bench_data_cifar100": "cifar100",
+                       "bench_out": str(tmp_path / "bench.json"), **given}
+
+    def getoption(self, name):
+        return self.values[name.lstrip("-").replace("-", "_")]
+
+
+def test_bad_bench_inputs_stop_the_bench_before_training_with_one_line(tmp_path, hundred_class_npz):
+    from conftest import _check_bench_inputs
+
     out = tmp_path / "gone" / "bench.json"
-    for option, message in ((f"--baseline={tmp_path / 'gone.json'}", "cannot read"),
-                            (f"--bench-out={out}", f"--bench-out {out}: directory {out.parent} does not exist"),
-                            ("--bench-data=cifar", "--bench-data=cifar is not data for the CIFAR-10 studies: "
-                                                   "use cifar10 or synthetic, or a PATH.npz of 10 classes"),
-                            ("--bench-data=cifar100", "--bench-data=cifar100 is not data for the CIFAR-10 studies"),
-                            ("--bench-data-cifar100=synthetic",
+    for option, message in (({"baseline": str(tmp_path / "gone.json")}, "cannot read"),
+                            ({"bench_out": str(out)}, f"--bench-out {out}: directory {out.parent} does not exist"),
+                            ({"bench_data": "cifar"}, "--bench-data=cifar is not data for the CIFAR-10 studies: "
+                                                      "use cifar10 or synthetic, or a PATH.npz of 10 classes"),
+                            ({"bench_data": "cifar100"}, "--bench-data=cifar100 is not data for the CIFAR-10 studies"),
+                            ({"bench_data_cifar100": "synthetic"},
                              "--bench-data-cifar100=synthetic is not data for the CIFAR-100 variant: "
                              "use cifar100 or synthetic:100"),
-                            (f"--bench-data={hundred_class_npz}",
+                            ({"bench_data": str(hundred_class_npz)},
                              f"--bench-data={hundred_class_npz} holds 100 classes; the CIFAR-10 studies need 10"),
-                            (f"--bench-data={tmp_path / 'gone.npz'}", "no such data file")):
-        proc = bench(tmp_path, "--bench-device", "cpu", "-k", "conv_bn_relu", option)
-        assert proc.returncode == 4
-        assert f"ERROR: ablation-bench: {message}" in proc.stderr and "Traceback" not in proc.stderr
-    assert "pass --bench-data=PATH.npz (a local copy) or --bench-data=synthetic" in proc.stderr
+                            ({"bench_data": str(tmp_path / "gone.npz")}, "no such data file")):
+        with pytest.raises(pytest.UsageError) as stopped:
+            _check_bench_inputs(Options(tmp_path, **option))
+        assert str(stopped.value).startswith("ablation-bench: ") and message in str(stopped.value)
+    assert "pass --bench-data=PATH.npz (a local copy) or --bench-data=synthetic" in str(stopped.value)
+    # in a real session: pytest's usage-error exit status 4, the line, no traceback
+    proc = bench(tmp_path, "--bench-device", "cpu", "-k", "conv_bn_relu", f"--bench-data={tmp_path / 'gone.npz'}")
+    assert proc.returncode == 4
+    assert "ERROR: ablation-bench: no such data file" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize("option,message", [
     ("--alarm-budget=0", "argument --alarm-budget: must be between 0 and 1, got 0"),  # would pass everything
     ("--replicates=0", "argument --replicates: must be at least 1, got 0"),  # would train the default count
 ])
-def test_the_bench_refuses_options_that_would_give_a_wrong_result(tmp_path, option, message):
-    proc = bench(tmp_path, "--bench-device", "cpu", "-k", "conv_bn_relu", option)
-    assert proc.returncode == 4 and message in proc.stderr and "Traceback" not in proc.stderr
+def test_the_bench_refuses_options_that_would_give_a_wrong_result(pytester, option, message):
+    """Refused while pytest parses its options (a usage error: exit status 4, one line)."""
+    with pytest.raises(pytest.UsageError, match=message):
+        pytester.parseconfig("-p", "conftest", option)
 
 
-def test_throughput_is_not_judged_on_the_smoke_profile(tmp_path):
+def smoke_baseline(tiny_npz, accuracies):
+    """A baseline results file as the bench writes it for the norm study's cells on ``tiny_npz`` (smoke profile,
+    on the CPU), made here without a bench session: ``accuracies`` maps cell ids to replicate accuracies."""
+    import torch
+
+    from ablation.data import load_npz
+    from ablation.results import add_study, new_results
+    from ablation.studies import get_study
+    from ablation.train import prepare
+
+    study = get_study("batchnorm_vs_groupnorm")
+    hp = study.settings("smoke")
+    data = prepare(load_npz(str(tiny_npz)), hp.per_class, study.subset_seed, "cpu", hp.test_limit)
+    results = new_results(torch.device("cpu"), str(tiny_npz), "smoke")
+    results["bench"] = {"seed_offset": 0, "fault": None, "cuda_graphs": False, "workers": 0}
+    entry = add_study(results, study, "smoke", str(tiny_npz), data.checksum, data.classes)
+    for cell_id, values in accuracies.items():
+        cell = study.cell(cell_id)
+        entry["cells"][cell_id] = {"level": cell.level, "variant": cell.variant, "documented": None,
+                                   "seeds": study.seeds(len(values)), "accuracy": values,
+                                   "collapsed": [False] * len(values), "wall_s": 1.0, "images_per_s": 1000.0}
+    return results
+
+
+def test_throughput_is_not_judged_on_the_smoke_profile(tmp_path, tiny_npz):
     """bench/test_whole_studies.py::test_throughput on the CPU: a smoke run is too short to time, so the test
     skips and says why (compare's judging itself is tested in tests/test_compare.py)."""
-    cell = ["--bench-device", "cpu", "--bench-data=synthetic", "--bench-profile", "smoke", "--replicates", "1"]
-    bench(tmp_path, *cell, "-k", "batchnorm_vs_groupnorm and 128-groupnorm")
     baseline = tmp_path / "baseline.json"
-    (tmp_path / "bench.json").rename(baseline)
-    proc = bench(tmp_path, *cell, "-rs", "-k", "test_throughput and batchnorm_vs_groupnorm", f"--baseline={baseline}")
+    baseline.write_text(json.dumps(smoke_baseline(tiny_npz, {"batch_size=128-groupnorm": [30.0]})))
+    proc = bench(tmp_path, "--bench-device", "cpu", f"--bench-data={tiny_npz}", "--bench-profile", "smoke",
+                 "--replicates", "1", "-rs", "-k", "test_throughput and batchnorm_vs_groupnorm", f"--baseline={baseline}")
     assert proc.returncode == 0 and "1 skipped" in proc.stdout, proc.stdout[-2000:]
     assert "throughput not comparable with the baseline's: smoke profile" in proc.stdout
 
 
-def test_a_study_shifted_as_a_whole_fails_the_bench_against_its_baseline(tmp_path):
-    """bench/test_whole_studies.py::test_accuracy_shift on the CPU, against baselines made from this run's own results
-    with the seeds' accuracies spread by ±0.5: at the same mean it passes; 5 points higher in every cell, it
-    fails and says by how much (3 replicates: with 2 a side, 2 df leave 5 points within chance)."""
-    cell = ["--bench-device", "cpu", "--bench-data=synthetic", "--bench-profile", "smoke", "--replicates", "3"]
-    bench(tmp_path, *cell, "-k", "batchnorm_vs_groupnorm and (64-groupnorm or 128-groupnorm)")
+def test_a_study_shifted_as_a_whole_fails_the_bench_against_its_baseline(tmp_path, tiny_npz):
+    """bench/test_whole_studies.py::test_accuracy_shift on the CPU, against baselines made from the same cells'
+    accuracies (trained here as the bench trains them) with the seeds spread by ±0.5: at the same mean it passes;
+    5 points higher in every cell, it fails and says by how much."""
+    import torch
+
+    from ablation.data import load_npz
+    from ablation.runner import run_cell
+    from ablation.studies import get_study
+    from ablation.train import prepare
+
+    study = get_study("batchnorm_vs_groupnorm")
+    hp = study.settings("smoke")
+    data = prepare(load_npz(str(tiny_npz)), hp.per_class, study.subset_seed, torch.device("cpu"), hp.test_limit)
+    cells = ("batch_size=64-groupnorm", "batch_size=128-groupnorm")
+    trained = {c: run_cell(study, study.cell(c), data, 3, "smoke").accuracy for c in cells}
     for name, raise_by in (("same.json", 0.0), ("higher.json", 5.0)):
-        baseline = json.loads((tmp_path / "bench.json").read_text())
-        for record in baseline["studies"]["batchnorm_vs_groupnorm"]["cells"].values():
-            record["accuracy"] = [a + raise_by + spread for a, spread in zip(record["accuracy"], (0.5, -0.5, 0.0))]
-        (tmp_path / name).write_text(json.dumps(baseline))
+        moved = {c: [a + raise_by + spread for a, spread in zip(values, (0.5, -0.5, 0.0))]
+                 for c, values in trained.items()}
+        (tmp_path / name).write_text(json.dumps(smoke_baseline(tiny_npz, moved)))
+    cell = ["--bench-device", "cpu", f"--bench-data={tiny_npz}", "--bench-profile", "smoke", "--replicates", "3"]
     for name, code, outcome in (("same.json", 0, "1 passed"), ("higher.json", 1, "1 failed")):
         proc = bench(tmp_path, *cell, "-k", "test_accuracy_shift and batchnorm_vs_groupnorm",
                      f"--baseline={tmp_path / name}")
