@@ -118,8 +118,7 @@ def _slice_npz(arrays: Any, path: Path) -> Path:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from ablation.cli import at_least_one, probability, zero_or_more
-    from ablation.compare import min_throughput
+    from ablation.cli import add_tolerance_options, at_least_one, zero_or_more
     from ablation.studies import PROFILES
     from ablation.verdict import Tolerance
     from bench.faults import FAULTS
@@ -143,18 +142,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--replicates", type=at_least_one, help="replicates per cell (default: each study's own)")
     group.addoption("--baseline", help="results JSON of a known-good run: also check drift against it (default: none)")
     group.addoption("--bench-out", default="bench-results.json", help="results JSON this run writes (default %(default)s)")
-    group.addoption("--alarm-budget", type=probability, default=default.alarm_budget,
-                    help="false-alarm probability of the whole bench run, split over its decisions "
-                         "(default %(default)s)")
-    group.addoption("--sd-floor", type=zero_or_more, default=default.sd_floor,
-                    help="smallest run-to-run sd, points (default %(default)s)")
-    group.addoption("--allowance-hardware", type=zero_or_more, default=default.hardware,
-                    help="points, either way, between devices with no measured allowance (default %(default)s)")
+    add_tolerance_options(group.addoption)
     group.addoption("--allowance-data", type=zero_or_more, default=default.data_copy,
                     help="points, downward, for data other than torchvision's CIFAR-10 (default %(default)s)")
-    group.addoption("--min-throughput", type=zero_or_more,
-                    help="a study's images/s below this fraction of the baseline's fails (default "
-                         f"{min_throughput(default):.2f}, from the alarm budget and the measured spread)")
     group.addoption("--seed-offset", type=int, default=0, help="shift every replicate seed, for independent repeats (default %(default)s)")
     group.addoption("--plant-fault", choices=sorted(FAULTS), metavar="NAME",
                     help="plant a known bug, to measure what the bench catches: "

@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 import torch
 
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("baseline", help="results JSON of a known-good run")
     compare.add_argument("current", help="results JSON to check")
     compare.add_argument("--markdown", metavar="FILE", help="also write the drift table as Markdown (a CI comment)")
-    add_tolerance_options(compare)
+    add_tolerance_options(compare.add_argument)
     return parser
 
 
@@ -109,19 +109,21 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress output on stderr")
 
 
-def add_tolerance_options(parser: argparse.ArgumentParser) -> None:
+def add_tolerance_options(add: Callable[..., Any]) -> None:
+    """The verdicts' options, shared by compare and the bench: ``add`` is argparse's add_argument or pytest's
+    addoption."""
     default = Tolerance()
-    parser.add_argument("--alarm-budget", type=probability, default=default.alarm_budget,
-                        help="false-alarm probability of one whole comparison or bench run, split over its "
-                             "decisions (default %(default)s)")
-    parser.add_argument("--sd-floor", type=zero_or_more, default=default.sd_floor,
-                        help="smallest run-to-run sd assumed, points (default %(default)s)")
-    parser.add_argument("--allowance-hardware", type=zero_or_more, default=default.hardware,
-                        help="points allowed either way between devices with no measured allowance "
-                             "(default %(default)s; 0 on the same device)")
-    parser.add_argument("--min-throughput", type=zero_or_more,
-                        help="a study's images/s below this fraction of the baseline's is a regression (default "
-                             f"{min_throughput(default):.2f}, from the alarm budget and the measured spread)")
+    add("--alarm-budget", type=probability, default=default.alarm_budget,
+        help="false-alarm probability of one whole comparison or bench run, split over its decisions "
+             "(default %(default)s)")
+    add("--sd-floor", type=zero_or_more, default=default.sd_floor,
+        help="smallest run-to-run sd assumed, points (default %(default)s)")
+    add("--allowance-hardware", type=zero_or_more, default=default.hardware,
+        help="points allowed either way between devices with no measured allowance (default %(default)s; "
+             "0 on the same device)")
+    add("--min-throughput", type=zero_or_more,
+        help="a study's images/s below this fraction of the baseline's is a regression (default "
+             f"{min_throughput(default):.2f}, from the alarm budget and the measured spread)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,7 +25,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ablation.stats import t_sf, welch
+from ablation.stats import t_sf
 from ablation.verdict import Tolerance
 
 Cells = dict[str, dict[str, Any]]
