@@ -24,7 +24,8 @@ from ablation.studies import STUDIES, Study, get_study
 from ablation.train import CellResult
 from ablation.verdict import at_chance
 
-SCHEMA = 1
+SCHEMA = 2  # 2 added each replicate's train_loss_curve and test_loss; files of schema 1 are read as they are
+READABLE = (1, 2)
 FORMATS = ("table", "markdown", "csv", "json")
 NOT_JUDGED = ("Profile {profile}: a check of the pipeline, too short to compare with the documented tables, so no "
               "cell or finding is judged.")
@@ -104,6 +105,8 @@ def cell_record(study: Study, cell_id: str, result: CellResult, profile: str) ->
         "seeds": result.seeds,
         "accuracy": result.accuracy,
         "final_loss": result.final_loss,
+        "train_loss_curve": result.train_loss_curve,
+        "test_loss": result.test_loss,
         "skipped_steps": result.skipped_steps,
         "collapsed": result.collapsed,
         "wall_s": round(result.wall_s, 4),
@@ -158,8 +161,9 @@ def read_results(path: str | Path) -> dict[str, Any]:
                            "`python -m ablation run ... --out FILE` or the bench's --bench-out)") from None
     except json.JSONDecodeError as error:
         raise ResultsError(f"{path} is not JSON ({error.msg} at line {error.lineno})") from None
-    if not isinstance(results, dict) or results.get("schema") != SCHEMA or "studies" not in results:
-        raise ResultsError(f"{path} is not an ablation-bench results file of schema {SCHEMA}")
+    if not isinstance(results, dict) or results.get("schema") not in READABLE or "studies" not in results:
+        raise ResultsError(f"{path} is not an ablation-bench results file of schema "
+                           f"{' or '.join(map(str, READABLE))}")
     problem = _incomplete(results)
     if problem:
         raise ResultsError(f"{path} is an incomplete results file: {problem}; write it anew with "

@@ -33,6 +33,8 @@ def run_cell(study: Study, cell: Cell, data: DeviceData, replicates: int, profil
         seeds=seeds,
         accuracy=[a for p in parts for a in p.accuracy],
         final_loss=[x for p in parts for x in p.final_loss],
+        train_loss_curve=[x for p in parts for x in p.train_loss_curve],
+        test_loss=[x for p in parts for x in p.test_loss],
         skipped_steps=[x for p in parts for x in p.skipped_steps],
         collapsed=[x for p in parts for x in p.collapsed],
         wall_s=wall,

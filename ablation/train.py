@@ -90,6 +90,8 @@ class CellResult:
     seeds: list[int]
     accuracy: list[float]  # top-1 test accuracy, percent
     final_loss: list[float]  # mean training loss of the last epoch
+    train_loss_curve: list[list[float]]  # per replicate, the mean training loss of every epoch
+    test_loss: list[float]  # mean cross-entropy on the test set
     skipped_steps: list[int]  # optimizer steps the GradScaler skipped (non-finite gradients)
     collapsed: list[bool]  # one class predicted for every test image
     wall_s: float  # training time of all replicates, device synchronized
@@ -238,19 +240,24 @@ def batch(data: DeviceData, indices: torch.Tensor, dtype: torch.dtype) -> tuple[
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: DeviceData, replicates: int, dtype: torch.dtype,
-             channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-replicate top-1 test accuracy (percent) and collapse flags, in eval mode without autocast."""
+             channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-replicate top-1 test accuracy (percent), collapse flags and mean test cross-entropy, in eval mode
+    without autocast."""
     model.eval()
     layout = torch.channels_last if channels_last else torch.contiguous_format
     predictions = []
+    loss_sum = torch.zeros(replicates, dtype=torch.float64, device=data.test_y.device)
     for start in range(0, len(data.test_y), EVAL_CHUNK):
         images = data.normalize(data.test_x[start:start + EVAL_CHUNK], dtype).repeat(1, replicates, 1, 1)
-        predictions.append(model(images.contiguous(memory_format=layout)).argmax(dim=2))  # (b, R)
+        logits = model(images.contiguous(memory_format=layout))  # (b, R, classes)
+        labels = data.test_y[start:start + EVAL_CHUNK, None].expand(-1, replicates)
+        loss_sum += F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none").double().sum(0)
+        predictions.append(logits.argmax(dim=2))  # (b, R)
     model.train()
     predicted = torch.cat(predictions)
     accuracy = (predicted == data.test_y[:, None]).double().mean(0) * 100
     collapsed = (predicted == predicted[:1]).all(0)
-    return accuracy, collapsed
+    return accuracy, collapsed, loss_sum / len(data.test_y)
 
 
 class TrainStep:
@@ -384,6 +391,8 @@ class CellTraining:
         self.run_step = CUDAGraphSteps(self.step, self.batch_size) if graphs else self.step
         self.generators = [torch.Generator(device).manual_seed(seed) for seed in seeds]
         self.total_steps = optimizer_steps(self.hp, len(data.train_y), self.batch_size)
+        # each epoch's mean training loss per replicate, kept on the device: no host read while training
+        self.loss_curve = torch.zeros(len(seeds), self.hp.epochs, dtype=torch.float64, device=device)
         self.setup_s = time.perf_counter() - setup_start
 
     def steps(self) -> Iterator[None]:
@@ -395,6 +404,7 @@ class CellTraining:
             for i in range(0, n, self.batch_size):
                 self.run_step(orders[:, i:i + self.batch_size])
                 yield
+            self.loss_curve[:, epoch] = step.loss_sum / n
             if self.scheduler is not None:
                 self.scheduler.step()
             if self.progress is not None:
@@ -405,13 +415,16 @@ class CellTraining:
         """Evaluate every replicate once training is done; ``wall_s``: the training time, shared with
         ``side_by_side`` - 1 other cells when they trained at once."""
         eval_start = time.perf_counter()
-        accuracy, collapsed = evaluate(self.step.model, self.data, len(self.seeds), self.dtype, self.channels_last)
+        accuracy, collapsed, test_loss = evaluate(self.step.model, self.data, len(self.seeds), self.dtype,
+                                                  self.channels_last)
         synchronize(self.data.train_x.device)
         images = len(self.seeds) * len(self.data.train_y) * self.hp.epochs
         return CellResult(
             seeds=self.seeds,
             accuracy=[round(a, 4) for a in accuracy.tolist()],
             final_loss=(self.step.loss_sum / len(self.data.train_y)).tolist(),
+            train_loss_curve=self.loss_curve.tolist(),
+            test_loss=test_loss.tolist(),
             skipped_steps=self.step.skipped.tolist(),
             collapsed=collapsed.tolist(),
             wall_s=wall_s,

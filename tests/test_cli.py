@@ -106,7 +106,8 @@ def test_runs_at_chance_are_marked(capsys, monkeypatch, tmp_path):
 
     def constant_predictions(model, data, replicates, dtype, channels_last):
         n = len(data.test_y)
-        return torch.full((replicates,), float((data.test_y == 0).sum()) / n * 100), torch.ones(replicates, dtype=torch.bool)
+        return (torch.full((replicates,), float((data.test_y == 0).sum()) / n * 100),
+                torch.ones(replicates, dtype=torch.bool), torch.full((replicates,), 2.3))
 
     monkeypatch.setattr(train, "evaluate", constant_predictions)
     code, out, _ = synthetic_run(capsys, tmp_path)
@@ -285,7 +286,8 @@ def test_on_cuda_a_study_trains_its_own_number_of_cells_at_once_unless_told(monk
     trained = []
 
     def result(n):
-        return train.CellResult(seeds=[0], accuracy=[50.0], final_loss=[1.0], skipped_steps=[0], collapsed=[False],
+        return train.CellResult(seeds=[0], accuracy=[50.0], final_loss=[1.0], train_loss_curve=[[1.0]],
+                                test_loss=[1.5], skipped_steps=[0], collapsed=[False],
                                 wall_s=1.0, images_per_s=1.0, setup_s=0.0, eval_s=0.0, fused=1, graphs=False,
                                 side_by_side=n)
 

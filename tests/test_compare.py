@@ -115,7 +115,7 @@ def test_cells_side_by_side_count_their_shared_training_time_once(capsys, tmp_pa
 
 
 @pytest.mark.parametrize("mutate,message", [
-    (lambda r: r.update(schema=2), "is not an ablation-bench results file of schema 1"),
+    (lambda r: r.update(schema=3), "is not an ablation-bench results file of schema 1 or 2"),
     (lambda r: r.update(studies={}), "the files share no study"),
     (lambda r: r.update(profile="smoke"), "the baseline ran the full profile and the current file the smoke one; "
                                           "compare runs of the same profile"),

@@ -116,7 +116,7 @@ def test_history_marks_drift_from_the_run_before(tmp_path):
     assert frame.loc["sigmoid_vs_relu[blocks=1-relu]"].tolist() == ["21.95", "22.33", "29.27 !"]
     assert frame.loc["batchnorm_vs_groupnorm[batch_size=2-batchnorm]"].tolist()[2] == "-"
     assert not any("!" in v for v in frame.iloc[:, 1])  # the unchanged repeat drifted nowhere
-    assert notes == [f"passed over: {tmp_path / 'notes.json'} is not an ablation-bench results file of schema 1"]
+    assert notes == [f"passed over: {tmp_path / 'notes.json'} is not an ablation-bench results file of schema 1 or 2"]
 
 
 def test_report_and_history_commands(capsys, tmp_path):

@@ -46,9 +46,9 @@ def test_same_seed_same_result_on_cpu(generated, monkeypatch):
 def reference_runs(study, cell, data, seeds, dtype):
     """R independent runs written as the notebooks wrote them: one model, torch.optim, torch.amp.GradScaler.
 
-    Returns each run's final state, test accuracy and mean training loss over its last epoch."""
+    Returns each run's final state, test accuracy, mean training loss of every epoch and test loss."""
     hp = study.settings()
-    states, accuracies, final_losses = [], [], []
+    states, accuracies, curves, test_losses = [], [], [], []
     for seed in seeds:
         torch.manual_seed(seed)
         model = study.model(cell, data.classes).to(dtype)
@@ -58,6 +58,7 @@ def reference_runs(study, cell, data, seeds, dtype):
         scheduler = scheduler(optimizer, **hp.scheduler_args) if scheduler else None
         scaler = torch.amp.GradScaler("cpu", enabled=hp.amp)
         generator = torch.Generator().manual_seed(seed)
+        curve = []
         for _ in range(hp.epochs):
             order = torch.randperm(len(data.train_y), generator=generator)
             loss_sum = 0.0
@@ -69,15 +70,17 @@ def reference_runs(study, cell, data, seeds, dtype):
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
+            curve.append(loss_sum / len(order))
             if scheduler:
                 scheduler.step()
         model.eval()
         with torch.no_grad():
-            predicted = model(data.normalize(data.test_x, dtype))[:, 0].argmax(1)
-        accuracies.append((predicted == data.test_y).double().mean().item() * 100)
+            logits = model(data.normalize(data.test_x, dtype))[:, 0]
+        accuracies.append((logits.argmax(1) == data.test_y).double().mean().item() * 100)
+        test_losses.append(F.cross_entropy(logits, data.test_y).item())
         states.append(model.state_dict())
-        final_losses.append(loss_sum / len(order))
-    return states, accuracies, final_losses
+        curves.append(curve)
+    return states, accuracies, curves, test_losses
 
 
 CELLS = [
@@ -176,13 +179,16 @@ def test_fused_replicates_equal_separate_runs_in_float64(generated, graph_stand_
     fused = train_cell(study, cell, data, seeds, dtype=torch.float64, graphs=graphs)
     layout = "channels_last" if way == "channels-last" else "contiguous"
     assert conv_input_layouts == {("train", layout), ("eval", layout)}
-    states, accuracies, final_losses = reference_runs(study, cell, data, seeds, torch.float64)
+    states, accuracies, curves, test_losses = reference_runs(study, cell, data, seeds, torch.float64)
     for r, state in enumerate(states):
         ours = replicate_state(fused.model, 3, r)
         for key, expected in state.items():
             assert torch.allclose(ours[key], expected, rtol=1e-6, atol=1e-7), f"replicate {r}: {key}"
     assert fused.accuracy == pytest.approx(accuracies, abs=1e-9)
-    assert fused.final_loss == pytest.approx(final_losses, rel=1e-6)
+    assert fused.final_loss == pytest.approx([curve[-1] for curve in curves], rel=1e-6)
+    for ours, theirs in zip(fused.train_loss_curve, curves):
+        assert ours == pytest.approx(theirs, rel=1e-6)
+    assert fused.test_loss == pytest.approx(test_losses, rel=1e-6)
     if graphs:
         assert_capturable(graph_stand_in)
 
@@ -194,7 +200,8 @@ def test_replicates_one_after_another_add_up_to_the_cells_result(monkeypatch):
 
     def one_replicate(study, cell, data, seeds, profile, progress=None, graphs=False):
         wall = next(walls)
-        return CellResult(seeds=seeds, accuracy=[float(seeds[0])], final_loss=[0.5], skipped_steps=[seeds[0]],
+        return CellResult(seeds=seeds, accuracy=[float(seeds[0])], final_loss=[0.5], train_loss_curve=[[0.5]],
+                          test_loss=[0.7], skipped_steps=[seeds[0]],
                           collapsed=[False], wall_s=wall, images_per_s=600 / wall, setup_s=0.25, eval_s=0.125,
                           fused=1, graphs=False)
 
@@ -227,7 +234,7 @@ def test_each_replicate_has_its_own_gradscaler_skip_decisions(generated, never_f
     fused = train_cell(study, cell, data, seeds, dtype=torch.float64, graphs=graphs)
     steps = 2 * 4
     assert fused.skipped_steps == [0, steps, 0]
-    clean_states, _, _ = reference_runs(study, cell, data, [11, 13], torch.float64)
+    clean_states, *_ = reference_runs(study, cell, data, [11, 13], torch.float64)
     for r, state in zip((0, 2), clean_states):
         ours = replicate_state(fused.model, 3, r)
         assert all(torch.allclose(ours[k], v, rtol=1e-6, atol=1e-7) for k, v in state.items())
