@@ -149,6 +149,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--plant-fault", choices=sorted(FAULTS), metavar="NAME",
                     help="plant a known bug, to measure what the bench catches: "
                          + "; ".join(f"{name}: {fault.description}" for name, fault in FAULTS.items()))
+    group.addoption("--deterministic", action="store_true",
+                    help="deterministic kernels only (python -m ablation run --deterministic)")
     group.addoption("--no-cuda-graphs", action="store_true",
                     help="on CUDA, launch every step's kernels one by one (python -m ablation run --no-cuda-graphs)")
 
@@ -179,6 +181,10 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[SESSION_ENV] = tempfile.mkdtemp(prefix="ablation-bench-cells-")
     if config.getoption("plant_fault"):
         FAULTS[config.getoption("plant_fault")].patch()
+    if config.getoption("deterministic"):
+        from ablation.train import use_deterministic_algorithms
+
+        use_deterministic_algorithms()
 
 
 def _share_cores(workers: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -13,7 +14,7 @@ from typing import Any, Callable, NoReturn, Sequence
 
 import torch
 
-from ablation.compare import compare, min_throughput, report
+from ablation.compare import as_json, compare, min_throughput, report
 from ablation.data import DATA_ROOT_ENV, SOURCE_CLASSES, DataError, Dataset, load_dataset, sources_with
 from ablation.report import history, history_text, markdown_report, plot_results
 from ablation.results import (FORMATS, NOT_JUDGED, ResultsError, environment, format_results, new_results, read_results,
@@ -21,6 +22,7 @@ from ablation.results import (FORMATS, NOT_JUDGED, ResultsError, environment, fo
 from ablation.runner import run_study
 from ablation.speed import MODES, available_modes, measure, speed_table
 from ablation.studies import DOCUMENTED, PROFILES, STUDIES, Cell, Study, get_study
+from ablation.train import use_deterministic_algorithms
 from ablation.verdict import Tolerance
 
 
@@ -56,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "of its own, their steps interleaved; 1: one after another (default: each study's own "
                           "number on CUDA, all cells of the norm and order studies, Sigmoid/ReLU one at a time; "
                           "elsewhere 1)")
+    run.add_argument("--deterministic", action="store_true",
+                     help="deterministic kernels only: the same seeds on the same device and torch give bitwise the "
+                          "same run (compare's numerics verdict is then exact); slower on CUDA")
     run.add_argument("--out", help="write every replicate's numbers and the environment to this JSON file "
                                    "(default: none)")
     run.add_argument("--format", choices=FORMATS, default="table",
@@ -88,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("baseline", help="results JSON of a known-good run")
     compare.add_argument("current", help="results JSON to check")
     compare.add_argument("--markdown", metavar="FILE", help="also write the drift table as Markdown (a CI comment)")
+    compare.add_argument("--json", action="store_true",
+                         help="print the whole comparison as JSON (per cell and metric: verdict, band, p-values, "
+                              "numerics) instead of the tables")
     add_tolerance_options(compare.add_argument)
     return parser
 
@@ -242,6 +250,8 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         check_directory(Path(args.plot))
 
+    if args.deterministic:
+        use_deterministic_algorithms()
     log = None if args.quiet else _log
     start = time.perf_counter()
     datasets = study_datasets(studies, args.data, args.data_root)
@@ -369,7 +379,7 @@ def compare_files(args: argparse.Namespace) -> int:
         check_writable(Path(args.markdown), "--markdown", "drift.md")
     tolerance = Tolerance(alarm_budget=args.alarm_budget, sd_floor=args.sd_floor, hardware=args.allowance_hardware)
     comparison = compare(read_results(args.baseline), read_results(args.current), tolerance, args.min_throughput)
-    print(report(comparison, markdown=False))
+    print(json.dumps(as_json(comparison), indent=1) if args.json else report(comparison, markdown=False))
     if args.markdown:
         Path(args.markdown).write_text(report(comparison, markdown=True) + "\n")
     return 1 if comparison.regressed else 0

@@ -20,10 +20,11 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+from ablation.numerics import Numerics, compare_replicates, why_no_verdict
 from ablation.results import ResultsError, render, training_mode, training_seconds
 from ablation.stats import t_quantile, t_sf, welch
 from ablation.studies import get_study
-from ablation.verdict import Tolerance, Verdict, check_against_baseline, for_baseline
+from ablation.verdict import LOSS_METRICS, Tolerance, Verdict, band, check_against_baseline, for_baseline
 
 # The sd of log(study images/s ratio) between unchanged reruns trained the same way on one H200: 6 ratios, from
 # h200-bench vs h200-repeat (the bench, eager, -n 2) and h200-run-side-by-side vs its no-bytecode rerun.
@@ -38,11 +39,44 @@ def min_throughput(tolerance: Tolerance) -> float:
     return math.exp(-t_quantile(tolerance.alpha("throughput"), THROUGHPUT_DF) * THROUGHPUT_LOG_SD)
 
 
+def metric_values(record: dict[str, Any], metric: str) -> list[float] | None:
+    """Per replicate: accuracy as it is; a loss metric as its log (losses change by factors: the dropped
+    scheduler's final training loss fell from 0.002-0.006 to 0.000), None where the record lacks it."""
+    if metric == "accuracy":
+        return record["accuracy"]
+    if metric == "train_loss":
+        values = [statistics.fmean(curve) for curve in record["train_loss_curve"]] \
+            if record.get("train_loss_curve") else None
+    else:
+        values = record.get(metric)
+    return None if values is None else [math.log(max(v, 1e-12)) for v in values]
+
+
+@dataclass(frozen=True)
+class MetricVerdict:
+    metric: str
+    passed: bool
+    ratio: float  # current over baseline, of the replicates' geometric means
+    p: float
+    adjusted_p: float
+
+
+def judge_metric(metric: str, before: dict[str, Any], after: dict[str, Any], tolerance: Tolerance) -> MetricVerdict:
+    """A loss metric of a cell against a same-device baseline: Student's t on the replicates' logs, both ways."""
+    base, cur = metric_values(before, metric), metric_values(after, metric)
+    limits = band(base, cur, Tolerance(sd_floor=0.0, hardware=0.0), False, tolerance.alpha("metric"))
+    ratio = math.exp(statistics.fmean(cur) - statistics.fmean(base))
+    return MetricVerdict(metric, limits.p >= tolerance.alpha("metric"), ratio, limits.p,
+                         tolerance.adjusted(limits.p, "metric"))
+
+
 @dataclass(frozen=True)
 class Drift:
     verdict: Verdict
     baseline: dict[str, Any]
     current: dict[str, Any]
+    metrics: tuple[MetricVerdict, ...] = ()  # the loss metrics, where judged
+    numerics: Numerics | None = None  # same seeds, device and torch only
 
     @property
     def throughput_ratio(self) -> float | None:
@@ -53,10 +87,16 @@ class Drift:
         return self.current["images_per_s"] / self.baseline["images_per_s"]
 
     @property
+    def passed(self) -> bool:
+        return self.verdict.passed and all(m.passed for m in self.metrics)
+
+    @property
     def label(self) -> str:
-        """ok; REGRESSION (lower, or runs at chance); or CHANGED: higher, which fails the run too (see report)."""
+        """ok; REGRESSION (lower, or runs at chance); CHANGED: higher, which fails the run too (see report); or
+        the loss metrics that moved."""
         if self.verdict.passed:
-            return "ok"
+            moved = [m.metric for m in self.metrics if not m.passed]
+            return "ok" if not moved else "CHANGED: " + ", ".join(moved)
         higher = self.verdict.high is not None and self.verdict.measured > self.verdict.high
         return "CHANGED: higher" if higher else "REGRESSION"
 
@@ -79,16 +119,19 @@ class Throughput:
 class StudyShift:
     study: str
     cells: int  # compared cells, bimodal ones left out
-    change: float  # points: the mean over those cells, current minus baseline
+    change: float  # the mean over those cells, current minus baseline: points, or log units for a loss metric
     t: float  # the change beyond the hardware allowance, in standard errors
     df: float  # Welch-Satterthwaite
     p: float
     adjusted_p: float  # for the whole bench run
     passed: bool
+    metric: str = "accuracy"
 
     def describe(self) -> str:
-        return (f"{self.study}: mean accuracy over {self.cells} cells moved {self.change:+.2f} points against the "
-                f"baseline (t = {self.t:+.2f}, {self.df:.1f} df, p = {self.p:.2g}, adjusted p = {self.adjusted_p:.2g})")
+        moved = (f"mean accuracy over {self.cells} cells moved {self.change:+.2f} points" if self.metric == "accuracy"
+                 else f"{self.metric.replace('_', ' ')} over {self.cells} cells moved x{math.exp(self.change):.3f}")
+        return (f"{self.study}: {moved} against the baseline (t = {self.t:+.2f}, {self.df:.1f} df, p = {self.p:.2g}, "
+                f"adjusted p = {self.adjusted_p:.2g})")
 
 
 @dataclass(frozen=True)
@@ -97,10 +140,11 @@ class Comparison:
     shifts: list[StudyShift]
     throughputs: list[Throughput]
     tolerance: Tolerance  # as applied: the hardware allowance of these two devices
+    notes: tuple[str, ...] = ()  # what was not judged, and why
 
     @property
     def regressed(self) -> bool:
-        return (any(not d.verdict.passed for d in self.drifts) or any(not s.passed for s in self.shifts)
+        return (any(not d.passed for d in self.drifts) or any(not s.passed for s in self.shifts)
                 or any(t.ok is False for t in self.throughputs))
 
 
@@ -123,6 +167,16 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
     devices = current["environment"]["device_name"], baseline["environment"]["device_name"]
     tolerance = for_baseline(tolerance, *devices)
     limit = min_throughput(tolerance) if throughput_limit is None else throughput_limit
+    no_numerics = why_no_verdict(baseline, current)
+    exact = all(r["environment"].get("deterministic", False) for r in (baseline, current))
+    metrics = [m for m in LOSS_METRICS if devices[0] == devices[1]]
+    notes = []
+    if no_numerics:
+        notes.append(f"no numerics verdict: {no_numerics}")
+    if devices[0] != devices[1]:
+        notes.append("loss metrics not judged: other device (their spread across devices is not measured)")
+    elif 1 in (baseline["schema"], current["schema"]):
+        notes.append("a file of schema 1 has no loss curves or test loss: judging accuracy and final loss only")
     drifts, shifts, throughputs = [], [], []
     for name in common:
         base, cur = baseline["studies"][name], current["studies"][name]
@@ -130,21 +184,34 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
             raise ResultsError(f"{name} was measured on different data ({baseline['data']} vs {current['data']}, "
                                "checksums differ); compare runs on the same data")
         cells = [c for c in cur["cells"] if c in base["cells"]]
+        study = get_study(name)
         for cell_id in cells:
             b, c = base["cells"][cell_id], cur["cells"][cell_id]
-            drifts.append(Drift(check_against_baseline(name, cell_id, c, b, tolerance, cur.get("classes", 10)), b, c))
-        shift = judge_study_shift(name, base["cells"], cur["cells"], tolerance)
-        if shift is not None:
-            shifts.append(shift)
+            judged = tuple(judge_metric(m, b, c, tolerance) for m in metrics if study.cell(cell_id).level
+                           not in study.bimodal_levels and judgeable(m, b, c))
+            drifts.append(Drift(check_against_baseline(name, cell_id, c, b, tolerance, cur.get("classes", 10)), b, c,
+                                judged, None if no_numerics else compare_replicates(b, c, exact)))
+        for metric in ("accuracy", *metrics):
+            shift = judge_study_shift(name, base["cells"], cur["cells"], tolerance, metric)
+            if shift is not None:
+                shifts.append(shift)
         if cells:
             before, after = ([files["cells"][c] for c in cells] for files in (base, cur))
             why_not = not_timed(baseline, current, before, after)
             throughputs.append(judge_throughput(name, before, after, limit, why_not))
-    return Comparison(drifts, shifts, throughputs, tolerance)
+    if not no_numerics and any(d.numerics is None for d in drifts):
+        notes.append("no numerics verdict where the cells' seeds differ")
+    return Comparison(drifts, shifts, throughputs, tolerance, tuple(notes))
+
+
+def judgeable(metric: str, before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Both records hold the metric, with two replicates or more a side for a spread."""
+    values = metric_values(before, metric), metric_values(after, metric)
+    return all(v is not None and len(v) > 1 for v in values)
 
 
 def judge_study_shift(study_name: str, before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],
-                      tolerance: Tolerance) -> StudyShift | None:
+                      tolerance: Tolerance, metric: str = "accuracy") -> StudyShift | None:
     """Welch's t-test on each seed's mean accuracy over the cells both hold, bimodal cells left out: is the
     study's mean shifted by more than the hardware allowance?
 
@@ -152,24 +219,26 @@ def judge_study_shift(study_name: str, before: dict[str, dict[str, Any]], after:
     (the order study's three by a correlation of 0.7-0.9 on the H200): the
     per-seed means are independent, and their spread carries that correlation.
     The null is a true shift within the allowance, either way; p is the
-    chance of the observed shift at its edge.  None with fewer than two such
-    cells or two seeds a side, or no spread to judge by.
+    chance of the observed shift at its edge.  A loss ``metric`` is judged on
+    its logs, with no allowance (same device only).  None with fewer than two
+    such cells or two seeds a side, or no spread to judge by.
     """
     study = get_study(study_name)
-    cells = [c for c in after if c in before and study.cell(c).level not in study.bimodal_levels]
+    cells = [c for c in after if c in before and study.cell(c).level not in study.bimodal_levels
+             and metric_values(before[c], metric) is not None and metric_values(after[c], metric) is not None]
     if len(cells) < 2:
         return None
-    base, cur = (seed_means([side[c]["accuracy"] for c in cells]) for side in (before, after))
+    base, cur = (seed_means([metric_values(side[c], metric) for c in cells]) for side in (before, after))
     if min(len(base), len(cur)) < 2:
         return None
     change, se, df = welch(base, cur)
     if se == 0:
         return None
-    allowance = tolerance.hardware
+    allowance, kind = (tolerance.hardware, "study_shift") if metric == "accuracy" else (0.0, "metric")
     t = math.copysign(max(abs(change) - allowance, 0.0), change) / se
     p = min(1.0, t_sf((abs(change) - allowance) / se, df) + t_sf((abs(change) + allowance) / se, df))
-    alpha = tolerance.alpha("study_shift")
-    return StudyShift(study_name, len(cells), change, t, df, p, tolerance.adjusted(p, "study_shift"), p >= alpha)
+    return StudyShift(study_name, len(cells), change, t, df, p, tolerance.adjusted(p, kind),
+                      p >= tolerance.alpha(kind), metric)
 
 
 def seed_means(accuracies: list[list[float]]) -> list[float]:
@@ -202,21 +271,25 @@ def judge_throughput(study: str, before: list[dict[str, Any]], after: list[dict[
 
 
 def drift_table(drifts: list[Drift], markdown: bool) -> str:
-    headers = ["study", "cell", "baseline", "current", "change", "band", "p adj", "verdict", "img/s ratio"]
+    headers = ["study", "cell", "baseline", "current", "change", "band", "p adj", "verdict", "numerics",
+               "img/s ratio"]
     rows = []
     for d in drifts:
         base, cur = statistics.fmean(d.baseline["accuracy"]), statistics.fmean(d.current["accuracy"])
         v = d.verdict
         rows.append([v.study, v.cell, f"{base:.2f}", f"{cur:.2f}", f"{cur - base:+.2f}",
-                     "-" if v.low is None else f"{v.low:.2f} - {v.high:.2f}", f"{v.adjusted_p:.2g}", d.label,
+                     "-" if v.low is None else f"{v.low:.2f} - {v.high:.2f}",
+                     f"{min([v.adjusted_p] + [m.adjusted_p for m in d.metrics]):.2g}", d.label,
+                     d.numerics.verdict if d.numerics else "-",
                      "-" if d.throughput_ratio is None else f"{d.throughput_ratio:.2f}"])
     return render(headers, rows, markdown)
 
 
 def shift_table(shifts: list[StudyShift], markdown: bool) -> str:
-    rows = [[s.study, str(s.cells), f"{s.change:+.2f}", f"{s.t:+.2f}", f"{s.df:.1f}", f"{s.p:.2g}",
-             f"{s.adjusted_p:.2g}", "ok" if s.passed else "REGRESSION"] for s in shifts]
-    return render(["study", "cells", "mean change", "t", "df", "p", "p adj", "verdict"], rows, markdown)
+    rows = [[s.study, s.metric, str(s.cells),
+             f"{s.change:+.2f}" if s.metric == "accuracy" else f"x{math.exp(s.change):.3f}", f"{s.t:+.2f}",
+             f"{s.df:.1f}", f"{s.p:.2g}", f"{s.adjusted_p:.2g}", "ok" if s.passed else "REGRESSION"] for s in shifts]
+    return render(["study", "metric", "cells", "mean change", "t", "df", "p", "p adj", "verdict"], rows, markdown)
 
 
 def throughput_table(throughputs: list[Throughput], markdown: bool) -> str:
@@ -229,16 +302,26 @@ def summary(comparison: Comparison, limit: float) -> str:
     tolerance = comparison.tolerance
     slow = [t for t in comparison.throughputs if t.ok is False]
     worse = [d for d in comparison.drifts if not d.verdict.passed]
+    moved = [(d, m) for d in comparison.drifts for m in d.metrics if not m.passed]
     shifted = [s for s in comparison.shifts if not s.passed]
     judged = sum(t.ok is not None for t in comparison.throughputs)
-    head = (f"{len(comparison.drifts)} cells compared: {len(worse)} outside their band, {len(shifted)} of "
-            f"{len(comparison.shifts)} studies shifted as a whole, {len(slow)} of {judged} timed studies slower "
+    changed = sum(d.numerics is not None and d.numerics.verdict == "changed" for d in comparison.drifts)
+    numerics = (f"; numerics changed in {changed} of {sum(d.numerics is not None for d in comparison.drifts)} "
+                "same-seed cells (not a failure by itself)" if any(d.numerics for d in comparison.drifts) else "")
+    head = (f"{len(comparison.drifts)} cells compared: {len(worse)} outside their band, {len(moved)} loss metrics "
+            f"moved, {len(shifted)} of {len(comparison.shifts)} study shifts, {len(slow)} of {judged} timed studies "
+            "slower "
             f"than x{limit:.2f} of the baseline (alarm budget {tolerance.alarm_budget:.0%} per run: a decision "
             f"fails at adjusted p < {tolerance.alarm_budget:g}; sd floor {tolerance.sd_floor} points; "
-            f"hardware allowance ±{tolerance.hardware:g} points)")
+            f"hardware allowance ±{tolerance.hardware:g} points){numerics}")
     lines = [f"- {d.verdict.study}[{d.verdict.cell}]: {d.label}: {d.verdict.reason}" for d in worse]
+    lines += [f"- {d.verdict.study}[{d.verdict.cell}]: {m.metric.replace('_', ' ')} x{m.ratio:.3f} of the baseline's "
+              f"(adjusted p {m.adjusted_p:.2g})" for d, m in moved]
     lines += [f"- {s.describe()}" for s in shifted]
     lines += [f"- {t.study}: {t.current:,.0f} img/s is x{t.ratio:.2f} of the baseline's {t.baseline:,.0f}" for t in slow]
+    lines += [f"- {d.verdict.study}[{d.verdict.cell}]: numerics changed: {d.numerics.detail}"
+              for d in comparison.drifts if d.numerics is not None and d.numerics.verdict == "changed"]
+    lines += [f"note: {note}" for note in comparison.notes]
     return "\n".join([head] + lines)
 
 
@@ -251,3 +334,33 @@ def report(comparison: Comparison, markdown: bool) -> str:
     if markdown:
         parts.insert(0, "## Drift against the baseline")
     return "\n\n".join(parts)
+
+
+def as_json(comparison: Comparison) -> dict[str, Any]:
+    """The whole comparison for CI bots: per cell its verdict per metric (with band and p-values) and the numerics
+    verdict; per study its shifts and throughput; what was not judged and why."""
+    def cell(d: Drift) -> dict[str, Any]:
+        v = d.verdict
+        verdicts = {"accuracy": {"verdict": d.label if v.passed is False else "ok", "passed": v.passed,
+                                 "baseline": statistics.fmean(d.baseline["accuracy"]), "current": v.measured,
+                                 "band": None if v.low is None else [v.low, v.high], "p": v.p,
+                                 "adjusted_p": v.adjusted_p, "reason": v.reason}}
+        verdicts.update({m.metric: {"verdict": "ok" if m.passed else "changed", "passed": m.passed,
+                                    "ratio": m.ratio, "p": m.p, "adjusted_p": m.adjusted_p} for m in d.metrics})
+        return {"study": v.study, "cell": v.cell, "passed": d.passed,
+                "numerics": d.numerics.verdict if d.numerics else None,
+                "numerics_detail": d.numerics.detail if d.numerics else None, "verdicts": verdicts}
+
+    return {
+        "regressed": comparison.regressed,
+        "alarm_budget": comparison.tolerance.alarm_budget,
+        "hardware_allowance": comparison.tolerance.hardware,
+        "notes": list(comparison.notes),
+        "cells": [cell(d) for d in comparison.drifts],
+        "study_shifts": [{"study": s.study, "metric": s.metric, "cells": s.cells, "change": s.change, "t": s.t,
+                          "df": s.df, "p": s.p, "adjusted_p": s.adjusted_p, "passed": s.passed}
+                         for s in comparison.shifts],
+        "throughput": [{"study": t.study, "baseline": t.baseline, "current": t.current, "ratio": t.ratio,
+                        "limit": t.limit, "passed": t.ok, "not_judged": t.why_not_judged or None}
+                       for t in comparison.throughputs],
+    }

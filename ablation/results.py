@@ -42,6 +42,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "git_commit": _git_commit(),
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
     }
 
 

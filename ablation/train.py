@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import time
 import warnings
@@ -204,6 +205,14 @@ def make_optimizer(params: list[nn.Parameter], hp: Hyperparameters, capturable: 
 def make_scheduler(optimizer: torch.optim.Optimizer, hp: Hyperparameters):
     schedulers = {"cosine": torch.optim.lr_scheduler.CosineAnnealingLR, "step": torch.optim.lr_scheduler.StepLR}
     return schedulers[hp.scheduler](optimizer, **hp.scheduler_args) if hp.scheduler else None
+
+
+def use_deterministic_algorithms() -> None:
+    """Deterministic kernels only (an error names any op without one), so that the same seeds on the same device
+    and torch give bitwise the same run; cuBLAS reads its workspace setting when it first starts."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
 
 
 def fusing_pays(device: torch.device, batch_size: int) -> bool:

@@ -48,13 +48,17 @@ from ablation.studies import DOCUMENTED, get_study
 # fault that moves many cells a little.  The share of runs at chance in a bimodal cell against a baseline has its
 # own: at 8 replicates a side even all runs at chance against none gives Fisher's p 1.6e-4, so a share of the
 # cells' alpha could never catch it.
+# The loss metrics (final and mean training loss, test loss) of every cell whose runs learn and of every study,
+# against a same-device baseline, share one part.
 DOCUMENTED_CELLS = sum(len(study.cells) for study in DOCUMENTED)
 BIMODAL_CELLS = sum(cell.level in study.bimodal_levels for study in DOCUMENTED for cell in study.cells)
+LOSS_METRICS = ("final_loss", "train_loss", "test_loss")
 BUDGET = {
     "documented_cell": (0.15, DOCUMENTED_CELLS),
-    "baseline_cell": (0.15, DOCUMENTED_CELLS),
+    "baseline_cell": (0.1, DOCUMENTED_CELLS),
     "chance_share": (0.1, BIMODAL_CELLS),
-    "study_shift": (0.4, len(DOCUMENTED)),
+    "study_shift": (0.3, len(DOCUMENTED)),
+    "metric": (0.15, len(LOSS_METRICS) * (DOCUMENTED_CELLS - BIMODAL_CELLS + len(DOCUMENTED))),
     "finding": (0.1, 5),  # the findings of the documented studies (tests check the count)
     "throughput": (0.1, len(DOCUMENTED)),
 }

@@ -21,12 +21,12 @@ def compare(capsys, *argv):
 def test_unchanged_code_shows_no_drift(capsys, tmp_path):
     code, out, _ = compare(capsys, BENCH, REPEAT, "--markdown", tmp_path / "drift.md")
     assert code == 0
-    assert ("33 cells compared: 0 outside their band, 0 of 3 studies shifted as a whole, 0 of 3 timed studies "
-            "slower than x0.54 of the baseline (alarm budget 1% per run") in out
+    assert ("33 cells compared: 0 outside their band, 0 loss metrics moved, 0 of 6 study shifts, 0 of 3 timed "
+            "studies slower than x0.54 of the baseline (alarm budget 1% per run") in out
     markdown = (tmp_path / "drift.md").read_text()
     assert markdown.startswith("## Drift against the baseline")
-    assert "| sigmoid_vs_relu | blocks=4-relu | 33.09 | 31.52 | -1.57 | 17.86 - 48.33 | 1 | ok |" in markdown
-    assert "| sigmoid_vs_relu | 16 | -0.22 | -0.69 | 4.8 | 0.52 | 1 | ok |" in markdown
+    assert "| sigmoid_vs_relu | blocks=4-relu | 33.09 | 31.52 | -1.57 | 17.00 - 49.19 | 1 | ok | - | 0.99 |" in markdown
+    assert "| sigmoid_vs_relu | accuracy | 16 | -0.22 | -0.69 | 4.8 | 0.52 | 1 | ok |" in markdown
 
 
 def test_a_study_that_shifts_as_a_whole_is_a_regression(capsys):
@@ -34,11 +34,13 @@ def test_a_study_that_shifts_as_a_whole_is_a_regression(capsys):
     over all its cells; a budget small enough passes it."""
     fault = RECORDED / "h200-fault-norm_after_activation.json"
     code, out, _ = compare(capsys, BENCH, fault)
-    assert code == 1 and "0 outside their band, 1 of 2 studies shifted as a whole" in out
+    assert code == 1 and "0 outside their band, 14 loss metrics moved, 2 of 4 study shifts" in out
     assert ("- sigmoid_vs_relu: mean accuracy over 16 cells moved +2.61 points against the baseline "
-            "(t = +13.93, 6.4 df, p = 5.3e-06, adjusted p = 3.9e-05)") in out
-    code, out, _ = compare(capsys, BENCH, fault, "--alarm-budget", "1e-5", "--min-throughput", "0")
-    assert code == 0 and "0 outside their band, 0 of 2 studies shifted as a whole" in out
+            "(t = +13.93, 6.4 df, p = 5.3e-06, adjusted p = 5.3e-05)") in out
+    assert ("- sigmoid_vs_relu: final loss over 16 cells moved x0.927 against the baseline (t = -24.94, 7.9 df, "
+            "p = 7.9e-09, adjusted p = 5e-06)") in out
+    code, out, _ = compare(capsys, BENCH, fault, "--alarm-budget", "1e-8", "--min-throughput", "0")
+    assert code == 0 and "0 outside their band, 0 loss metrics moved, 0 of 4 study shifts" in out
 
 
 def test_a_cell_out_of_its_band_fails_with_its_band_and_adjusted_p(capsys):
@@ -46,7 +48,7 @@ def test_a_cell_out_of_its_band_fails_with_its_band_and_adjusted_p(capsys):
     code, out, _ = compare(capsys, BENCH, RECORDED / "h200-fault-lr_times_10.json")
     assert code == 1
     row = next(line for line in out.splitlines() if line.startswith("sigmoid_vs_relu ") and "blocks=1-relu" in line)
-    assert row.split()[2:9] == ["21.95", "29.27", "+7.32", "16.19", "-", "27.72", "0.0017"] and "CHANGED: higher" in row
+    assert row.split()[2:9] == ["21.95", "29.27", "+7.32", "15.86", "-", "28.05", "1.7e-05"] and "CHANGED: higher" in row
     assert "- sigmoid_vs_relu[blocks=1-relu]: CHANGED: higher: mean of 5 replicates 29.27 vs reference 21.95" in out
 
 
@@ -57,7 +59,7 @@ def test_a_rise_beyond_the_band_is_named_a_change_not_a_regression(capsys, tmp_p
     (tmp_path / "higher.json").write_text(json.dumps(higher))
     code, out, _ = compare(capsys, BENCH, tmp_path / "higher.json")
     assert code == 1 and "- sigmoid_vs_relu[blocks=4-relu]: CHANGED: higher: mean of 5 replicates 51.52" in out
-    assert "above the band [17.86, 48.33]" in out
+    assert "above the band [17.00, 49.19]" in out
 
 
 def test_throughput_regression_is_judged_per_study_on_the_same_device(capsys, tmp_path):

@@ -82,7 +82,8 @@ def test_the_bench_help_says_what_each_planted_fault_breaks_and_every_default():
     pytest_addoption(recorder)
     for name, fault in FAULTS.items():
         assert f"{name}: {fault.description}" in recorder.options["--plant-fault"]["help"]
-    quiet = {"--require-gpu", "--variants", "--no-cuda-graphs", "--plant-fault", "--replicates", "--baseline"}
+    quiet = {"--require-gpu", "--variants", "--no-cuda-graphs", "--deterministic", "--plant-fault", "--replicates",
+             "--baseline"}
     for name, settings in recorder.options.items():
         assert name in quiet or "default" in settings["help"], name
 
@@ -209,7 +210,7 @@ def test_throughput_is_not_judged_on_the_smoke_profile(tmp_path, tiny_npz):
 def test_a_study_shifted_as_a_whole_fails_the_bench_against_its_baseline(tmp_path, tiny_npz):
     """bench/test_whole_studies.py::test_accuracy_shift on the CPU, against baselines made from the same cells'
     accuracies (trained here as the bench trains them) with the seeds spread by ±0.5: at the same mean it passes;
-    5 points higher in every cell, it fails and says by how much."""
+    20 points higher in every cell, it fails and says by how much (3 seeds a side: Welch's t has 2-4 df)."""
     import torch
 
     from ablation.data import load_npz
@@ -222,7 +223,7 @@ def test_a_study_shifted_as_a_whole_fails_the_bench_against_its_baseline(tmp_pat
     data = prepare(load_npz(str(tiny_npz)), hp.per_class, study.subset_seed, torch.device("cpu"), hp.test_limit)
     cells = ("batch_size=64-groupnorm", "batch_size=128-groupnorm")
     trained = {c: run_cell(study, study.cell(c), data, 3, "smoke").accuracy for c in cells}
-    for name, raise_by in (("same.json", 0.0), ("higher.json", 5.0)):
+    for name, raise_by in (("same.json", 0.0), ("higher.json", 20.0)):
         moved = {c: [a + raise_by + spread for a, spread in zip(values, (0.5, -0.5, 0.0))]
                  for c, values in trained.items()}
         (tmp_path / name).write_text(json.dumps(smoke_baseline(tiny_npz, moved)))
@@ -231,4 +232,4 @@ def test_a_study_shifted_as_a_whole_fails_the_bench_against_its_baseline(tmp_pat
         proc = bench(tmp_path, *cell, "-k", "test_accuracy_shift and batchnorm_vs_groupnorm",
                      f"--baseline={tmp_path / name}")
         assert proc.returncode == code and outcome in proc.stdout, proc.stdout[-2000:]
-    assert "batchnorm_vs_groupnorm: mean accuracy over 2 cells moved -5.00 points against the baseline" in proc.stdout
+    assert "batchnorm_vs_groupnorm: mean accuracy over 2 cells moved -20.00 points against the baseline" in proc.stdout

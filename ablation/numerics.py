@@ -1,0 +1,80 @@
+"""Same seeds, same device, same torch: did the training's numbers change at all?
+
+Between two results files whose cells share seeds, device and torch version,
+each cell's replicates are compared one by one: "identical" (bitwise equal
+metrics), "within noise" (no difference beyond the nondeterminism floor of
+CUDA kernels), or "changed", with the first epoch whose training loss departs.
+This verdict does not fail a comparison by itself: a change that was meant
+to happen shows here, and the statistical verdicts say whether it matters.
+But a pull request that claims "no change in training" has a check that
+cannot miss one.
+
+The floor: across 28 pairs of same-seed H200 runs of unchanged training (8
+recorded files of 4 commits, eager and CUDA-graph steps, cells alone and side
+by side), single replicates differed by at most 0.51 accuracy points and
+their final training loss by at most 2e-4 relative (133 of 201 replicates
+identical in accuracy in the closest pair).  Rounded up, that is the floor.
+The per-epoch curve and the test loss use the loss floor; they were not in
+those files, so their floor on a GPU is not yet measured.  On the CPU runs are
+deterministic: every metric is identical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+ACCURACY_FLOOR = 0.6  # points, per replicate
+LOSS_FLOOR = 5e-4  # relative, per replicate and epoch
+VERDICTS = ("identical", "within noise", "changed")
+
+
+@dataclass(frozen=True)
+class Numerics:
+    verdict: str  # one of VERDICTS
+    detail: str
+
+
+def why_no_verdict(baseline: dict[str, Any], current: dict[str, Any]) -> str:
+    """Why two results files cannot be compared replicate by replicate ("" when they can)."""
+    for key, what in (("device_name", "devices"), ("torch", "torch versions")):
+        if baseline["environment"][key] != current["environment"][key]:
+            return f"other {what} ({baseline['environment'][key]} vs {current['environment'][key]})"
+    return ""
+
+
+def relative(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(a), abs(b)) if a != b else 0.0
+
+
+def compare_replicates(baseline: dict[str, Any], current: dict[str, Any], exact: bool = False) -> Numerics | None:
+    """One cell's records replicate by replicate; None when their seeds differ.  ``exact``: both ran with
+    deterministic algorithms, so any difference is a change (no floor)."""
+    if baseline["seeds"] != current["seeds"]:
+        return None
+    losses = [("final_loss", baseline.get("final_loss"), current.get("final_loss")),
+              ("test_loss", baseline.get("test_loss"), current.get("test_loss"))]
+    curves = baseline.get("train_loss_curve"), current.get("train_loss_curve")
+    if all(curves):
+        losses += [(f"epoch {e + 1} training loss", [c[e] for c in curves[0]], [c[e] for c in curves[1]])
+                   for e in range(min(len(curves[0][0]), len(curves[1][0])))]
+    losses = [(name, a, b) for name, a, b in losses if a is not None and b is not None]
+    accuracy = max(abs(a - b) for a, b in zip(baseline["accuracy"], current["accuracy"]))
+    if accuracy == 0 and all(a == b for _, a, b in losses):
+        return Numerics("identical", "every metric of every replicate bitwise equal")
+    departed = [(name, max(relative(x, y) for x, y in zip(a, b))) for name, a, b in losses]
+    beyond = [(name, change) for name, change in departed if change > LOSS_FLOOR]
+    if exact:
+        beyond = [(name, change) for name, change in departed if change > 0]
+    if not exact and accuracy <= ACCURACY_FLOOR and not beyond:
+        return Numerics("within noise", f"accuracy within {accuracy:.2f} points, losses within "
+                                        f"{max((c for _, c in departed), default=0.0):.1e} relative")
+    epochs = [name for name, _ in beyond if name.startswith("epoch ")]
+    if epochs:
+        first = epochs[0]
+        change = dict(beyond)[first]
+        return Numerics("changed", f"training loss departs at {first.removesuffix(' training loss')} "
+                                   f"(by {change:.1%} in the replicate that moved most)")
+    if beyond:
+        return Numerics("changed", f"{beyond[0][0].replace('_', ' ')} differs by {beyond[0][1]:.1%}")
+    return Numerics("changed", f"accuracy differs by up to {accuracy:.2f} points")

@@ -1,0 +1,157 @@
+"""Per-epoch loss curves and test loss, their bands, the same-seed numerics verdict and compare --json."""
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ablation.cli import main
+from ablation.compare import as_json, compare
+from ablation.data import synthetic
+from ablation.numerics import ACCURACY_FLOOR, compare_replicates
+from ablation.results import new_results, read_results
+from ablation.runner import run_study
+from ablation.studies import get_study
+from ablation.verdict import Tolerance
+
+RECORDED = Path(__file__).resolve().parent.parent / "bench" / "recorded"
+CELLS = ["--cell", "batch_size=64-batchnorm", "--cell", "batch_size=64-groupnorm"]
+
+
+def run_to(capsys, tiny_npz, path, *extra):
+    code = main(["run", "batchnorm_vs_groupnorm", "--data", str(tiny_npz), "--device", "cpu", "--profile", "smoke",
+                 "--replicates", "2", "--quiet", "--out", str(path), *CELLS, *extra])
+    capsys.readouterr()
+    assert code == 0
+    return path
+
+
+def compared(capsys, *argv):
+    code = main(["compare", *map(str, argv), "--json"])
+    out, err = capsys.readouterr()
+    return code, json.loads(out)
+
+
+def test_results_carry_each_replicates_loss_curve_and_test_loss(capsys, tmp_path, tiny_npz):
+    results = read_results(run_to(capsys, tiny_npz, tmp_path / "a.json"))
+    assert results["schema"] == 2
+    record = results["studies"]["batchnorm_vs_groupnorm"]["cells"]["batch_size=64-groupnorm"]
+    assert len(record["train_loss_curve"]) == 2 and all(len(curve) == 1 for curve in record["train_loss_curve"])
+    assert [curve[-1] for curve in record["train_loss_curve"]] == record["final_loss"]
+    assert all(0 < loss < 10 for loss in record["test_loss"])
+
+
+def test_two_cpu_runs_with_the_same_seeds_are_identical(capsys, tmp_path, tiny_npz):
+    first, second = (run_to(capsys, tiny_npz, tmp_path / name) for name in ("a.json", "b.json"))
+    code, report = compared(capsys, first, second)
+    assert code == 0 and report["notes"] == []
+    assert [(c["cell"], c["numerics"]) for c in report["cells"]] == [
+        ("batch_size=64-batchnorm", "identical"), ("batch_size=64-groupnorm", "identical")]
+    assert set(report["cells"][0]) == {"study", "cell", "passed", "numerics", "numerics_detail", "verdicts"}
+    assert set(report["cells"][0]["verdicts"]) == {"accuracy", "final_loss", "train_loss", "test_loss"}
+    assert {s["metric"] for s in report["study_shifts"]} == {"accuracy", "final_loss", "train_loss", "test_loss"}
+
+
+def test_other_groupnorm_groups_change_exactly_the_groupnorm_cells(capsys, tmp_path, tiny_npz):
+    default = run_to(capsys, tiny_npz, tmp_path / "default.json")
+    fewer = run_to(capsys, tiny_npz, tmp_path / "fewer.json", "--groups", "2,4,4")
+    _, report = compared(capsys, default, fewer)
+    numerics = {c["cell"]: (c["numerics"], c["numerics_detail"]) for c in report["cells"]}
+    assert numerics["batch_size=64-batchnorm"] == ("identical", "every metric of every replicate bitwise equal")
+    assert numerics["batch_size=64-groupnorm"][0] == "changed"
+    assert numerics["batch_size=64-groupnorm"][1].startswith("training loss departs at epoch 1")
+
+
+def test_a_dropped_scheduler_shows_in_the_loss_curve_from_the_second_epoch():
+    """Three epochs with a cosine schedule against none: the first epoch trains at the same learning rate, so the
+    curves agree there and part from epoch 2, whatever the accuracies do."""
+    study = get_study("batchnorm_vs_groupnorm").with_hyperparameters(per_class=20, epochs=3,
+                                                                     scheduler_args={"T_max": 3, "eta_min": 0.003})
+    data = synthetic(train_per_class=20, test_per_class=10)
+    runs = []
+    for variant in (study, study.with_hyperparameters(scheduler=None, scheduler_args={})):
+        results = new_results(torch.device("cpu"), "synthetic", "full")
+        run_study(results, variant, data, torch.device("cpu"), 2, cells=[study.cell("batch_size=64-groupnorm")])
+        runs.append(results)
+    comparison = compare(*runs, Tolerance())
+    (drift,) = comparison.drifts
+    assert drift.numerics.verdict == "changed"
+    assert drift.numerics.detail.startswith("training loss departs at epoch 2 (by ")
+    curves = [r["studies"]["batchnorm_vs_groupnorm"]["cells"]["batch_size=64-groupnorm"]["train_loss_curve"]
+              for r in runs]
+    assert [c[0] for c in curves[0]] == [c[0] for c in curves[1]]
+
+
+def test_runs_with_other_seeds_get_no_numerics_verdict_and_are_told_why(capsys):
+    code, report = compared(capsys, RECORDED / "h200-bench.json", RECORDED / "h200-repeat.json")
+    assert code == 0 and all(c["numerics"] is None for c in report["cells"])
+    assert "no numerics verdict where the cells' seeds differ" in report["notes"]
+    assert "a file of schema 1 has no loss curves or test loss: judging accuracy and final loss only" in report["notes"]
+
+
+def test_other_devices_get_no_numerics_verdict_and_no_loss_bands(capsys):
+    code, report = compared(capsys, RECORDED / "h100-run.json", RECORDED / "h200-run-side-by-side.json")
+    assert code == 0
+    assert report["notes"][:2] == [
+        "no numerics verdict: other devices (NVIDIA H100 80GB HBM3 vs NVIDIA H200)",
+        "loss metrics not judged: other device (their spread across devices is not measured)"]
+    assert all(set(c["verdicts"]) == {"accuracy"} for c in report["cells"])
+
+
+def test_every_recorded_same_seed_pair_of_unchanged_h200_runs_is_within_the_floor():
+    """The floor was set from these pairs (largest: 0.51 points, 2e-4 of the final loss); no held-out pair."""
+    names = ["run-side-by-side", "run-side-by-side-no-bytecode", "bench-1018f58", "run-order-eager", "run-graphs",
+             "bench-graphs", "run-replicate-sgd", "bench-replicate-sgd"]
+    runs = {n: read_results(RECORDED / f"h200-{n}.json") for n in names}
+    verdicts = set()
+    for a, b in itertools.combinations(names, 2):
+        for drift in compare(runs[a], runs[b], Tolerance()).drifts:
+            verdicts.add(drift.numerics.verdict)
+    assert verdicts == {"identical", "within noise"}
+
+
+def test_a_planted_fault_changes_the_numerics_of_every_cell_it_touches():
+    comparison = compare(read_results(RECORDED / "h200-bench.json"),
+                         read_results(RECORDED / "h200-fault-no_normalization.json"), Tolerance())
+    assert {d.numerics.verdict for d in comparison.drifts} == {"changed"} and len(comparison.drifts) == 19
+
+
+def test_deterministic_runs_take_no_floor():
+    record = {"seeds": [1], "accuracy": [50.0], "final_loss": [1.0]}
+    nudged = dict(record, accuracy=[50.0 + ACCURACY_FLOOR / 2])
+    assert compare_replicates(record, nudged).verdict == "within noise"
+    assert compare_replicates(record, nudged, exact=True).verdict == "changed"
+    assert compare_replicates(record, dict(record, seeds=[2])) is None
+
+
+@pytest.fixture
+def deterministic_restored():
+    yield
+    torch.use_deterministic_algorithms(False)
+    torch.backends.cudnn.deterministic = False
+
+
+def test_run_deterministic_records_it_and_compare_then_takes_no_floor(capsys, tmp_path, tiny_npz,
+                                                                      deterministic_restored):
+    path = run_to(capsys, tiny_npz, tmp_path / "d.json", "--deterministic")
+    results = read_results(path)
+    assert results["environment"]["deterministic"] is True and torch.are_deterministic_algorithms_enabled()
+    nudged = json.loads(path.read_text())
+    cell = nudged["studies"]["batchnorm_vs_groupnorm"]["cells"]["batch_size=64-batchnorm"]
+    cell["accuracy"] = [a + 0.01 for a in cell["accuracy"]]
+    (tmp_path / "nudged.json").write_text(json.dumps(nudged))
+    _, report = compared(capsys, path, tmp_path / "nudged.json")
+    assert {c["cell"]: c["numerics"] for c in report["cells"]}["batch_size=64-batchnorm"] == "changed"
+
+
+def test_json_says_per_cell_which_metric_caught_a_change(capsys):
+    code, report = compared(capsys, RECORDED / "h200-bench.json", RECORDED / "h200-fault-no_scheduler.json",
+                            "--min-throughput", "0")
+    assert code == 1 and report["regressed"]
+    caught = {c["cell"]: [m for m, v in c["verdicts"].items() if not v["passed"]] for c in report["cells"]}
+    assert caught["order=conv_relu_bn"] == ["final_loss"] and caught["order=conv_bn_relu"] == []
+    order = next(c for c in report["cells"] if c["cell"] == "order=conv_relu_bn")
+    assert order["verdicts"]["final_loss"]["ratio"] == pytest.approx(0.062, abs=0.001)
+    assert order["verdicts"]["accuracy"]["band"] is not None and order["numerics"] == "changed"
