@@ -5,7 +5,9 @@ fitted on the two recorded H200 bench runs with independent seeds
 (bench/recorded/h200-bench.json, seeds 0-7, and h200-repeat.json, seeds
 1000-1007): per cell a normal distribution of accuracy (its mean and pooled
 within-run sd), and in the bimodal cells a share of runs at chance beside
-the learned runs' normal.  Each simulated bench run first draws its world
+the learned runs' normal, and in the cells whose runs learn a log-normal final
+training loss (the recorded files hold no loss curves or test loss, so the
+final loss stands for the loss metrics).  Each simulated bench run first draws its world
 from the fit's uncertainty (each sd from its chi-square, each mean from its
 standard error, each share from its beta posterior), then a baseline run and
 a current run of that world, and judges them as the bench does with the
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ablation.compare import THROUGHPUT_DF, THROUGHPUT_LOG_SD, judge_study_shift, min_throughput
+from ablation.compare import THROUGHPUT_DF, THROUGHPUT_LOG_SD, judge_metric, judge_study_shift, min_throughput
 from ablation.findings import FINDINGS
 from ablation.results import read_results
 from ablation.studies import DOCUMENTED
@@ -33,7 +35,7 @@ from ablation.verdict import BUDGET, Tolerance, at_chance, check_against_baselin
 
 RECORDED = Path(__file__).resolve().parent / "recorded"
 FITTED_ON = ("h200-bench.json", "h200-repeat.json")
-KINDS = ("documented_cell", "baseline_cell", "chance_share", "study_shift", "finding", "throughput")
+KINDS = ("documented_cell", "baseline_cell", "chance_share", "study_shift", "metric", "finding", "throughput")
 
 
 @dataclass(frozen=True)
@@ -47,13 +49,16 @@ class CellModel:
     df: int
     chance: int  # runs at chance among ``runs``
     runs: int
+    log_loss: tuple[float, float]  # mean and pooled within-run sd of log(final loss), df as ``df``
 
-    def world(self, rng: random.Random) -> tuple[float, float, float]:
-        """(mean, sd, share at chance) of one simulated world, drawn from the fit's uncertainty."""
-        sd = self.sd * math.sqrt(self.df / (2 * rng.gammavariate(self.df / 2, 1.0)))
+    def world(self, rng: random.Random) -> tuple[float, float, float, float, float]:
+        """(mean, sd, share at chance, log-loss mean, log-loss sd) of one simulated world, drawn from the fit's
+        uncertainty."""
+        scale = math.sqrt(self.df / (2 * rng.gammavariate(self.df / 2, 1.0)))
         mean = rng.gauss(self.mean, self.sd / math.sqrt(self.runs - self.chance))
         share = rng.betavariate(self.chance + 1, self.runs - self.chance + 1) if self.chance else 0.0
-        return mean, sd, share
+        loss_scale = math.sqrt(self.df / (2 * rng.gammavariate(self.df / 2, 1.0)))
+        return mean, self.sd * scale, share, self.log_loss[0], self.log_loss[1] * loss_scale
 
 
 def fit(paths: Sequence[Path] = tuple(RECORDED / name for name in FITTED_ON)) -> list[CellModel]:
@@ -68,15 +73,20 @@ def fit(paths: Sequence[Path] = tuple(RECORDED / name for name in FITTED_ON)) ->
             ss = sum(sum((a - statistics.fmean(run)) ** 2 for a in run) for run in learned if len(run) > 1)
             total = sum(len(r["accuracy"]) for r in records)
             documented = records[0]["documented"]["runs"] if records[0]["documented"] else None
+            logs = [[math.log(x) for x in r["final_loss"]] for r in records]
+            log_ss = sum(sum((x - statistics.fmean(run)) ** 2 for x in run) for run in logs)
+            log_df = sum(len(run) - 1 for run in logs)
             models.append(CellModel(study.name, cell.id, study.replicates, documented, statistics.fmean(values),
-                                    math.sqrt(ss / df), df, total - len(values), total))
+                                    math.sqrt(ss / df), df, total - len(values), total,
+                                    (statistics.fmean(x for run in logs for x in run), math.sqrt(log_ss / log_df))))
     return models
 
 
-def draw(world: tuple[float, float, float], replicates: int, rng: random.Random) -> dict[str, Any]:
-    mean, sd, share = world
+def draw(world: tuple[float, ...], replicates: int, rng: random.Random) -> dict[str, Any]:
+    mean, sd, share, log_loss, log_loss_sd = world
     if not share:  # a cell whose runs learn: plain normal draws, whose low tail the chance-run rule judges
-        return {"accuracy": [rng.gauss(mean, sd) for _ in range(replicates)], "collapsed": [False] * replicates}
+        return {"accuracy": [rng.gauss(mean, sd) for _ in range(replicates)], "collapsed": [False] * replicates,
+                "final_loss": [math.exp(rng.gauss(log_loss, log_loss_sd)) for _ in range(replicates)]}
     accuracy = [10.0 - rng.uniform(0.0, 0.8) if rng.random() < share else learned_run(mean, sd, rng)
                 for _ in range(replicates)]
     return {"accuracy": accuracy, "collapsed": [False] * replicates}
@@ -115,9 +125,14 @@ def simulate(runs: int, tolerance: Tolerance = Tolerance(), seed: int = 0,
             against = check_against_baseline(m.study, m.cell, record, baseline[m.study][m.cell], same_device)
             if not against.passed:
                 found["chance_share" if "the share at chance changed" in against.reason else "baseline_cell"] = True
+            if "final_loss" in record and not judge_metric("final_loss", baseline[m.study][m.cell], record,
+                                                           same_device).passed:
+                found["metric"] = True
         for study in DOCUMENTED:
             shift = judge_study_shift(study.name, baseline[study.name], current[study.name], same_device)
             found["study_shift"] |= shift is not None and not shift.passed
+            loss = judge_study_shift(study.name, baseline[study.name], current[study.name], same_device, "final_loss")
+            found["metric"] |= loss is not None and not loss.passed
             log_sd = THROUGHPUT_LOG_SD * math.sqrt(THROUGHPUT_DF / (2 * rng.gammavariate(THROUGHPUT_DF / 2, 1.0)))
             found["throughput"] |= math.exp(rng.gauss(0.0, log_sd)) < limit
         results = {"studies": {name: {"cells": cells} for name, cells in current.items()}}

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ablation.cli import main
-from ablation.compare import as_json, compare
+from ablation.compare import compare
 from ablation.data import synthetic
 from ablation.numerics import ACCURACY_FLOOR, compare_replicates
 from ablation.results import new_results, read_results
