@@ -59,15 +59,16 @@ def test_smoke_run_of_all_studies_on_the_real_copy(capsys, tmp_path, small_cifar
     assert record["setup_s"] > 0 and record["eval_s"] > 0
 
 
-def synthetic_run(capsys, tmp_path, *extra):
-    return run(capsys, "run", "batchnorm_vs_groupnorm", "--data", "synthetic", "--device", "cpu", "--profile", "smoke",
+def synthetic_run(capsys, data, *extra):
+    """Two norm-study cells on generated data (``data``: the tiny_npz fixture), smoke profile."""
+    return run(capsys, "run", "batchnorm_vs_groupnorm", "--data", str(data), "--device", "cpu", "--profile", "smoke",
                "--cell", "batch_size=64-batchnorm", "--cell", "batch_size=64-groupnorm", "--replicates", "2",
                "--quiet", *extra)
 
 
-def test_markdown_table_in_the_study_documents_shape(capsys, tmp_path, monkeypatch):
+def test_markdown_table_in_the_study_documents_shape(capsys, tmp_path, monkeypatch, tiny_npz):
     monkeypatch.setattr(train, "_warned_cpu_amp", False)  # said once per process: make this test the first
-    code, out, err = synthetic_run(capsys, tmp_path, "--format", "markdown")
+    code, out, err = synthetic_run(capsys, tiny_npz, "--format", "markdown")
     assert code == 0 and err.startswith("note: bf16 autocast needs CUDA") and err.count("\n") == 1  # --quiet: no progress
     lines = out.splitlines()
     assert lines[0].startswith("### BatchNorm vs GroupNorm")
@@ -78,21 +79,21 @@ def test_markdown_table_in_the_study_documents_shape(capsys, tmp_path, monkeypat
     assert not any(line.startswith("| 2 |") for line in lines)  # cells not run are not shown
 
 
-def test_csv_and_json_formats(capsys, tmp_path):
-    _, out, _ = synthetic_run(capsys, tmp_path, "--format", "csv")
+def test_csv_and_json_formats(capsys, tmp_path, tiny_npz):
+    _, out, _ = synthetic_run(capsys, tiny_npz, "--format", "csv")
     lines = out.splitlines()
     assert lines[0] == "study,cell,level,variant,documented,mean,sd,n,at_chance"
     assert lines[1].startswith("batchnorm_vs_groupnorm,batch_size=64-batchnorm,64,batchnorm,53.18,")
     assert lines[1].split(",")[-2] == "2" and lines[1].split(",")[-1] in {"0", "1", "2"}
-    _, out, _ = synthetic_run(capsys, tmp_path, "--format", "json")
+    _, out, _ = synthetic_run(capsys, tiny_npz, "--format", "json")
     cells = json.loads(out)["studies"]["batchnorm_vs_groupnorm"]["cells"]
     assert cells["batch_size=64-groupnorm"]["seeds"] == [84035, 84036]
 
 
 @pytest.mark.parametrize("no_fuse", [False, True])
-def test_on_cpu_replicates_train_fused_only_at_small_batches(capsys, no_fuse):
+def test_on_cpu_replicates_train_fused_only_at_small_batches(capsys, no_fuse, tiny_npz):
     """On a CPU fusing is faster at batches of 32 or fewer and slower above (train.CPU_FUSE_MAX_BATCH)."""
-    code, out, err = run(capsys, "run", "batchnorm_vs_groupnorm", "--data", "synthetic", "--device", "cpu",
+    code, out, err = run(capsys, "run", "batchnorm_vs_groupnorm", "--data", str(tiny_npz), "--device", "cpu",
                          "--profile", "smoke", "--cell", "batch_size=32-groupnorm", "--cell", "batch_size=64-groupnorm",
                          "--replicates", "2", "--quiet", "--format", "json", *(["--no-fuse"] if no_fuse else []))
     assert code == 0, err
@@ -101,7 +102,7 @@ def test_on_cpu_replicates_train_fused_only_at_small_batches(capsys, no_fuse):
     assert fused == ((1, 1) if no_fuse else (2, 1))
 
 
-def test_runs_at_chance_are_marked(capsys, monkeypatch, tmp_path):
+def test_runs_at_chance_are_marked(capsys, monkeypatch, tmp_path, tiny_npz):
     import ablation.train as train
 
     def constant_predictions(model, data, replicates, dtype, channels_last):
@@ -110,7 +111,7 @@ def test_runs_at_chance_are_marked(capsys, monkeypatch, tmp_path):
                 torch.ones(replicates, dtype=torch.bool), torch.full((replicates,), 2.3))
 
     monkeypatch.setattr(train, "evaluate", constant_predictions)
-    code, out, _ = synthetic_run(capsys, tmp_path)
+    code, out, _ = synthetic_run(capsys, tiny_npz)
     assert code == 0 and "(n=2, 2 at chance)" in out
 
 
@@ -334,7 +335,7 @@ def test_a_study_side_by_side_records_each_cell_as_alone_and_counts_shared_time_
                   side_by_side=2)
 
 
-def test_an_interrupted_run_keeps_its_finished_cells_and_exits_130(capsys, tmp_path, monkeypatch):
+def test_an_interrupted_run_keeps_its_finished_cells_and_exits_130(capsys, tmp_path, monkeypatch, tiny_npz):
     """Ctrl-C in the third cell: one line on stderr, no traceback, and --out holds the two cells before it."""
     import ablation.runner as runner
 
@@ -350,12 +351,12 @@ def test_an_interrupted_run_keeps_its_finished_cells_and_exits_130(capsys, tmp_p
     monkeypatch.setattr(runner, "run_cell", interrupted_at_the_third)
     out_file = tmp_path / "results.json"
     three_cells = ["--cell", "batch_size=128-batchnorm", "--cell", "batch_size=128-groupnorm"]
-    code, out, err = synthetic_run(capsys, tmp_path, *three_cells[:2], "--out", str(out_file))
+    code, out, err = synthetic_run(capsys, tiny_npz, *three_cells[:2], "--out", str(out_file))
     assert code == 130 and out == ""
     assert err.splitlines()[-1] == f"ablation: interrupted; {out_file} holds the 2 cells finished before it"
     assert list(read_results(out_file)["studies"]["batchnorm_vs_groupnorm"]["cells"]) == started[:2]
     assert list(tmp_path.iterdir()) == [out_file]  # no partial file left beside it
 
     started.clear()
-    code, _, err = synthetic_run(capsys, tmp_path, *three_cells)
+    code, _, err = synthetic_run(capsys, tiny_npz, *three_cells)
     assert code == 130 and err.splitlines()[-1] == "ablation: interrupted"

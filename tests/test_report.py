@@ -7,6 +7,7 @@ import statistics
 from pathlib import Path
 
 import matplotlib.image
+import numpy as np
 import pytest
 
 from ablation.cli import main
@@ -156,12 +157,18 @@ def test_run_with_plot_writes_the_figure_from_its_own_results(capsys, tmp_path):
 
 
 def test_variant_of_cifar100_runs_on_generated_100_class_data(capsys, tmp_path):
-    code = main(["run", "batchnorm_vs_groupnorm_cifar100", "--data", "synthetic:100", "--device", "cpu", "--profile",
+    from ablation.data import synthetic
+
+    data = synthetic(classes=100, train_per_class=20, test_per_class=1)
+    path = tmp_path / "hundred.npz"
+    np.savez(path, train_x=data.train_x.numpy(), train_y=data.train_y.numpy(), test_x=data.test_x.numpy(),
+             test_y=data.test_y.numpy())
+    code = main(["run", "batchnorm_vs_groupnorm_cifar100", "--data", str(path), "--device", "cpu", "--profile",
                  "smoke", "--replicates", "1", "--cell", "batch_size=128-groupnorm", "--quiet",
                  "--out", str(tmp_path / "r.json")])
     assert code == 0
     results = read_results(tmp_path / "r.json")
     entry = results["studies"]["batchnorm_vs_groupnorm_cifar100"]
-    assert entry["classes"] == 100 and entry["groups"] == [16, 32, 32] and entry["data"] == "synthetic:100"
+    assert entry["classes"] == 100 and entry["groups"] == [16, 32, 32] and entry["data"] == str(path)
     assert get_study("batchnorm_vs_groupnorm_cifar100").model(
         get_study("batchnorm_vs_groupnorm_cifar100").cells[1], classes=100)[0].norm.num_groups == 16
