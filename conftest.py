@@ -338,6 +338,11 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         ok, detail = finding.judge(results, _tolerance(config))
         if ok is not None:
             write(f"finding {finding.study}:{finding.name}: {'holds' if ok else 'FAILS'}: {detail}")
+    from ablation.power import power_table, study_power
+
+    if powers := study_power(results, _tolerance(config)):
+        write("smallest study shifts this run's replicate counts detect (80 % power):")
+        write(power_table(powers, None, False))
     write(f"results written to {config.getoption('bench_out')}")
     if config.getoption("baseline"):
         tolerance = _tolerance(config)

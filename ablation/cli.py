@@ -19,6 +19,7 @@ from ablation.data import DATA_ROOT_ENV, SOURCE_CLASSES, DataError, Dataset, loa
 from ablation.report import history, history_text, markdown_report, plot_results
 from ablation.results import (FORMATS, NOT_JUDGED, ResultsError, environment, format_results, new_results, read_results,
                               training_seconds, write_json)
+from ablation.power import power_table, study_power
 from ablation.runner import run_study
 from ablation.speed import MODES, available_modes, measure, speed_table
 from ablation.studies import DOCUMENTED, PROFILES, STUDIES, Cell, Study, get_study
@@ -88,6 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
                             "replicates per cell and scale their times up to all (default: time all)")
     speed.add_argument("--markdown", action="store_true", help="print a Markdown table")
 
+    power = commands.add_parser("power", help="the smallest shift each study's test detects at a results file's "
+                                              "replicate counts, and the replicates a target shift needs")
+    power.add_argument("results", help="results JSON of `run --out` or the bench")
+    power.add_argument("--alpha", type=probability,
+                       help="two-sided false-alarm probability of one study's test (default: the study shift's and "
+                            "the loss metrics' shares of a 1 %% alarm budget)")
+    power.add_argument("--power", type=probability, default=0.8,
+                       help="probability of detecting the shift, 0.5 or more (default %(default)s)")
+    power.add_argument("--target-shift", type=above_zero, metavar="POINTS",
+                       help="also the replicates per cell that detect this accuracy shift (default: none)")
+    power.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    power.add_argument("--json", action="store_true", help="print JSON")
+
     compare = commands.add_parser("compare", help="drift between two results files, per cell and per study; "
                                   "exit 1 on a regression")
     compare.add_argument("baseline", help="results JSON of a known-good run")
@@ -148,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return report_file(args)
         if args.command == "history":
             return show_history(args)
+        if args.command == "power":
+            return show_power(args)
         return run(args)
     except UsageError as error:
         print(f"ablation: error: {error}", file=sys.stderr)
@@ -309,6 +325,23 @@ def show_history(args: argparse.Namespace) -> int:
     print("! = outside the band against the run before it", file=sys.stderr)
     for note in notes:
         print(note, file=sys.stderr)
+    return 0
+
+
+def show_power(args: argparse.Namespace) -> int:
+    if args.power < 0.5:
+        raise UsageError(f"--power must be 0.5 or more, got {args.power}")
+    results = read_results(args.results)
+    powers = study_power(results, power=args.power, alpha=args.alpha)
+    if not powers:
+        raise UsageError(f"{args.results} holds no study with two comparable cells; power needs a whole study")
+    if args.json:
+        print(json.dumps([{"study": p.study, "metric": p.metric, "replicates": p.replicates, "seed_sd": p.seed_sd,
+                           "alpha": p.alpha, "power": p.power, "detectable_shift": p.detectable(),
+                           "replicates_for_target": p.replicates_needed(args.target_shift)
+                           if args.target_shift and p.metric == "accuracy" else None} for p in powers], indent=1))
+    else:
+        print(power_table(powers, args.target_shift, args.markdown))
     return 0
 
 

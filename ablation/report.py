@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from ablation.findings import FINDINGS
+from ablation.power import power_table, study_power
 from ablation.results import (NOT_JUDGED, ResultsError, mean_sd, measured_text, ordered_studies, read_results, render,
                               short_commit, used_cuda_graphs)
 from ablation.studies import get_study
@@ -136,6 +137,10 @@ def markdown_report(results: dict[str, Any], tolerance: Tolerance = Tolerance())
                          f"{mean - documented:+.2f}" if documented is not None else "-", verdict_text])
         lines += [f"## {study.title} (`{name}`)", "",
                   render([study.factor, "variant", "documented", "measured", "difference", "verdict"], rows, True), ""]
+    if judged_profile and (powers := study_power(results, tolerance)):
+        lines += ["## Power", "", "The smallest shift of a whole study that its test against a baseline of the same "
+                  "replicate counts detects with 80 % probability (`python -m ablation power`):", "",
+                  power_table(powers, None, True), ""]
     judged = [(f, f.judge(results, tolerance)) for f in findings if f.study in results["studies"]]
     judged = [(f, ok, detail) for f, (ok, detail) in judged if ok is not None]
     if judged:

@@ -1,0 +1,93 @@
+"""How large a shift the bench can see: minimum detectable shifts per study and metric, and the replicates a
+target shift needs.
+
+The study shift test (compare.judge_study_shift) compares per-seed means: with
+n seeds a side of spread s, its standard error is s * sqrt(2 / n) on about
+2(n - 1) df.  A true shift D is found with probability ``power`` at the test's
+alpha when D >= (t(alpha / 2) + t(1 - power)) * se: that D is the minimum
+detectable shift.  s is estimated from the file's own replicates, so a file of
+one run per seed states the bench's power at the next run of the same counts.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+from ablation.compare import metric_values, seed_means
+from ablation.results import ordered_studies, render
+from ablation.stats import t_quantile
+from ablation.studies import get_study
+from ablation.verdict import LOSS_METRICS, Tolerance
+
+MAX_REPLICATES = 512  # replicates_needed looks no further
+
+
+@dataclass(frozen=True)
+class Power:
+    study: str
+    metric: str
+    replicates: int  # seeds a side
+    seed_sd: float | None  # sd of the per-seed means (points, or log units); None: too few to estimate
+    alpha: float
+    power: float
+
+    def detectable(self, replicates: int | None = None) -> float | None:
+        """The smallest true shift found with ``power`` at ``replicates`` seeds a side (default the file's)."""
+        n = replicates or self.replicates
+        if self.seed_sd is None or n < 2:
+            return None
+        df = 2 * (n - 1)
+        return (t_quantile(self.alpha / 2, df) + t_quantile(1 - self.power, df)) * self.seed_sd * math.sqrt(2 / n)
+
+    def replicates_needed(self, shift: float) -> int | None:
+        """The fewest seeds a side that detect ``shift`` (points, or a log ratio) with ``power``; None beyond
+        MAX_REPLICATES or without an estimate."""
+        if self.seed_sd is None:
+            return None
+        return next((n for n in range(2, MAX_REPLICATES + 1) if self.detectable(n) <= shift), None)
+
+
+def study_power(results: dict[str, Any], tolerance: Tolerance = Tolerance(), power: float = 0.8,
+                alpha: float | None = None) -> list[Power]:
+    """Per study of the file and per metric it holds, the spread of its per-seed means and the test's alpha (the
+    study shift's share of the alarm budget unless ``alpha`` is given)."""
+    found = []
+    for name, entry in ordered_studies(results):
+        study = get_study(name)
+        cells = [c for c in entry["cells"].values() if c["level"] not in study.bimodal_levels]
+        for metric in ("accuracy", *LOSS_METRICS):
+            values = [metric_values(c, metric) for c in cells]
+            if len(cells) < 2 or any(v is None for v in values):
+                continue
+            means = seed_means(values)
+            kind = "study_shift" if metric == "accuracy" else "metric"
+            found.append(Power(name, metric, len(means), statistics.stdev(means) if len(means) >= 3 else None,
+                               alpha if alpha is not None else tolerance.alpha(kind), power))
+    return found
+
+
+def shift_text(metric: str, shift: float | None) -> str:
+    if shift is None:
+        return "-"
+    return f"{shift:.2f} points" if metric == "accuracy" else f"x{math.exp(shift):.3f}"
+
+
+def power_table(powers: list[Power], target: float | None, markdown: bool) -> str:
+    """Minimum detectable shifts; with ``target`` (accuracy points) also the replicates that detect it."""
+    headers = ["study", "metric", "replicates", "seed sd", "alpha", "detectable at 80 %"
+               if all(p.power == 0.8 for p in powers) else "detectable"]
+    if target is not None:
+        headers.append(f"replicates for {target:g} points")
+    rows = []
+    for p in powers:
+        sd = "too few (3 needed)" if p.seed_sd is None else f"{p.seed_sd:.3f}"
+        row = [p.study, p.metric, str(p.replicates), sd, f"{p.alpha:.2g}", shift_text(p.metric, p.detectable())]
+        if target is not None:
+            needed = p.replicates_needed(target) if p.metric == "accuracy" else None
+            row.append("-" if p.metric != "accuracy" or p.seed_sd is None
+                       else str(needed) if needed else f"> {MAX_REPLICATES}")
+        rows.append(row)
+    return render(headers, rows, markdown)

@@ -1,0 +1,86 @@
+"""python -m ablation power: minimum detectable shifts from a results file's own replicates."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from ablation.cli import main
+from ablation.power import Power, study_power
+from ablation.results import read_results
+from ablation.stats import t_quantile
+
+RECORDED = Path(__file__).resolve().parent.parent / "bench" / "recorded"
+
+
+def test_the_detectable_shift_is_the_tests_critical_value_plus_the_powers_quantile_in_standard_errors():
+    p = Power("sigmoid_vs_relu", "accuracy", 5, seed_sd=0.5, alpha=0.001, power=0.8)
+    df = 8
+    expected = (t_quantile(0.0005, df) + t_quantile(0.2, df)) * 0.5 * math.sqrt(2 / 5)
+    assert p.detectable() == pytest.approx(expected)
+    assert p.detectable(20) < p.detectable(10) < p.detectable()  # more replicates, smaller shifts
+    needed = p.replicates_needed(0.5)
+    assert p.detectable(needed) <= 0.5 < p.detectable(needed - 1)
+    assert Power("s", "accuracy", 2, None, 0.001, 0.8).replicates_needed(0.5) is None
+
+
+def test_a_study_shift_at_the_detectable_size_is_found_with_the_stated_power():
+    """Simulated: per-seed means of spread 1 point, a true shift of the detectable size, Welch's test at alpha 0.05:
+    found about 80 % of the time (Welch's df sit a little below 2(n - 1), so a little less)."""
+    import random
+
+    from ablation.compare import judge_study_shift
+    from ablation.verdict import BUDGET, Tolerance
+
+    rng = random.Random(3)
+    tolerance = Tolerance(alarm_budget=0.05 / BUDGET["study_shift"][0] * BUDGET["study_shift"][1], hardware=0.0)
+    shift = Power("s", "accuracy", 8, 1.0, tolerance.alpha("study_shift"), 0.8).detectable()
+    found = 0
+    for _ in range(2000):
+        seeds_before, seeds_after = ([rng.gauss(0, 1.0) for _ in range(8)] for _ in range(2))
+        cells = ("blocks=1-relu", "blocks=2-relu")  # a seed's luck is the same in every cell
+        before = {c: {"accuracy": [40 + b for b in seeds_before]} for c in cells}
+        after = {c: {"accuracy": [40 + shift + b for b in seeds_after]} for c in cells}
+        found += not judge_study_shift("sigmoid_vs_relu", before, after, tolerance).passed
+    assert 0.72 < found / 2000 < 0.85
+
+
+def test_power_of_a_recorded_run(capsys):
+    assert main(["power", str(RECORDED / "h200-bench.json"), "--target-shift", "0.5"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("sigmoid_vs_relu") and "accuracy" in line)
+    assert row.split()[2:] == ["5", "0.208", "0.001", "0.78", "points", "9"]
+    assert "replicates for 0.5 points" in out.splitlines()[0]
+
+
+def test_power_as_json_and_too_few_replicates_said(capsys, tmp_path):
+    results = read_results(RECORDED / "h200-bench.json")
+    for cell in results["studies"]["conv_activation_norm_position"]["cells"].values():
+        cell["accuracy"], cell["final_loss"] = cell["accuracy"][:2], cell["final_loss"][:2]
+    (tmp_path / "two.json").write_text(json.dumps(results))
+    assert main(["power", str(tmp_path / "two.json"), "--json"]) == 0
+    rows = {(r["study"], r["metric"]): r for r in json.loads(capsys.readouterr().out)}
+    assert rows["conv_activation_norm_position", "accuracy"]["seed_sd"] is None
+    assert rows["conv_activation_norm_position", "accuracy"]["detectable_shift"] is None
+    assert main(["power", str(tmp_path / "two.json")]) == 0
+    assert "too few (3 needed)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--power", "0.3"], "--power must be 0.5 or more, got 0.3"),
+    (["--alpha", "2"], "argument --alpha: must be between 0 and 1, got 2"),
+    (["--target-shift", "0"], "argument --target-shift: must be above 0, got 0"),
+])
+def test_bad_power_options_are_one_line(capsys, argv, message):
+    assert main(["power", str(RECORDED / "h200-bench.json"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_report_states_the_power_beside_the_verdicts():
+    from ablation.report import markdown_report
+
+    text = markdown_report(read_results(RECORDED / "h200-bench.json"))
+    assert "## Power" in text and "| sigmoid_vs_relu | accuracy | 5 | 0.208 | 0.001 | 0.78 points |" in text
+    assert len(study_power(read_results(RECORDED / "h200-run-order-eager.json"))) == 2
