@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     past = commands.add_parser("history", help="each cell's accuracy over the results files in a folder")
     past.add_argument("directory", help="folder of results JSON files")
     past.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    past.add_argument("--min-shift", type=above_zero, default=1.0, metavar="POINTS",
+                      help="smallest change of level flagged with ^ (default %(default)s)")
 
     speed = commands.add_parser("speed", help="time the notebooks' pipeline, the eager loop and the fused one "
                                               "(on CUDA also with CUDA graphs, as run trains each cell there)")
@@ -320,9 +322,10 @@ def report_file(args: argparse.Namespace) -> int:
 def show_history(args: argparse.Namespace) -> int:
     if not Path(args.directory).is_dir():
         raise UsageError(f"{args.directory} is not a folder; pass the folder that holds the results files")
-    frame, notes = history(args.directory)
+    frame, notes = history(args.directory, min_shift=args.min_shift)
     print(history_text(frame, args.markdown))
-    print("! = outside the band against the run before it", file=sys.stderr)
+    print("! = outside the band against the run before it; ^ = a new level starts here (change point)",
+          file=sys.stderr)
     for note in notes:
         print(note, file=sys.stderr)
     return 0

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from ablation.findings import FINDINGS
+from ablation.stats import level_shift
 from ablation.power import power_table, study_power
 from ablation.results import (NOT_JUDGED, ResultsError, mean_sd, measured_text, ordered_studies, read_results, render,
                               short_commit, used_cuda_graphs)
@@ -149,12 +150,20 @@ def markdown_report(results: dict[str, Any], tolerance: Tolerance = Tolerance())
     return "\n".join(lines).rstrip() + "\n"
 
 
-def history(directory: str | Path, tolerance: Tolerance = Tolerance()) -> tuple[pd.DataFrame, list[str]]:
+HISTORY_ALPHA = 0.01  # false-alarm probability of the level-shift flags over all cells of a history
+
+
+def history(directory: str | Path, tolerance: Tolerance = Tolerance(),
+            min_shift: float = 1.0) -> tuple[pd.DataFrame, list[str]]:
     """Each cell's mean accuracy over the results files in ``directory``, oldest first.
 
     A value is marked ``!`` where it drifted from the run before it (outside the
-    band against that run's replicates).  Returns the table and notes on files
-    that were passed over.
+    band against that run's replicates), and ``^`` where a new level starts: the
+    cell's series of run means splits into an earlier and a later level that
+    differ by ``min_shift`` points or more, by a Welch t-test over the split
+    (stats.level_shift; HISTORY_ALPHA over all cells), so a slow drift or a
+    step that no single pair of runs shows is seen.  Returns the table and
+    notes: files passed over, and each level shift.
     """
     runs, notes = [], []
     for path in sorted(Path(directory).glob("*.json")):
@@ -167,6 +176,7 @@ def history(directory: str | Path, tolerance: Tolerance = Tolerance()) -> tuple[
     runs.sort(key=lambda r: r["created"])
     columns = [f"{r['created'][:16]} {short_commit(r['environment'])}".strip() for r in runs]
     table: dict[str, dict[str, str]] = {}
+    series: dict[str, list[tuple[str, float]]] = {}
     previous: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for column, results in zip(columns, runs):
         for name, entry in results["studies"].items():
@@ -182,7 +192,15 @@ def history(directory: str | Path, tolerance: Tolerance = Tolerance()) -> tuple[
                     if not verdict.passed:
                         text += " !"
                 table.setdefault(key, {})[column] = text
+                series.setdefault(key, []).append((column, statistics.fmean(record["accuracy"])))
                 previous[key] = (results, entry)
+    for key, points in series.items():
+        shift = level_shift([mean for _, mean in points], HISTORY_ALPHA / len(series), min_shift)
+        if shift is not None:
+            start, before, after, p = shift
+            table[key][points[start][0]] += " ^"
+            notes.append(f"level shift: {key} from {before:.2f} to {after:.2f} from {points[start][0]} on "
+                         f"(Welch, adjusted p {p:.2g})")
     frame = pd.DataFrame.from_dict(table, orient="index", columns=columns).fillna("-")
     frame.index.name = "cell"
     return frame, notes

@@ -98,3 +98,23 @@ def fisher_exact(a: int, b: int, c: int, d: int) -> float:
     observed = probability(a)
     tables = range(max(0, row + column - n), min(row, column) + 1)
     return min(1.0, sum(p for p in map(probability, tables) if p <= observed * (1 + 1e-9)))
+
+
+def level_shift(series: list[float], alpha: float, min_shift: float,
+                min_side: int = 3) -> tuple[int, float, float, float] | None:
+    """The split of ``series`` into an earlier and a later level with the largest Welch t, when its p, times the
+    number of splits tried (Bonferroni), is below ``alpha`` and the levels differ by ``min_shift`` or more, as a
+    windowed t-test with a minimum effect flags a change point.  Returns (index where the later level starts,
+    earlier mean, later mean, adjusted p), or None.  Each level needs ``min_side`` values."""
+    splits = range(min_side, len(series) - min_side + 1)
+    best = None
+    for k in splits:
+        change, se, df = welch(series[:k], series[k:])
+        if abs(change) < min_shift:
+            continue
+        p = 1.0 if se == 0 and change == 0 else 0.0 if se == 0 else min(1.0, 2 * t_sf(abs(change) / se, df))
+        if best is None or p < best[3]:
+            best = (k, statistics.fmean(series[:k]), statistics.fmean(series[k:]), p)
+    if best is None or best[3] * len(splits) >= alpha:
+        return None
+    return best[0], best[1], best[2], min(1.0, best[3] * len(splits))

@@ -2,6 +2,7 @@
 
 import copy
 import json
+import re
 import shutil
 import statistics
 from pathlib import Path
@@ -172,3 +173,41 @@ def test_variant_of_cifar100_runs_on_generated_100_class_data(capsys, tmp_path):
     assert entry["classes"] == 100 and entry["groups"] == [16, 32, 32] and entry["data"] == str(path)
     assert get_study("batchnorm_vs_groupnorm_cifar100").model(
         get_study("batchnorm_vs_groupnorm_cifar100").cells[1], classes=100)[0].norm.num_groups == 16
+
+
+def test_history_flags_a_step_in_a_cells_level_that_no_pair_of_runs_shows(tmp_path):
+    """Ten runs; from the sixth on, ReLU at depth 4 runs 1.5 points lower, each run within its band of the one
+    before (a step of 1.5 against 5 replicates of spread 1). The change point is found where the new level starts;
+    the other cells, which only wander, and a single low run are not flagged."""
+    import random
+
+    rng = random.Random(1)
+    base = json.loads((RECORDED / "h200-bench.json").read_text())
+    for run in range(10):
+        results = copy.deepcopy(base)
+        results["created"] = f"2026-11-{10 + run:02d}T00:00"
+        for name, entry in results["studies"].items():
+            for cell_id, record in entry["cells"].items():
+                drop = 1.5 if cell_id == "blocks=4-relu" and run >= 5 else 0.0
+                drop += 4.0 if cell_id == "blocks=6-relu" and run == 7 else 0.0
+                record["accuracy"] = [a - drop + rng.gauss(0, 0.15) for a in record["accuracy"]]
+        (tmp_path / f"run{run}.json").write_text(json.dumps(results))
+    frame, notes = history(tmp_path)
+    flagged = [note for note in notes if note.startswith("level shift")]
+    assert len(flagged) == 1 and re.match(r"level shift: sigmoid_vs_relu\[blocks=4-relu\] from 33\.0\d to 31\.5\d from "
+                                          r"2026-11-15T00:00 abd3fd8 on \(Welch, adjusted p ", flagged[0])
+    row = frame.loc["sigmoid_vs_relu[blocks=4-relu]"].tolist()
+    assert row[5].endswith(" ^") and not any(v.endswith("^") for v in row[:5] + row[6:])
+    assert not any("!" in v for v in row)  # no run left the band of the run before it
+    assert not frame.loc["sigmoid_vs_relu[blocks=6-relu]"].str.endswith("^").any()
+
+
+def test_a_level_shift_needs_three_runs_a_side_and_the_minimum_effect():
+    from ablation.stats import level_shift
+
+    step = [10.0, 10.1, 9.9, 10.0, 12.0, 12.1, 11.9, 12.0]
+    assert level_shift(step, 0.01, 1.0) == (4, pytest.approx(10.0), pytest.approx(12.0), pytest.approx(
+        level_shift(step, 0.01, 1.0)[3]))
+    assert level_shift(step, 0.01, 2.5) is None  # smaller than the minimum effect
+    assert level_shift([10.0, 10.1, 9.9, 10.0, 10.1, 9.9, 10.0, 14.0], 0.01, 1.0) is None  # one late run
+    assert level_shift(step[:5], 0.01, 1.0) is None
