@@ -65,7 +65,8 @@ def test_markdown_report_mirrors_the_documents_tables(bench_run):
     titles = [line for line in text.splitlines() if line.startswith("## ")]
     assert titles == ["## Sigmoid vs ReLU over depth (`sigmoid_vs_relu`)",
                       "## BatchNorm vs GroupNorm over batch size (`batchnorm_vs_groupnorm`)",
-                      "## Order of conv, norm and activation (`conv_activation_norm_position`)", "## Findings"]
+                      "## Order of conv, norm and activation (`conv_activation_norm_position`)", "## Power",
+                      "## Findings"]
     assert "| blocks | variant | documented | measured | difference | verdict |" in text
     assert "| 2 | batchnorm | 10.01 | 11.84 ± 5.62 (n=8, 7 at chance) | +1.83 | ok |" in text
     assert "| conv_bn_relu |  | 62.64 | 60.20 ± 0.55 (n=3) | -2.44 | ok |" in text
