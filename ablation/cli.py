@@ -20,6 +20,7 @@ from ablation.report import history, history_text, markdown_report, plot_results
 from ablation.results import (FORMATS, NOT_JUDGED, ResultsError, environment, format_results, new_results, read_results,
                               training_seconds, write_json)
 from ablation.power import power_table, study_power
+from ablation.shard import Shard, deal, merge, parse_shard
 from ablation.runner import run_study
 from ablation.speed import MODES, available_modes, measure, speed_table
 from ablation.studies import DOCUMENTED, PROFILES, STUDIES, Cell, Study, get_study
@@ -59,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "of its own, their steps interleaved; 1: one after another (default: each study's own "
                           "number on CUDA, all cells of the norm and order studies, Sigmoid/ReLU one at a time; "
                           "elsewhere 1)")
+    run.add_argument("--shard", type=shard_option, metavar="K/N",
+                     help="train only the K-th of N shares of the cells, dealt by measured time, so that N machines "
+                          "train the table once between them; join their --out files with merge (default: all)")
     run.add_argument("--deterministic", action="store_true",
                      help="deterministic kernels only: the same seeds on the same device and torch give bitwise the "
                           "same run (compare's numerics verdict is then exact); slower on CUDA")
@@ -90,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="time the notebook and eager modes, which train replicates one after another, on N "
                             "replicates per cell and scale their times up to all (default: time all)")
     speed.add_argument("--markdown", action="store_true", help="print a Markdown table")
+
+    join = commands.add_parser("merge", help="join results files of shards (run --shard K/N) into one")
+    join.add_argument("results", nargs="+", help="results JSON files of one commit, profile, device and data")
+    join.add_argument("-o", "--out", required=True, help="the merged results JSON file to write")
 
     power = commands.add_parser("power", help="the smallest shift each study's test detects at a results file's "
                                               "replicate counts, and the replicates a target shift needs")
@@ -166,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return show_history(args)
         if args.command == "power":
             return show_power(args)
+        if args.command == "merge":
+            return merge_files(args)
         return run(args)
     except UsageError as error:
         print(f"ablation: error: {error}", file=sys.stderr)
@@ -257,6 +267,12 @@ def time_pipelines(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     studies, cells, device = selection(args)
+    if args.shard:
+        mine = deal([(s, c) for s in studies for c in cells.get(s.name, s.cells)], args.shard)
+        cells = {s.name: [c for study, c in mine if study.name == s.name] for s in studies}
+        studies = [s for s in studies if cells[s.name]]
+        if not studies:
+            raise UsageError(f"shard {args.shard} of this selection holds no cell; use fewer shards")
     if args.side_by_side and args.side_by_side > 1:
         if device.type != "cuda":
             raise UsageError(f"--side-by-side needs CUDA streams; on {device.type} drop it (cells train one after "
@@ -274,6 +290,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     datasets = study_datasets(studies, args.data, args.data_root)
     results = new_results(device, args.data or ",".join(dict.fromkeys(s.dataset for s in studies)), args.profile)
+    if args.shard:
+        results["shard"] = {"index": args.shard.index, "count": args.shard.count}
     save = (lambda: write_json(results, args.out)) if args.out else None
     try:
         for study in studies:
@@ -329,6 +347,22 @@ def show_history(args: argparse.Namespace) -> int:
     for note in notes:
         print(note, file=sys.stderr)
     return 0
+
+
+def merge_files(args: argparse.Namespace) -> int:
+    check_writable(Path(args.out), "--out", "results.json")
+    merged = merge([(path, read_results(path)) for path in args.results])
+    write_json(merged, args.out)
+    cells = sum(len(entry["cells"]) for entry in merged["studies"].values())
+    print(f"{len(args.results)} files merged: {cells} cells of {len(merged['studies'])} studies written to {args.out}")
+    return 0
+
+
+def shard_option(text: str) -> Shard:
+    try:
+        return parse_shard(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def show_power(args: argparse.Namespace) -> int:

@@ -1,0 +1,85 @@
+"""Shards (run --shard K/N) and merge: every cell once over the shards, and the merged file as good as one run."""
+
+import json
+
+import pytest
+
+from ablation.cli import main
+from ablation.results import read_results
+from ablation.shard import Shard, cell_seconds, deal, estimated_seconds
+from ablation.studies import DOCUMENTED, STUDIES
+
+CELLS = ["--cell", "batch_size=64-batchnorm", "--cell", "batch_size=64-groupnorm"]
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 33, 40])
+def test_the_shards_deal_every_cell_once_balanced_by_measured_time(count):
+    cells = [(s, c) for s in DOCUMENTED for c in s.cells]
+    shards = [deal(cells, Shard(k, count)) for k in range(1, count + 1)]
+    dealt = [(s.name, c.id) for shard in shards for s, c in shard]
+    assert sorted(dealt) == sorted((s.name, c.id) for s, c in cells)
+    measured = cell_seconds()
+    loads = [sum(estimated_seconds(s, c, measured) for s, c in shard) for shard in shards]
+    assert max(loads) - min(loads) <= max(measured.values())  # greedy: within one cell of each other
+    assert deal(cells, Shard(1, count)) == shards[0]  # the same deal on every machine
+
+
+def test_a_variant_is_estimated_from_its_base_studys_time_scaled_by_its_work():
+    long, base = STUDIES["batchnorm_vs_groupnorm_long"], STUDIES["batchnorm_vs_groupnorm"]
+    measured = cell_seconds()
+    cell = long.cell("batch_size=8-groupnorm")
+    assert estimated_seconds(long, cell, measured) == pytest.approx(
+        measured["batchnorm_vs_groupnorm", cell.id] * (100 * 500) / (10 * 200))
+    assert estimated_seconds(base, cell, measured) == measured["batchnorm_vs_groupnorm", cell.id]
+
+
+def run_to(capsys, tiny_npz, path, *extra):
+    code = main(["run", "batchnorm_vs_groupnorm", "--data", str(tiny_npz), "--device", "cpu", "--profile", "smoke",
+                 "--replicates", "2", "--quiet", "--out", str(path), *CELLS, *extra])
+    capsys.readouterr()
+    assert code == 0
+    return path
+
+
+def test_two_shards_merged_are_the_whole_run(capsys, tmp_path, tiny_npz):
+    whole = run_to(capsys, tiny_npz, tmp_path / "whole.json")
+    shards = [run_to(capsys, tiny_npz, tmp_path / f"shard{k}.json", "--shard", f"{k}/2") for k in (1, 2)]
+    parts = [read_results(p) for p in shards]
+    assert [p["shard"] for p in parts] == [{"index": 1, "count": 2}, {"index": 2, "count": 2}]
+    assert [len(p["studies"]["batchnorm_vs_groupnorm"]["cells"]) for p in parts] == [1, 1]
+    assert main(["merge", *map(str, shards), "-o", str(tmp_path / "merged.json")]) == 0
+    assert capsys.readouterr().out.startswith("2 files merged: 2 cells of 1 studies written to")
+    merged = read_results(tmp_path / "merged.json")
+    assert list(merged["studies"]["batchnorm_vs_groupnorm"]["cells"]) == ["batch_size=64-batchnorm",
+                                                                          "batch_size=64-groupnorm"]
+    assert "shard" not in merged and merged["merged_from"] == [str(p) for p in shards]
+    assert main(["compare", str(whole), str(tmp_path / "merged.json"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [c["numerics"] for c in report["cells"]] == ["identical", "identical"]
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda r: r.update(profile="full"), "ran other profile than"),
+    (lambda r: r["environment"].update(git_commit="0" * 40), "ran other code than"),
+    (lambda r: r["studies"]["batchnorm_vs_groupnorm"].update(data_checksum="0" * 16), "on other data than"),
+    (lambda r: None, "is in more than one file"),
+])
+def test_merge_refuses_shards_of_other_runs_in_one_line(capsys, tmp_path, tiny_npz, change, message):
+    first = run_to(capsys, tiny_npz, tmp_path / "a.json", "--shard", "1/2")
+    other = json.loads(first.read_text())
+    change(other)
+    (tmp_path / "b.json").write_text(json.dumps(other))
+    assert main(["merge", str(first), str(tmp_path / "b.json"), "-o", str(tmp_path / "m.json")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--shard", "3/2"], "argument --shard: K must be between 1 and N in 3/2, e.g. 1/2"),
+    (["--shard", "two"], "argument --shard: 'two' is not K/N, e.g. 1/4"),
+    (["--shard", "3/3", "--cell", "batch_size=64-groupnorm"], "shard 3/3 of this selection holds no cell"),
+])
+def test_bad_shards_are_one_line(capsys, argv, message):
+    assert main(["run", "batchnorm_vs_groupnorm", "--data", "synthetic", "--device", "cpu", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
