@@ -109,6 +109,23 @@ def tiny_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _slice_npz(arrays, tmp_path_factory.mktemp("data") / "tiny.npz")
 
 
+@pytest.fixture
+def run_norm_cells(capsys: pytest.CaptureFixture, tiny_npz: Path):
+    """Runs `run` on the norm study's two batch-64 cells (smoke profile, 2 replicates, tiny_npz) into a results
+    file: run_norm_cells(path, *more_options) -> path."""
+    from ablation.cli import main
+
+    def run(path: Path, *extra: str) -> Path:
+        code = main(["run", "batchnorm_vs_groupnorm", "--data", str(tiny_npz), "--device", "cpu", "--profile",
+                     "smoke", "--replicates", "2", "--quiet", "--out", str(path), "--cell", "batch_size=64-batchnorm",
+                     "--cell", "batch_size=64-groupnorm", *extra])
+        capsys.readouterr()
+        assert code == 0
+        return path
+
+    return run
+
+
 def _slice_npz(arrays: Any, path: Path) -> Path:
     labels = np.asarray(arrays["train_y"])
     keep = np.sort(np.concatenate([np.flatnonzero(labels == c)[:20] for c in range(int(labels.max()) + 1)]))

@@ -8,7 +8,7 @@ from bench.false_alarms import KINDS, fit, main, simulate
 
 @pytest.fixture(scope="module")
 def rates():
-    return simulate(800, seed=2026)
+    return simulate(500, seed=2026)
 
 
 def test_a_whole_bench_run_raises_a_false_alarm_less_often_than_its_budget(rates):
@@ -26,7 +26,7 @@ def test_the_null_model_rests_on_the_two_independent_seed_runs_only():
 
 
 def test_a_larger_budget_raises_more_alarms_so_the_simulation_can_fail():
-    loose = simulate(300, Tolerance(alarm_budget=0.5), seed=1)
+    loose = simulate(150, Tolerance(alarm_budget=0.5), seed=1)
     assert loose["any"] > 0.05
 
 

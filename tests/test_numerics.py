@@ -17,15 +17,6 @@ from ablation.studies import get_study
 from ablation.verdict import Tolerance
 
 RECORDED = Path(__file__).resolve().parent.parent / "bench" / "recorded"
-CELLS = ["--cell", "batch_size=64-batchnorm", "--cell", "batch_size=64-groupnorm"]
-
-
-def run_to(capsys, tiny_npz, path, *extra):
-    code = main(["run", "batchnorm_vs_groupnorm", "--data", str(tiny_npz), "--device", "cpu", "--profile", "smoke",
-                 "--replicates", "2", "--quiet", "--out", str(path), *CELLS, *extra])
-    capsys.readouterr()
-    assert code == 0
-    return path
 
 
 def compared(capsys, *argv):
@@ -34,8 +25,8 @@ def compared(capsys, *argv):
     return code, json.loads(out)
 
 
-def test_results_carry_each_replicates_loss_curve_and_test_loss(capsys, tmp_path, tiny_npz):
-    results = read_results(run_to(capsys, tiny_npz, tmp_path / "a.json"))
+def test_results_carry_each_replicates_loss_curve_and_test_loss(capsys, tmp_path, run_norm_cells):
+    results = read_results(run_norm_cells(tmp_path / "a.json"))
     assert results["schema"] == 2
     record = results["studies"]["batchnorm_vs_groupnorm"]["cells"]["batch_size=64-groupnorm"]
     assert len(record["train_loss_curve"]) == 2 and all(len(curve) == 1 for curve in record["train_loss_curve"])
@@ -43,8 +34,8 @@ def test_results_carry_each_replicates_loss_curve_and_test_loss(capsys, tmp_path
     assert all(0 < loss < 10 for loss in record["test_loss"])
 
 
-def test_two_cpu_runs_with_the_same_seeds_are_identical(capsys, tmp_path, tiny_npz):
-    first, second = (run_to(capsys, tiny_npz, tmp_path / name) for name in ("a.json", "b.json"))
+def test_two_cpu_runs_with_the_same_seeds_are_identical(capsys, tmp_path, run_norm_cells):
+    first, second = (run_norm_cells(tmp_path / name) for name in ("a.json", "b.json"))
     code, report = compared(capsys, first, second)
     assert code == 0 and report["notes"] == []
     assert [(c["cell"], c["numerics"]) for c in report["cells"]] == [
@@ -54,9 +45,9 @@ def test_two_cpu_runs_with_the_same_seeds_are_identical(capsys, tmp_path, tiny_n
     assert {s["metric"] for s in report["study_shifts"]} == {"accuracy", "final_loss", "train_loss", "test_loss"}
 
 
-def test_other_groupnorm_groups_change_exactly_the_groupnorm_cells(capsys, tmp_path, tiny_npz):
-    default = run_to(capsys, tiny_npz, tmp_path / "default.json")
-    fewer = run_to(capsys, tiny_npz, tmp_path / "fewer.json", "--groups", "2,4,4")
+def test_other_groupnorm_groups_change_exactly_the_groupnorm_cells(capsys, tmp_path, run_norm_cells):
+    default = run_norm_cells(tmp_path / "default.json")
+    fewer = run_norm_cells(tmp_path / "fewer.json", "--groups", "2,4,4")
     _, report = compared(capsys, default, fewer)
     numerics = {c["cell"]: (c["numerics"], c["numerics_detail"]) for c in report["cells"]}
     assert numerics["batch_size=64-batchnorm"] == ("identical", "every metric of every replicate bitwise equal")
@@ -133,9 +124,9 @@ def deterministic_restored():
     torch.backends.cudnn.deterministic = False
 
 
-def test_run_deterministic_records_it_and_compare_then_takes_no_floor(capsys, tmp_path, tiny_npz,
+def test_run_deterministic_records_it_and_compare_then_takes_no_floor(capsys, tmp_path, run_norm_cells,
                                                                       deterministic_restored):
-    path = run_to(capsys, tiny_npz, tmp_path / "d.json", "--deterministic")
+    path = run_norm_cells(tmp_path / "d.json", "--deterministic")
     results = read_results(path)
     assert results["environment"]["deterministic"] is True and torch.are_deterministic_algorithms_enabled()
     nudged = json.loads(path.read_text())

@@ -9,7 +9,6 @@ from ablation.results import read_results
 from ablation.shard import Shard, cell_seconds, deal, estimated_seconds
 from ablation.studies import DOCUMENTED, STUDIES
 
-CELLS = ["--cell", "batch_size=64-batchnorm", "--cell", "batch_size=64-groupnorm"]
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 5, 33, 40])
@@ -33,17 +32,9 @@ def test_a_variant_is_estimated_from_its_base_studys_time_scaled_by_its_work():
     assert estimated_seconds(base, cell, measured) == measured["batchnorm_vs_groupnorm", cell.id]
 
 
-def run_to(capsys, tiny_npz, path, *extra):
-    code = main(["run", "batchnorm_vs_groupnorm", "--data", str(tiny_npz), "--device", "cpu", "--profile", "smoke",
-                 "--replicates", "2", "--quiet", "--out", str(path), *CELLS, *extra])
-    capsys.readouterr()
-    assert code == 0
-    return path
-
-
-def test_two_shards_merged_are_the_whole_run(capsys, tmp_path, tiny_npz):
-    whole = run_to(capsys, tiny_npz, tmp_path / "whole.json")
-    shards = [run_to(capsys, tiny_npz, tmp_path / f"shard{k}.json", "--shard", f"{k}/2") for k in (1, 2)]
+def test_two_shards_merged_are_the_whole_run(capsys, tmp_path, run_norm_cells):
+    whole = run_norm_cells(tmp_path / "whole.json")
+    shards = [run_norm_cells(tmp_path / f"shard{k}.json", "--shard", f"{k}/2") for k in (1, 2)]
     parts = [read_results(p) for p in shards]
     assert [p["shard"] for p in parts] == [{"index": 1, "count": 2}, {"index": 2, "count": 2}]
     assert [len(p["studies"]["batchnorm_vs_groupnorm"]["cells"]) for p in parts] == [1, 1]
@@ -64,8 +55,8 @@ def test_two_shards_merged_are_the_whole_run(capsys, tmp_path, tiny_npz):
     (lambda r: r["studies"]["batchnorm_vs_groupnorm"].update(data_checksum="0" * 16), "on other data than"),
     (lambda r: None, "is in more than one file"),
 ])
-def test_merge_refuses_shards_of_other_runs_in_one_line(capsys, tmp_path, tiny_npz, change, message):
-    first = run_to(capsys, tiny_npz, tmp_path / "a.json", "--shard", "1/2")
+def test_merge_refuses_shards_of_other_runs_in_one_line(capsys, tmp_path, run_norm_cells, change, message):
+    first = run_norm_cells(tmp_path / "a.json", "--shard", "1/2")
     other = json.loads(first.read_text())
     change(other)
     (tmp_path / "b.json").write_text(json.dumps(other))
