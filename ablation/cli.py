@@ -354,7 +354,9 @@ def merge_files(args: argparse.Namespace) -> int:
     merged = merge([(path, read_results(path)) for path in args.results])
     write_json(merged, args.out)
     cells = sum(len(entry["cells"]) for entry in merged["studies"].values())
-    print(f"{len(args.results)} files merged: {cells} cells of {len(merged['studies'])} studies written to {args.out}")
+    studies = len(merged["studies"])
+    print(f"{len(args.results)} files merged: {cells} cells of {studies} stud{'y' if studies == 1 else 'ies'} "
+          f"written to {args.out}")
     return 0
 
 

@@ -7,7 +7,9 @@
 # made on the same data and device kind (default: bench/recorded/h200-bench-graphs.json, made on the offline
 # copy). Stages, each logged to OUT/NAME.log with its exit status and time in OUT/summary.log:
 #   graphs      CUDA-graph replays train as the same step run eagerly (bench/test_graphs.py)
-#   run-all     the whole documented table as `run all` trains it, timed
+#   run-all     the whole documented table as `run all` trains it, timed; run-all-again the same seeds once more,
+#               and their comparison: the nondeterminism floor of the loss curves (docs/statistics.md)
+#   deterministic-a/-b  the order study with --deterministic, twice: its cost against run-all, and "identical"
 #   bench       the bench as CI runs it: cells, findings, drift against BASELINE
 #   held-out-N  two bench runs with seeds no recorded run used, judged against each other and BASELINE: the
 #               independent evidence for docs/statistics.md's false-alarm rates
@@ -36,6 +38,13 @@ stage() {  # stage NAME COMMAND...
 bench=(python3 -m pytest -m gpu -n 2 -p no:cacheprovider --require-gpu --bench-data="$DATA")
 stage graphs python3 -m pytest bench/test_graphs.py -m gpu -p no:cacheprovider -q --require-gpu
 stage run-all python3 -m ablation run all --data "$DATA" --out "$OUT/run-all.json"
+stage run-all-again python3 -m ablation run all --data "$DATA" --out "$OUT/run-all-again.json"
+stage same-seeds python3 -m ablation compare "$OUT/run-all.json" "$OUT/run-all-again.json" --json
+for side in a b; do
+  stage "deterministic-$side" python3 -m ablation run conv_activation_norm_position --deterministic --data "$DATA" \
+    --out "$OUT/deterministic-$side.json"
+done
+stage deterministic-pair python3 -m ablation compare "$OUT/deterministic-a.json" "$OUT/deterministic-b.json" --json
 stage bench "${bench[@]}" --baseline="$BASELINE" --bench-out="$OUT/bench.json"
 for offset in 2000 3000; do
   stage "held-out-$offset" "${bench[@]}" --seed-offset "$offset" --baseline="$BASELINE" \

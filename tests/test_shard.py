@@ -39,7 +39,7 @@ def test_two_shards_merged_are_the_whole_run(capsys, tmp_path, run_norm_cells):
     assert [p["shard"] for p in parts] == [{"index": 1, "count": 2}, {"index": 2, "count": 2}]
     assert [len(p["studies"]["batchnorm_vs_groupnorm"]["cells"]) for p in parts] == [1, 1]
     assert main(["merge", *map(str, shards), "-o", str(tmp_path / "merged.json")]) == 0
-    assert capsys.readouterr().out.startswith("2 files merged: 2 cells of 1 studies written to")
+    assert capsys.readouterr().out.startswith("2 files merged: 2 cells of 1 study written to")
     merged = read_results(tmp_path / "merged.json")
     assert list(merged["studies"]["batchnorm_vs_groupnorm"]["cells"]) == ["batch_size=64-batchnorm",
                                                                           "batch_size=64-groupnorm"]
