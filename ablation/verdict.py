@@ -1,8 +1,8 @@
 """Is a measured cell consistent with its reference?  The tolerance, the alarm budget and the cell verdicts.
 
 Every judgement of a bench run (a cell against the documented table, a cell
-against a baseline, a study's shift, a finding, a study's throughput) is a
-test with a p-value, held to its share of one false-alarm budget per bench
+against a baseline, a study's shift, a loss metric, a finding, a study's
+throughput) is a test with a p-value, held to its share of one false-alarm budget per bench
 run (``Tolerance.alarm_budget``, 1 %): a weighted Bonferroni split, so the
 family-wise false-alarm rate of a whole run is at most the budget whatever
 the tests' dependence.  The shares are BUDGET's; docs/statistics.md states

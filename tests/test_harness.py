@@ -105,25 +105,21 @@ def test_bench_on_cpu_under_xdist_writes_one_results_file(tmp_path, tiny_npz):
     assert "ablation-bench results" in proc.stdout and "finding conv_activation_norm_position" in proc.stdout
 
 
-def test_bench_without_xdist_reaches_pytest_benchmark(tmp_path, tiny_npz):
+def test_bench_without_xdist_reaches_pytest_benchmark_and_refuses_a_baseline_from_other_data(tmp_path, tiny_npz):
+    """One session without workers: the cell's training time goes to pytest-benchmark, its seeds follow
+    --seed-offset, and a baseline measured on other data fails the cell with the reason."""
     proc = bench(tmp_path, "--bench-device", "cpu", f"--bench-data={tiny_npz}", "--bench-profile", "smoke",
                  "--replicates", "1", "--seed-offset", "5", "-k", "batchnorm_vs_groupnorm and 128-groupnorm",
-                 f"--benchmark-json={tmp_path / 'benchmark.json'}")
-    assert "1 passed" in proc.stdout or "1 failed" in proc.stdout, proc.stdout[-2000:]
+                 f"--benchmark-json={tmp_path / 'benchmark.json'}",
+                 f"--baseline={ROOT / 'bench' / 'recorded' / 'h200-bench.json'}")
+    assert proc.returncode == 1 and "1 failed" in proc.stdout, proc.stdout[-2000:]
+    assert "the baseline measured batchnorm_vs_groupnorm on other data (.gpu-data/cifar10-small.npz" in proc.stdout
+    assert "pass a baseline made with the same --bench-data" in proc.stdout
     stored = json.loads((tmp_path / "benchmark.json").read_text())["benchmarks"]
     assert [b["name"] for b in stored] == ["test_batchnorm_vs_groupnorm[batch_size=128-groupnorm]"]
     assert stored[0]["extra_info"]["images_per_s"] > 0 and stored[0]["stats"]["rounds"] == 1
     results = json.loads((tmp_path / "bench.json").read_text())
     assert results["studies"]["batchnorm_vs_groupnorm"]["cells"]["batch_size=128-groupnorm"]["seeds"] == [84040]
-
-
-def test_a_baseline_from_other_data_is_refused_with_the_reason(tmp_path, tiny_npz):
-    proc = bench(tmp_path, "--bench-device", "cpu", f"--bench-data={tiny_npz}", "--bench-profile", "smoke",
-                 "--replicates", "1", "-k", "batchnorm_vs_groupnorm and 128-groupnorm",
-                 f"--baseline={ROOT / 'bench' / 'recorded' / 'h200-bench.json'}")
-    assert proc.returncode == 1
-    assert "the baseline measured batchnorm_vs_groupnorm on other data (.gpu-data/cifar10-small.npz" in proc.stdout
-    assert "pass a baseline made with the same --bench-data" in proc.stdout
 
 
 class Options:
