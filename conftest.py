@@ -135,7 +135,7 @@ def _slice_npz(arrays: Any, path: Path) -> Path:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from ablation.cli import add_tolerance_options, at_least_one, zero_or_more
+    from ablation.cli import add_tolerance_options, at_least_one, shard_option, zero_or_more
     from ablation.studies import PROFILES
     from ablation.verdict import Tolerance
     from bench.faults import FAULTS
@@ -162,6 +162,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_tolerance_options(group.addoption)
     group.addoption("--allowance-data", type=zero_or_more, default=default.data_copy,
                     help="points, downward, for data other than torchvision's CIFAR-10 (default %(default)s)")
+    group.addoption("--shard", type=shard_option, metavar="K/N",
+                    help="only the K-th of N shares of the cell tests, dealt as run --shard deals them; no findings "
+                         "or whole-study tests: merge the shards' --bench-out files and judge them (default: all)")
     group.addoption("--seed-offset", type=int, default=0, help="shift every replicate seed, for independent repeats (default %(default)s)")
     group.addoption("--plant-fault", choices=sorted(FAULTS), metavar="NAME",
                     help="plant a known bug, to measure what the bench catches: "
@@ -215,13 +218,28 @@ def _share_cores(workers: int) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The variant studies' GPU tests run only when asked for with --variants."""
-    if config.getoption("variants"):
-        return
-    skipped = [item for item in items if item.get_closest_marker("variant")]
-    if skipped:
-        config.hook.pytest_deselected(items=skipped)
-        items[:] = [item for item in items if not item.get_closest_marker("variant")]
+    """The variant studies' GPU tests run only when asked for with --variants; with --shard K/N, only the cell
+    tests of this shard's cells (see shard_keeps)."""
+    variants, shard = config.getoption("variants"), config.getoption("shard")
+    keep = [item for item in items if (variants or not item.get_closest_marker("variant"))
+            and (shard is None or shard_keeps(item, shard, variants))]
+    if len(keep) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep
+
+
+def shard_keeps(item: pytest.Item, shard: Any, variants: bool) -> bool:
+    """In shard K of N: the cell tests of the cells ablation.shard deals to it; no findings or whole-study tests
+    (they need every cell: judge the merged file with report and compare); every other test in shard 1 only."""
+    from ablation.shard import deal
+    from ablation.studies import STUDIES
+
+    cell = item.get_closest_marker("bench_cell")
+    if cell is None:
+        return shard.index == 1 and item.path.name not in ("test_findings.py", "test_whole_studies.py")
+    studies = [s for s in STUDIES.values() if variants or s.variant_of is None]
+    mine = {(s.name, c.id) for s, c in deal([(s, c) for s in studies for c in s.cells], shard)}
+    return tuple(cell.args) in mine
 
 
 def _in_bench_terms(error: Exception) -> str:
@@ -271,6 +289,7 @@ def _bench_config(config: pytest.Config):
         seed_offset=config.getoption("seed_offset"), fault=config.getoption("plant_fault"),
         graphs=config.getoption("bench_device") == "cuda" and not config.getoption("no_cuda_graphs"),
         workers=getattr(config.option, "numprocesses", None) or 0,
+        shard=config.getoption("shard"),
     )
 
 

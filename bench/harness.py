@@ -57,6 +57,7 @@ class BenchConfig:
     fault: str | None  # a name in bench.faults.FAULTS
     graphs: bool = False  # full-batch steps replayed from CUDA graphs
     workers: int = 0  # pytest-xdist workers sharing the device (0: none), which changes the measured speed
+    shard: Any = None  # ablation.shard.Shard of --shard K/N, or None
 
     def study(self, name: str) -> Study:
         study = get_study(name)
@@ -120,6 +121,8 @@ class CellCache:
         results["environment"] = stored[0]["environment"]
         results["bench"] = {"seed_offset": self.config.seed_offset, "fault": self.config.fault,
                             "cuda_graphs": self.config.graphs, "workers": self.config.workers}
+        if self.config.shard:
+            results["shard"] = {"index": self.config.shard.index, "count": self.config.shard.count}
         for item in stored:
             entry = results["studies"].setdefault(item["study"], dict(item["entry"], cells={}))
             entry["cells"][item["cell"]] = item["record"]

@@ -192,21 +192,12 @@ def smoke_baseline(tiny_npz, accuracies):
     return results
 
 
-def test_throughput_is_not_judged_on_the_smoke_profile(tmp_path, tiny_npz):
-    """bench/test_whole_studies.py::test_throughput on the CPU: a smoke run is too short to time, so the test
-    skips and says why (compare's judging itself is tested in tests/test_compare.py)."""
-    baseline = tmp_path / "baseline.json"
-    baseline.write_text(json.dumps(smoke_baseline(tiny_npz, {"batch_size=128-groupnorm": [30.0]})))
-    proc = bench(tmp_path, "--bench-device", "cpu", f"--bench-data={tiny_npz}", "--bench-profile", "smoke",
-                 "--replicates", "1", "-rs", "-k", "test_throughput and batchnorm_vs_groupnorm", f"--baseline={baseline}")
-    assert proc.returncode == 0 and "1 skipped" in proc.stdout, proc.stdout[-2000:]
-    assert "throughput not comparable with the baseline's: smoke profile" in proc.stdout
-
-
-def test_a_study_shifted_as_a_whole_fails_the_bench_against_its_baseline(tmp_path, tiny_npz):
-    """bench/test_whole_studies.py::test_accuracy_shift on the CPU, against baselines made from the same cells'
-    accuracies (trained here as the bench trains them) with the seeds spread by ±0.5: at the same mean it passes;
-    20 points higher in every cell, it fails and says by how much (3 seeds a side: Welch's t has 2-4 df)."""
+def test_a_study_shifted_as_a_whole_fails_the_bench_and_throughput_is_not_judged_on_smoke(tmp_path, tiny_npz):
+    """bench/test_whole_studies.py on the CPU, against baselines made from the same cells' accuracies (trained here
+    as the bench trains them) with the seeds spread by ±0.5: at the same mean the shift test passes, and the
+    throughput test skips, saying why (a smoke run is too short to time; compare's judging is tested in
+    tests/test_compare.py); 20 points higher in every cell, the shift test fails and says by how much (3 seeds a
+    side: Welch's t has 2-4 df)."""
     import torch
 
     from ablation.data import load_npz
@@ -224,8 +215,25 @@ def test_a_study_shifted_as_a_whole_fails_the_bench_against_its_baseline(tmp_pat
                  for c, values in trained.items()}
         (tmp_path / name).write_text(json.dumps(smoke_baseline(tiny_npz, moved)))
     cell = ["--bench-device", "cpu", f"--bench-data={tiny_npz}", "--bench-profile", "smoke", "--replicates", "3"]
-    for name, code, outcome in (("same.json", 0, "1 passed"), ("higher.json", 1, "1 failed")):
-        proc = bench(tmp_path, *cell, "-k", "test_accuracy_shift and batchnorm_vs_groupnorm",
-                     f"--baseline={tmp_path / name}")
-        assert proc.returncode == code and outcome in proc.stdout, proc.stdout[-2000:]
+    same = bench(tmp_path, *cell, "-rs", "-k", "(test_accuracy_shift or test_throughput) and batchnorm_vs_groupnorm",
+                 f"--baseline={tmp_path / 'same.json'}")
+    assert same.returncode == 0 and "1 passed, 1 skipped" in same.stdout, same.stdout[-2000:]
+    assert "throughput not comparable with the baseline's: smoke profile" in same.stdout
+    proc = bench(tmp_path, *cell, "-k", "test_accuracy_shift and batchnorm_vs_groupnorm",
+                 f"--baseline={tmp_path / 'higher.json'}")
+    assert proc.returncode == 1 and "1 failed" in proc.stdout, proc.stdout[-2000:]
     assert "batchnorm_vs_groupnorm: mean accuracy over 2 cells moved -20.00 points against the baseline" in proc.stdout
+
+
+def test_a_bench_shard_trains_only_its_dealt_cells_and_leaves_the_findings_to_the_merged_file(tmp_path, tiny_npz):
+    from ablation.shard import Shard, deal
+    from ablation.studies import DOCUMENTED
+
+    proc = bench(tmp_path, "--bench-device", "cpu", f"--bench-data={tiny_npz}", "--bench-profile", "smoke",
+                 "--replicates", "1", "--shard", "2/3", "-k", "conv_activation_norm_position")
+    results = json.loads((tmp_path / "bench.json").read_text())
+    dealt = [c.id for s, c in deal([(s, c) for s in DOCUMENTED for c in s.cells], Shard(2, 3))
+             if s.name == "conv_activation_norm_position"]
+    assert list(results["studies"]["conv_activation_norm_position"]["cells"]) == dealt and 0 < len(dealt) < 3
+    assert results["shard"] == {"index": 2, "count": 3}
+    assert "test_finding" not in proc.stdout and "deselected" in proc.stdout.splitlines()[-1]
