@@ -221,24 +221,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """The variant studies' GPU tests run only when asked for with --variants; with --shard K/N, only the cell
     tests of this shard's cells (see shard_keeps)."""
     variants, shard = config.getoption("variants"), config.getoption("shard")
+    mine = shard_cells(shard, variants) if shard else set()
     keep = [item for item in items if (variants or not item.get_closest_marker("variant"))
-            and (shard is None or shard_keeps(item, shard, variants))]
+            and (shard is None or shard_keeps(item, shard, mine))]
     if len(keep) < len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in keep])
         items[:] = keep
 
 
-def shard_keeps(item: pytest.Item, shard: Any, variants: bool) -> bool:
-    """In shard K of N: the cell tests of the cells ablation.shard deals to it; no findings or whole-study tests
-    (they need every cell: judge the merged file with report and compare); every other test in shard 1 only."""
+def shard_cells(shard: Any, variants: bool) -> set[tuple[str, str]]:
+    """(study, cell) of every cell ablation.shard deals to this shard, as run --shard deals them."""
     from ablation.shard import deal
     from ablation.studies import STUDIES
 
+    studies = [s for s in STUDIES.values() if variants or s.variant_of is None]
+    return {(s.name, c.id) for s, c in deal([(s, c) for s in studies for c in s.cells], shard)}
+
+
+def shard_keeps(item: pytest.Item, shard: Any, mine: set[tuple[str, str]]) -> bool:
+    """In shard K of N: the cell tests of its cells (``mine``); no findings or whole-study tests (they need every
+    cell: judge the merged file with report and compare); every other test in shard 1 only."""
     cell = item.get_closest_marker("bench_cell")
     if cell is None:
         return shard.index == 1 and item.path.name not in ("test_findings.py", "test_whole_studies.py")
-    studies = [s for s in STUDIES.values() if variants or s.variant_of is None]
-    mine = {(s.name, c.id) for s, c in deal([(s, c) for s in studies for c in s.cells], shard)}
     return tuple(cell.args) in mine
 
 

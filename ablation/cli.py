@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "train the table once between them; join their --out files with merge (default: all)")
     run.add_argument("--deterministic", action="store_true",
                      help="deterministic kernels only: the same seeds on the same device and torch give bitwise the "
-                          "same run (compare's numerics verdict is then exact); slower on CUDA")
+                          "same run (compare's numerics verdict is then exact); may be slower on CUDA")
     run.add_argument("--out", help="write every replicate's numbers and the environment to this JSON file "
                                    "(default: none)")
     run.add_argument("--format", choices=FORMATS, default="table",
@@ -413,7 +413,8 @@ def above_zero(text: str) -> float:
 
 
 def probability(text: str) -> float:
-    """An alarm budget: above 0 (no test could pass it) and below 1 (every test would fail)."""
+    """A probability option (alarm budget, alpha, power): strictly between 0 and 1, where 0 or 1 would make every
+    test pass or fail."""
     value = _number(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")

@@ -35,7 +35,7 @@ MIN_TIMED_S = 5.0  # a study trained for less than this (either side) is too sho
 
 def min_throughput(tolerance: Tolerance) -> float:
     """The fraction of the baseline's images/s below which a study's throughput is a regression, at the
-    throughput decision's alpha (one-sided, Student's t on the calibrated log-ratio sd): 0.55 at the defaults."""
+    throughput decision's alpha (one-sided, Student's t on the calibrated log-ratio sd): x0.54 at the defaults."""
     return math.exp(-t_quantile(tolerance.alpha("throughput"), THROUGHPUT_DF) * THROUGHPUT_LOG_SD)
 
 
@@ -108,7 +108,6 @@ class Throughput:
     current: float
     ok: bool | None  # None: not comparable (see why_not_judged)
     why_not_judged: str = ""
-    limit: float = 0.0  # the smallest ratio that passes
 
     @property
     def ratio(self) -> float:
@@ -140,6 +139,7 @@ class Comparison:
     shifts: list[StudyShift]
     throughputs: list[Throughput]
     tolerance: Tolerance  # as applied: the hardware allowance of these two devices
+    throughput_limit: float  # the smallest images/s ratio that passes
     notes: tuple[str, ...] = ()  # what was not judged, and why
 
     @property
@@ -169,7 +169,6 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
     limit = min_throughput(tolerance) if throughput_limit is None else throughput_limit
     no_numerics = why_no_verdict(baseline, current)
     exact = all(r["environment"].get("deterministic", False) for r in (baseline, current))
-    metrics = [m for m in LOSS_METRICS if devices[0] == devices[1]]
     notes = []
     if no_numerics:
         notes.append(f"no numerics verdict: {no_numerics}")
@@ -184,30 +183,39 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
             raise ResultsError(f"{name} was measured on different data ({baseline['data']} vs {current['data']}, "
                                "checksums differ); compare runs on the same data")
         cells = [c for c in cur["cells"] if c in base["cells"]]
-        study = get_study(name)
+        same_device = devices[0] == devices[1]
         for cell_id in cells:
             b, c = base["cells"][cell_id], cur["cells"][cell_id]
-            judged = tuple(judge_metric(m, b, c, tolerance) for m in metrics if study.cell(cell_id).level
-                           not in study.bimodal_levels and judgeable(m, b, c))
             drifts.append(Drift(check_against_baseline(name, cell_id, c, b, tolerance, cur.get("classes", 10)), b, c,
-                                judged, None if no_numerics else compare_replicates(b, c, exact)))
-        for metric in ("accuracy", *metrics):
-            shift = judge_study_shift(name, base["cells"], cur["cells"], tolerance, metric)
-            if shift is not None:
-                shifts.append(shift)
+                                judge_cell_metrics(name, cell_id, b, c, tolerance, same_device),
+                                None if no_numerics else compare_replicates(b, c, exact)))
+        shifts += judge_study_shifts(name, base["cells"], cur["cells"], tolerance, same_device)
         if cells:
             before, after = ([files["cells"][c] for c in cells] for files in (base, cur))
             why_not = not_timed(baseline, current, before, after)
             throughputs.append(judge_throughput(name, before, after, limit, why_not))
     if not no_numerics and any(d.numerics is None for d in drifts):
         notes.append("no numerics verdict where the cells' seeds differ")
-    return Comparison(drifts, shifts, throughputs, tolerance, tuple(notes))
+    return Comparison(drifts, shifts, throughputs, tolerance, limit, tuple(notes))
 
 
-def judgeable(metric: str, before: dict[str, Any], after: dict[str, Any]) -> bool:
-    """Both records hold the metric, with two replicates or more a side for a spread."""
-    values = metric_values(before, metric), metric_values(after, metric)
-    return all(v is not None and len(v) > 1 for v in values)
+def judge_cell_metrics(study_name: str, cell_id: str, before: dict[str, Any], after: dict[str, Any],
+                       tolerance: Tolerance, same_device: bool) -> tuple[MetricVerdict, ...]:
+    """The loss metrics of a cell whose runs learn, against a baseline from the same device: those both records
+    hold with two replicates or more a side (none across devices, whose spread is not measured)."""
+    study = get_study(study_name)
+    if not same_device or study.cell(cell_id).level in study.bimodal_levels:
+        return ()
+    return tuple(judge_metric(m, before, after, tolerance) for m in LOSS_METRICS
+                 if all(v is not None and len(v) > 1 for v in (metric_values(before, m), metric_values(after, m))))
+
+
+def judge_study_shifts(study_name: str, before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],
+                       tolerance: Tolerance, same_device: bool) -> list[StudyShift]:
+    """The study's accuracy shift and, on the same device, its loss metrics' shifts, where they can be judged."""
+    metrics = ("accuracy", *LOSS_METRICS) if same_device else ("accuracy",)
+    shifts = [judge_study_shift(study_name, before, after, tolerance, metric) for metric in metrics]
+    return [s for s in shifts if s is not None]
 
 
 def judge_study_shift(study_name: str, before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],
@@ -267,7 +275,7 @@ def judge_throughput(study: str, before: list[dict[str, Any]], after: list[dict[
                      why_not: str = "") -> Throughput:
     """A study's images/s over the same cells against the baseline's; ``why_not``: why it is not judged."""
     baseline, current = study_throughput(before), study_throughput(after)
-    return Throughput(study, baseline, current, None if why_not else current / baseline >= limit, why_not, limit)
+    return Throughput(study, baseline, current, None if why_not else current / baseline >= limit, why_not)
 
 
 def drift_table(drifts: list[Drift], markdown: bool) -> str:
@@ -298,7 +306,7 @@ def throughput_table(throughputs: list[Throughput], markdown: bool) -> str:
     return render(["study", "baseline img/s", "current img/s", "ratio", "verdict"], rows, markdown)
 
 
-def summary(comparison: Comparison, limit: float) -> str:
+def summary(comparison: Comparison) -> str:
     tolerance = comparison.tolerance
     slow = [t for t in comparison.throughputs if t.ok is False]
     worse = [d for d in comparison.drifts if not d.verdict.passed]
@@ -310,8 +318,7 @@ def summary(comparison: Comparison, limit: float) -> str:
                 "same-seed cells (not a failure by itself)" if any(d.numerics for d in comparison.drifts) else "")
     head = (f"{len(comparison.drifts)} cells compared: {len(worse)} outside their band, {len(moved)} loss metrics "
             f"moved, {len(shifted)} of {len(comparison.shifts)} study shifts, {len(slow)} of {judged} timed studies "
-            "slower "
-            f"than x{limit:.2f} of the baseline (alarm budget {tolerance.alarm_budget:.0%} per run: a decision "
+            f"slower than x{comparison.throughput_limit:.2f} of the baseline (alarm budget {tolerance.alarm_budget:.0%} per run: a decision "
             f"fails at adjusted p < {tolerance.alarm_budget:g}; sd floor {tolerance.sd_floor} points; "
             f"hardware allowance ±{tolerance.hardware:g} points){numerics}")
     lines = [f"- {d.verdict.study}[{d.verdict.cell}]: {d.label}: {d.verdict.reason}" for d in worse]
@@ -326,11 +333,10 @@ def summary(comparison: Comparison, limit: float) -> str:
 
 
 def report(comparison: Comparison, markdown: bool) -> str:
-    limit = next((t.limit for t in comparison.throughputs), min_throughput(comparison.tolerance))
     parts = [drift_table(comparison.drifts, markdown)]
     if comparison.shifts:  # none where no study has two comparable cells
         parts.append(shift_table(comparison.shifts, markdown))
-    parts += [throughput_table(comparison.throughputs, markdown), summary(comparison, limit)]
+    parts += [throughput_table(comparison.throughputs, markdown), summary(comparison)]
     if markdown:
         parts.insert(0, "## Drift against the baseline")
     return "\n\n".join(parts)
@@ -341,7 +347,7 @@ def as_json(comparison: Comparison) -> dict[str, Any]:
     verdict; per study its shifts and throughput; what was not judged and why."""
     def cell(d: Drift) -> dict[str, Any]:
         v = d.verdict
-        verdicts = {"accuracy": {"verdict": d.label if v.passed is False else "ok", "passed": v.passed,
+        verdicts = {"accuracy": {"verdict": "ok" if v.passed else d.label, "passed": v.passed,
                                  "baseline": statistics.fmean(d.baseline["accuracy"]), "current": v.measured,
                                  "band": None if v.low is None else [v.low, v.high], "p": v.p,
                                  "adjusted_p": v.adjusted_p, "reason": v.reason}}
@@ -360,7 +366,8 @@ def as_json(comparison: Comparison) -> dict[str, Any]:
         "study_shifts": [{"study": s.study, "metric": s.metric, "cells": s.cells, "change": s.change, "t": s.t,
                           "df": s.df, "p": s.p, "adjusted_p": s.adjusted_p, "passed": s.passed}
                          for s in comparison.shifts],
+        "throughput_limit": comparison.throughput_limit,
         "throughput": [{"study": t.study, "baseline": t.baseline, "current": t.current, "ratio": t.ratio,
-                        "limit": t.limit, "passed": t.ok, "not_judged": t.why_not_judged or None}
+                        "passed": t.ok, "not_judged": t.why_not_judged or None}
                        for t in comparison.throughputs],
     }

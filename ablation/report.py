@@ -9,10 +9,10 @@ from typing import Any
 import pandas as pd
 
 from ablation.findings import FINDINGS
-from ablation.stats import level_shift
 from ablation.power import power_table, study_power
 from ablation.results import (NOT_JUDGED, ResultsError, mean_sd, measured_text, ordered_studies, read_results, render,
                               short_commit, used_cuda_graphs)
+from ablation.stats import level_shift
 from ablation.studies import get_study
 from ablation.verdict import Tolerance, check_against_baseline, check_documented, for_baseline
 

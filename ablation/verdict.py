@@ -182,15 +182,16 @@ def check_cell(study_name: str, cell_id: str, record: dict[str, Any], reference:
     learned_reference = [r for r, c in zip(reference, reference_collapsed or [False] * len(reference))
                          if not at_chance(r, c, classes, tolerance)]
     failed = [at_chance(v, c, classes, tolerance) for v, c in zip(values, collapsed)]
+    chance_p = 1.0
 
     def verdict(passed: bool, reference_mean: float, measured: float, reason: str, band_p: float = 1.0,
                 limits: tuple[float | None, float | None] = (None, None)) -> Verdict:
-        """The cell's verdict; p and adjusted p of whichever of its two tests came closer to an alarm."""
-        adjusted = {p: min(1.0, p * tolerance.alarm_budget / a) for p, a in ((chance_p, chance_alpha), (band_p, alpha))}
-        p = min(adjusted, key=adjusted.get)
-        return Verdict(study_name, cell_id, passed, reference_mean, measured, *limits, reason, p, adjusted[p])
+        """The cell's verdict, with the p of whichever of its two tests came closer to an alarm, and that p
+        adjusted for the whole run."""
+        p, test_alpha = min((chance_p, chance_alpha), (band_p, alpha), key=lambda test: test[0] / test[1])
+        return Verdict(study_name, cell_id, passed, reference_mean, measured, *limits, reason, p,
+                       min(1.0, p * tolerance.alarm_budget / test_alpha))
 
-    chance_p = 1.0
     if not bimodal and any(failed) and len(learned_reference) == len(reference):
         chance_p = chance_run_p(reference, values, tolerance, copy)
         if chance_p < chance_alpha:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from ablation.compare import judge_metric, judgeable
+from ablation.compare import judge_cell_metrics
 from ablation.studies import get_study
-from ablation.verdict import LOSS_METRICS, check_against_baseline, check_cell, for_baseline
+from ablation.verdict import check_against_baseline, check_cell, for_baseline
 from bench.harness import variant_marks
 
 
@@ -42,15 +42,11 @@ def cell_test(study_name: str):
             verdict = check_against_baseline(study_name, cell_id, record, base, tolerance, classes)
             if not verdict.passed:
                 failures.append("against the baseline: " + verdict.message(record, base["accuracy"]))
-            study = get_study(study_name)
             same_device = stored["environment"]["device_name"] == bench.baseline["environment"]["device_name"]
-            learns = study.cell(cell_id).level not in study.bimodal_levels
-            for metric in LOSS_METRICS if same_device and learns else ():
-                if judgeable(metric, base, record):
-                    moved = judge_metric(metric, base, record, tolerance)
-                    if not moved.passed:
-                        failures.append(f"against the baseline: {study_name}[{cell_id}]: {metric.replace('_', ' ')} "
-                                        f"x{moved.ratio:.3f} of the baseline's (adjusted p {moved.adjusted_p:.2g})")
+            failures += [f"against the baseline: {study_name}[{cell_id}]: {m.metric.replace('_', ' ')} "
+                         f"x{m.ratio:.3f} of the baseline's (adjusted p {m.adjusted_p:.2g})"
+                         for m in judge_cell_metrics(study_name, cell_id, base, record, tolerance, same_device)
+                         if not m.passed]
         assert not failures, "\n".join(failures)
 
     test.__name__ = f"test_{study_name}"

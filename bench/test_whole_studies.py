@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from ablation.compare import judge_study_shift, judge_throughput, min_throughput, not_timed
+from ablation.compare import judge_study_shifts, judge_throughput, min_throughput, not_timed
 from ablation.studies import STUDIES
-from ablation.verdict import LOSS_METRICS, Tolerance, for_baseline
+from ablation.verdict import Tolerance, for_baseline
 from bench.harness import variant_marks
 
 PARAMS = [pytest.param(name, marks=variant_marks(name)) for name in STUDIES]
@@ -56,9 +56,7 @@ def test_accuracy_shift(study_name, bench):
     """The study's accuracy, and on the same device its loss metrics, against the baseline's."""
     base_cells, current, header = against_baseline(study_name, bench)
     same_device = header["environment"]["device_name"] == bench.baseline["environment"]["device_name"]
-    shifts = [judge_study_shift(study_name, base_cells, current, near_baseline(bench, header), metric)
-              for metric in ("accuracy", *(LOSS_METRICS if same_device else ()))]
-    shifts = [s for s in shifts if s is not None]
+    shifts = judge_study_shifts(study_name, base_cells, current, near_baseline(bench, header), same_device)
     if not shifts:
         pytest.skip("fewer than two comparable cells or replicates to judge a shift of the whole study by")
     failed = [s.describe() for s in shifts if not s.passed]
