@@ -47,9 +47,9 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 
 @functools.cache  # asked once per process: the bench records the environment with every cell
-def _git_commit() -> str | None:
-    """HEAD of the checkout the package runs from, with "+dirty" when tracked files differ from it."""
-    package = Path(__file__).resolve().parent
+def _git_commit(package: Path = Path(__file__).resolve().parent) -> str | None:
+    """HEAD of the checkout ``package`` (by default the one this package runs from) is in, with "+dirty" when
+    tracked files differ from it."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=package)
         changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,

@@ -120,14 +120,17 @@ def test_results_name_the_commit_and_whether_the_checkout_had_changes(tmp_path):
     root = Path(__file__).resolve().parent.parent
     if not (root / ".git").exists():
         pytest.skip("not a git checkout")
+    from ablation import results
+
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True)
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True, text=True).stdout.strip()
-    show = [sys.executable, "-c", "from ablation.results import environment; import torch; "
-            "print(environment(torch.device('cpu'))['git_commit'])"]
-    assert subprocess.run(show, cwd=clone, capture_output=True, text=True).stdout.strip() == head
+    commit = results._git_commit.__wrapped__  # uncached: the clone's state changes below
+    assert commit(clone / "ablation") == head
     (clone / "README.md").write_text("edited\n")
-    assert subprocess.run(show, cwd=clone, capture_output=True, text=True).stdout.strip() == head + "+dirty"
+    assert commit(clone / "ablation") == head + "+dirty"
+    assert commit(tmp_path) is None  # not a checkout
+    assert results.environment(torch.device("cpu"))["git_commit"] == results._git_commit()  # this checkout's
     assert short_commit({"git_commit": head + "+dirty"}) == head[:7] + "+dirty"  # how report and history show it
 
 
