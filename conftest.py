@@ -99,13 +99,19 @@ def small_cifar_npz(cifar_npz: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(scope="session")
-def tiny_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Generated class-conditional images (ablation.data.synthetic) cut to what the smoke profile needs."""
+def tiny_data():
+    """Generated class-conditional images (ablation.data.synthetic), as many as the smoke profile trains on (20 per
+    class) and 100 test images."""
     from ablation.data import synthetic
 
-    data = synthetic(train_per_class=20, test_per_class=10)
-    arrays = {"train_x": data.train_x.numpy(), "train_y": data.train_y.numpy(), "test_x": data.test_x.numpy(),
-              "test_y": data.test_y.numpy()}
+    return synthetic(train_per_class=20, test_per_class=10)
+
+
+@pytest.fixture(scope="session")
+def tiny_npz(tiny_data, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny_data as a .npz file, for the command line and the bench."""
+    arrays = {"train_x": tiny_data.train_x.numpy(), "train_y": tiny_data.train_y.numpy(),
+              "test_x": tiny_data.test_x.numpy(), "test_y": tiny_data.test_y.numpy()}
     return _slice_npz(arrays, tmp_path_factory.mktemp("data") / "tiny.npz")
 
 

@@ -278,11 +278,10 @@ def test_side_by_side_cells_train_fused(capsys, monkeypatch):
     ("cuda", None, None, [3]), ("cuda", False, None, [1, 1, 1]), ("cpu", None, None, [1, 1, 1]),
     ("cuda", None, 2, [2, 1]), ("cuda", None, 1, [1, 1, 1])])
 def test_on_cuda_a_study_trains_its_own_number_of_cells_at_once_unless_told(monkeypatch, device, fuse, asked,
-                                                                            groups):
+                                                                            groups, tiny_data):
     """The order study's 3 cells (Study.side_by_side 3): all at once on CUDA where they train fused, one after
     another on the CPU or unfused, and as many as --side-by-side says when it says."""
     import ablation.runner as runner
-    from ablation.data import synthetic
     from ablation.studies import get_study
 
     study = get_study("conv_activation_norm_position")
@@ -307,16 +306,15 @@ def test_on_cuda_a_study_trains_its_own_number_of_cells_at_once_unless_told(monk
     monkeypatch.setattr(runner, "run_cell", alone)
     monkeypatch.setattr(runner, "CellTraining", lambda *args, **kwargs: None)
     monkeypatch.setattr(runner, "train_side_by_side", together)
-    entry = runner.run_study({"studies": {}}, study, synthetic(), torch.device(device), 1, fuse=fuse,
+    entry = runner.run_study({"studies": {}}, study, tiny_data, torch.device(device), 1, fuse=fuse,
                              side_by_side=asked)
     assert trained == groups and [c["side_by_side"] for c in entry["cells"].values()] == [
         n for n in groups for _ in range(n)]
 
 
-def test_a_study_side_by_side_records_each_cell_as_alone_and_counts_shared_time_once():
+def test_a_study_side_by_side_records_each_cell_as_alone_and_counts_shared_time_once(tiny_data):
     """Three cells two at a time (on the CPU, without streams): the same accuracies as one after another, the
     first two sharing their training time, which the run's total counts once."""
-    from ablation.data import synthetic
     from ablation.results import training_seconds
     from ablation.runner import run_study
     from ablation.studies import get_study
@@ -325,7 +323,7 @@ def test_a_study_side_by_side_records_each_cell_as_alone_and_counts_shared_time_
     cells = [study.cell(c) for c in ("batch_size=32-batchnorm", "batch_size=32-groupnorm", "batch_size=64-batchnorm")]
     runs, lines, saved = [], [], []
     for side_by_side in (1, 2):
-        entry = run_study({"studies": {}}, study, synthetic(), torch.device("cpu"), 2, "smoke", cells, log=lines.append,
+        entry = run_study({"studies": {}}, study, tiny_data, torch.device("cpu"), 2, "smoke", cells, log=lines.append,
                           after_cell=lambda: saved.append(1), side_by_side=side_by_side)
         runs.append(list(entry["cells"].values()))
     alone, paired = runs
@@ -334,7 +332,7 @@ def test_a_study_side_by_side_records_each_cell_as_alone_and_counts_shared_time_
     assert training_seconds(paired) == pytest.approx(paired[0]["wall_s"] + paired[2]["wall_s"])
     assert len(saved) == 6 and "s beside 1 other cell, " in lines[3] and "beside" not in lines[5]
     with pytest.raises(ValueError, match="fuse=False needs side_by_side=1"):
-        run_study({"studies": {}}, study, synthetic(), torch.device("cpu"), 2, "smoke", cells, fuse=False,
+        run_study({"studies": {}}, study, tiny_data, torch.device("cpu"), 2, "smoke", cells, fuse=False,
                   side_by_side=2)
 
 

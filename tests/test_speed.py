@@ -23,9 +23,9 @@ def test_notebook_pipeline_feeds_the_same_normalized_images():
     assert torch.allclose(ours, theirs, atol=1e-5) and [notebook[i][1] for i in range(4)] == data.train_y[:4].tolist()
 
 
-def test_every_mode_is_timed_over_the_same_training_images():
+def test_every_mode_is_timed_over_the_same_training_images(tiny_data):
     study = get_study("batchnorm_vs_groupnorm")
-    row = measure(study, synthetic(), torch.device("cpu"), 2, "smoke", 0, [study.cell("batch_size=64-groupnorm")])
+    row = measure(study, tiny_data, torch.device("cpu"), 2, "smoke", 0, [study.cell("batch_size=64-groupnorm")])
     assert row["study"] == "batchnorm_vs_groupnorm" and row["images"] == 1 * 2 * 200 * 1
     assert all(row[mode] > 0 for mode in ("notebook", "eager", "fused")) and "graphs" not in row  # CUDA only
     table = speed_table([row, dict(row, study="other")], "cpu")
@@ -44,7 +44,7 @@ def test_speed_table_states_each_speed_up_as_a_time_ratio():
         "x5.0", "x2.0", "x25.0", "x2.5")
 
 
-def test_one_after_another_modes_can_time_a_sample_of_replicates_and_scale_up(monkeypatch):
+def test_one_after_another_modes_can_time_a_sample_of_replicates_and_scale_up(monkeypatch, tiny_data):
     """Notebook and eager train replicates one after another, so timing 1 of 4 and multiplying by 4 estimates
     all 4; the fused modes always train them all."""
     import ablation.speed as speed
@@ -63,13 +63,13 @@ def test_one_after_another_modes_can_time_a_sample_of_replicates_and_scale_up(mo
     monkeypatch.setattr(speed, "run_cell", run_cell)
     study = get_study("batchnorm_vs_groupnorm")
     cells = [study.cell("batch_size=64-groupnorm"), study.cell("batch_size=128-groupnorm")]
-    row = measure(study, synthetic(), torch.device("cpu"), 4, "smoke", 0, cells, sequential_replicates=1)
+    row = measure(study, tiny_data, torch.device("cpu"), 4, "smoke", 0, cells, sequential_replicates=1)
     assert trained == [("notebook", 1), ("eager", 1), ("fused", 4)] * 2
     assert (row["notebook"], row["eager"], row["fused"]) == (2 * 0.5 * 4, 2 * 0.25 * 4, 2 * 1.0)
     table = speed_table([row], "cpu")
     assert table.endswith("notebook and eager timed on 1 of 4 replicates per cell (batchnorm_vs_groupnorm), "
                           "times scaled up to all: those modes train replicates one after another")
-    assert "timed on" not in speed_table([measure(study, synthetic(), torch.device("cpu"), 4, "smoke", 0, cells)],
+    assert "timed on" not in speed_table([measure(study, tiny_data, torch.device("cpu"), 4, "smoke", 0, cells)],
                                          "cpu")
 
 
