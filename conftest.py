@@ -141,7 +141,7 @@ def _slice_npz(arrays: Any, path: Path) -> Path:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from ablation.cli import add_tolerance_options, at_least_one, shard_option, zero_or_more
+    from ablation.cli import add_tolerance_options, replicate_plan, shard_option, zero_or_more
     from ablation.studies import PROFILES
     from ablation.verdict import Tolerance
     from bench.faults import FAULTS
@@ -162,7 +162,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-profile", choices=PROFILES, default="full",
                     help="smoke: short training that exercises the bench's machinery (its own tests); its cells "
                          "cannot match the documented tables (default %(default)s)")
-    group.addoption("--replicates", type=at_least_one, help="replicates per cell (default: each study's own)")
+    group.addoption("--replicates", type=replicate_plan, default="pr", metavar="PLAN|N",
+                    help="replicates per cell: pr (each study's own count), nightly (16 / 16 / 24, for a 0.5-point "
+                         "detectable study shift against a same-seed baseline) or a number (default %(default)s)")
     group.addoption("--baseline", help="results JSON of a known-good run: also check drift against it (default: none)")
     group.addoption("--bench-out", default="bench-results.json", help="results JSON this run writes (default %(default)s)")
     add_tolerance_options(group.addoption)
@@ -308,7 +310,8 @@ def _tolerance(config: pytest.Config):
     from ablation.verdict import Tolerance
 
     return Tolerance(alarm_budget=config.getoption("alarm_budget"), sd_floor=config.getoption("sd_floor"),
-                     hardware=config.getoption("allowance_hardware"), data_copy=config.getoption("allowance_data"))
+                     hardware=config.getoption("allowance_hardware"), data_copy=config.getoption("allowance_data"),
+                     margin=config.getoption("margin"), cell_margin=config.getoption("cell_margin"))
 
 
 def _need_gpu(config: pytest.Config) -> None:
@@ -387,15 +390,20 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
             write(f"finding {finding.study}:{finding.name}: {'holds' if ok else 'FAILS'}: {detail}")
     from ablation.power import power_table, study_power
 
-    if powers := study_power(results, _tolerance(config)):
-        write("smallest study shifts this run's replicate counts detect (80 % power):")
+    baseline = None
+    if config.getoption("baseline"):
+        try:
+            baseline = read_results(config.getoption("baseline"))
+        except ResultsError as error:
+            write(f"drift against the baseline not computed: {error}")
+    if powers := study_power(results, _tolerance(config), baseline=baseline):
+        write("smallest study shifts this run's replicate counts detect (80 % power; paired where the baseline "
+              "shares the seeds):")
         write(power_table(powers, None, False))
     write(f"results written to {config.getoption('bench_out')}")
-    if config.getoption("baseline"):
-        tolerance = _tolerance(config)
+    if baseline is not None:
         try:
-            comparison = compare(read_results(config.getoption("baseline")), results, tolerance,
-                                 config.getoption("min_throughput"))
+            comparison = compare(baseline, results, _tolerance(config), config.getoption("min_throughput"))
         except ResultsError as error:
             write(f"drift against the baseline not computed: {error}")
             return

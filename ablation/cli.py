@@ -14,16 +14,17 @@ from typing import Any, Callable, NoReturn, Sequence
 
 import torch
 
+from ablation.adaptive import adaptive_compare, looks_text
 from ablation.compare import as_json, compare, min_throughput, report
 from ablation.data import DATA_ROOT_ENV, SOURCE_CLASSES, DataError, Dataset, load_dataset, sources_with
 from ablation.report import history, history_text, markdown_report, plot_results
-from ablation.results import (FORMATS, NOT_JUDGED, ResultsError, environment, format_results, new_results, read_results,
-                              training_seconds, write_json)
+from ablation.results import (FORMATS, NOT_JUDGED, ResultsError, environment, extend_cell, format_results, new_results,
+                              read_results, training_seconds, write_json)
 from ablation.power import power_table, study_power
 from ablation.shard import Shard, deal, merge, parse_shard
 from ablation.runner import run_study
 from ablation.speed import MODES, available_modes, measure, speed_table
-from ablation.studies import DOCUMENTED, PROFILES, STUDIES, Cell, Study, get_study
+from ablation.studies import DOCUMENTED, PLANS, PROFILES, STUDIES, Cell, Study, get_study
 from ablation.train import use_deterministic_algorithms
 from ablation.verdict import Tolerance
 
@@ -66,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--deterministic", action="store_true",
                      help="deterministic kernels only: the same seeds on the same device and torch give bitwise the "
                           "same run (compare's numerics verdict is then exact); may be slower on CUDA")
+    run.add_argument("--baseline", metavar="FILE",
+                     help="after training, compare against this results file as compare does, and exit 1 on a "
+                          "regression (default: none)")
+    run.add_argument("--adaptive", action="store_true",
+                     help="with --baseline: a study whose accuracy shift is inconclusive (neither a regression nor "
+                          "shown within the margin) trains another round of replicates, the baseline's next seeds, "
+                          "and is judged again; every look at the alarm budget over the looks")
+    run.add_argument("--max-rounds", type=at_least_one, default=2, metavar="N",
+                     help="with --adaptive: at most this many more rounds of replicates (default %(default)s)")
     run.add_argument("--out", help="write every replicate's numbers and the environment to this JSON file "
                                    "(default: none)")
     run.add_argument("--format", choices=FORMATS, default="table",
@@ -107,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "the loss metrics' shares of a 1 %% alarm budget)")
     power.add_argument("--power", type=probability, default=0.8,
                        help="probability of detecting the shift, 0.5 or more (default %(default)s)")
+    power.add_argument("--baseline", metavar="FILE",
+                       help="a results file of the same seeds: the power of the paired test against it, from the "
+                            "spread of the per-seed differences (default: none, Welch's test on other seeds)")
     power.add_argument("--target-shift", type=above_zero, metavar="POINTS",
                        help="also the replicates per cell that detect this accuracy shift (default: none)")
     power.add_argument("--markdown", action="store_true", help="print a Markdown table")
@@ -121,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="print the whole comparison as JSON (per cell and metric: verdict, band, p-values, "
                               "numerics) instead of the tables")
     add_tolerance_options(compare.add_argument)
+    add_tolerance_options(run.add_argument)
     return parser
 
 
@@ -129,7 +143,10 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", help=f"one of {', '.join(STUDIES)}, or 'all' (the three documented studies)")
     parser.add_argument("--cell", action="append", metavar="ID",
                         help="only this cell (repeatable), e.g. blocks=4-relu (default: every cell)")
-    parser.add_argument("--replicates", type=at_least_one, help="runs per cell (default: the study's own count)")
+    parser.add_argument("--replicates", type=replicate_plan, default="pr", metavar="PLAN|N",
+                        help="runs per cell: pr (each study's own count, 5 / 8 / 3), nightly (16 / 16 / 24, a "
+                             "0.5-point study shift detectable against a same-seed baseline) or a number "
+                             "(default %(default)s)")
     parser.add_argument("--data", help="cifar10, cifar100, synthetic, synthetic:100 or PATH.npz, of the study's "
                                        "class count (default: the study's dataset)")
     parser.add_argument("--data-root", help=f"where torchvision data is downloaded (default: ${DATA_ROOT_ENV} "
@@ -156,6 +173,11 @@ def add_tolerance_options(add: Callable[..., Any]) -> None:
     add("--min-throughput", type=zero_or_more,
         help="a study's images/s below this fraction of the baseline's is a regression (default "
              f"{min_throughput(default):.2f}, from the alarm budget and the measured spread)")
+    add("--margin", type=above_zero, default=default.margin,
+        help="a study's accuracy shift shown within this many points (beyond the hardware allowance) is "
+             "equivalent (default %(default)s)")
+    add("--cell-margin", type=above_zero, default=default.cell_margin,
+        help="the same for a cell (default %(default)s)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -258,7 +280,7 @@ def time_pipelines(args: argparse.Namespace) -> int:
     if args.modes and not set(args.modes) <= set(available_modes(device)):
         raise UsageError(f"--modes graphs needs CUDA; on {device.type} choose from {','.join(available_modes(device))}")
     datasets = study_datasets(studies, args.data, args.data_root)
-    rows = [measure(study, datasets[study.name], device, args.replicates, args.profile, args.workers,
+    rows = [measure(study, datasets[study.name], device, study.replicates_for(args.replicates), args.profile, args.workers,
                     cells.get(study.name), log=None if args.quiet else _log, modes=args.modes,
                     sequential_replicates=args.sequential_replicates) for study in studies]
     print(speed_table(rows, environment(device)["device_name"], args.markdown))
@@ -283,6 +305,13 @@ def run(args: argparse.Namespace) -> int:
         check_writable(Path(args.out), "--out", "results.json")
     if args.plot:
         check_directory(Path(args.plot))
+    if args.adaptive and not args.baseline:
+        raise UsageError("--adaptive needs --baseline FILE: it trains more replicates where the comparison with a "
+                         "baseline is inconclusive")
+    baseline = read_results(args.baseline) if args.baseline else None
+    if baseline is not None and baseline["profile"] != args.profile:
+        raise UsageError(f"--baseline {args.baseline} ran the {baseline['profile']} profile; run --profile "
+                         f"{baseline['profile']}, or choose a baseline of the {args.profile} profile")
 
     if args.deterministic:
         use_deterministic_algorithms()
@@ -293,12 +322,35 @@ def run(args: argparse.Namespace) -> int:
     if args.shard:
         results["shard"] = {"index": args.shard.index, "count": args.shard.count}
     save = (lambda: write_json(results, args.out)) if args.out else None
+    def train(study: Study, replicates: int, into: dict[str, Any], after_cell: Callable[[], None] | None) -> None:
+        run_study(into, study, datasets[study.name], device, replicates, args.profile, cells.get(study.name),
+                  fuse=False if args.no_fuse else None, log=log, graphs=device.type == "cuda" and not args.no_cuda_graphs,
+                  after_cell=after_cell, side_by_side=args.side_by_side)
+
+    def more(name: str, first_seed: int, count: int) -> None:
+        """Another round of an inconclusive study (--adaptive): ``count`` replicates from ``first_seed``."""
+        study = next(s for s in studies if s.name == name)
+        if log:
+            log(f"{name}: inconclusive; training {count} more replicates per cell (seeds {first_seed}-"
+                f"{first_seed + count - 1})")
+        scratch = new_results(device, results["data"], args.profile)
+        train(dataclasses.replace(study, seed=first_seed), count, scratch, None)
+        for cell_id, record in scratch["studies"][name]["cells"].items():
+            extend_cell(results["studies"][name]["cells"][cell_id], record)
+        if save:
+            save()
+
+    comparison = None
     try:
         for study in studies:
-            run_study(results, study, datasets[study.name], device, args.replicates or study.replicates,
-                      args.profile, cells.get(study.name), fuse=False if args.no_fuse else None, log=log,
-                      graphs=device.type == "cuda" and not args.no_cuda_graphs, after_cell=save,
-                      side_by_side=args.side_by_side)
+            train(study, study.replicates_for(args.replicates), results, save)
+        if baseline is not None:
+            rounds = args.max_rounds if args.adaptive else 0
+            comparison, looks = adaptive_compare(baseline, results, tolerance_of(args), more, rounds,
+                                                 {s.name: s.replicates_for(args.replicates) for s in studies},
+                                                 args.min_throughput)
+            if args.adaptive and log:
+                log(looks_text(looks, rounds))
     except KeyboardInterrupt:
         if not args.out:
             raise
@@ -318,7 +370,10 @@ def run(args: argparse.Namespace) -> int:
     for path in plot_results(results, args.plot) if args.plot else []:
         if log:
             log(f"figure written to {path}")
-    return 0
+    if comparison is None:
+        return 0
+    print("\n" + report(comparison, markdown=args.format == "markdown"))
+    return 1 if comparison.regressed else 0
 
 
 def report_file(args: argparse.Namespace) -> int:
@@ -371,11 +426,13 @@ def show_power(args: argparse.Namespace) -> int:
     if args.power < 0.5:
         raise UsageError(f"--power must be 0.5 or more, got {args.power}")
     results = read_results(args.results)
-    powers = study_power(results, power=args.power, alpha=args.alpha)
+    baseline = read_results(args.baseline) if args.baseline else None
+    powers = study_power(results, power=args.power, alpha=args.alpha, baseline=baseline)
     if not powers:
         raise UsageError(f"{args.results} holds no study with two comparable cells; power needs a whole study")
     if args.json:
-        print(json.dumps([{"study": p.study, "metric": p.metric, "replicates": p.replicates, "seed_sd": p.seed_sd,
+        print(json.dumps([{"study": p.study, "metric": p.metric, "replicates": p.replicates,
+                           "test": "paired" if p.paired else "welch", "seed_sd": p.seed_sd,
                            "alpha": p.alpha, "power": p.power, "detectable_shift": p.detectable(),
                            "replicates_for_target": p.replicates_needed(args.target_shift)
                            if args.target_shift and p.metric == "accuracy" else None} for p in powers], indent=1))
@@ -402,6 +459,11 @@ def at_least_one(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
     return value
+
+
+def replicate_plan(text: str) -> str | int:
+    """--replicates: a plan of PLANS or a count."""
+    return text if text in PLANS else at_least_one(text)
 
 
 def above_zero(text: str) -> float:
@@ -450,12 +512,17 @@ def compare_files(args: argparse.Namespace) -> int:
     """Exit 0 when no cell, study accuracy or study throughput regressed, 1 when one did, 2 on unusable input."""
     if args.markdown:
         check_writable(Path(args.markdown), "--markdown", "drift.md")
-    tolerance = Tolerance(alarm_budget=args.alarm_budget, sd_floor=args.sd_floor, hardware=args.allowance_hardware)
-    comparison = compare(read_results(args.baseline), read_results(args.current), tolerance, args.min_throughput)
+    comparison = compare(read_results(args.baseline), read_results(args.current), tolerance_of(args),
+                         args.min_throughput)
     print(json.dumps(as_json(comparison), indent=1) if args.json else report(comparison, markdown=False))
     if args.markdown:
         Path(args.markdown).write_text(report(comparison, markdown=True) + "\n")
     return 1 if comparison.regressed else 0
+
+
+def tolerance_of(args: argparse.Namespace) -> Tolerance:
+    return Tolerance(alarm_budget=args.alarm_budget, sd_floor=args.sd_floor, hardware=args.allowance_hardware,
+                     margin=args.margin, cell_margin=args.cell_margin)
 
 
 def check_directory(path: Path) -> None:

@@ -24,13 +24,16 @@ from ablation.numerics import Numerics, compare_replicates, why_no_verdict
 from ablation.results import ResultsError, render, training_mode, training_seconds
 from ablation.stats import t_quantile, t_sf, welch
 from ablation.studies import get_study
-from ablation.verdict import LOSS_METRICS, Tolerance, Verdict, band, check_against_baseline, for_baseline
+from ablation.verdict import LOSS_METRICS, Tolerance, Verdict, band, check_against_baseline, equivalent, for_baseline
 
 # The sd of log(study images/s ratio) between unchanged reruns trained the same way on one H200: 6 ratios, from
 # h200-bench vs h200-repeat (the bench, eager, -n 2) and h200-run-side-by-side vs its no-bytecode rerun.
 THROUGHPUT_LOG_SD = 0.096
 THROUGHPUT_DF = 6
 MIN_TIMED_S = 5.0  # a study trained for less than this (either side) is too short to time
+# A passing cell's verdict by its equivalence (Verdict.equivalent); "ok": a bimodal cell with no band to hold to it.
+EQUIVALENCE_STATE = {True: "equivalent", False: "inconclusive", None: "ok"}
+MIN_PAIRED = 3  # shared seeds from which a study shift is a paired test (at 2, its single df loses to Welch's)
 
 
 def min_throughput(tolerance: Tolerance) -> float:
@@ -92,11 +95,14 @@ class Drift:
 
     @property
     def label(self) -> str:
-        """ok; REGRESSION (lower, or runs at chance); CHANGED: higher, which fails the run too (see report); or
-        the loss metrics that moved."""
+        """REGRESSION (lower, or runs at chance); CHANGED: higher, which fails the run too (see report); the loss
+        metrics that moved; else equivalent (within the cell margin), inconclusive (neither shown), or ok (a
+        bimodal cell without learned runs a side to hold to the margin)."""
         if self.verdict.passed:
             moved = [m.metric for m in self.metrics if not m.passed]
-            return "ok" if not moved else "CHANGED: " + ", ".join(moved)
+            if moved:
+                return "CHANGED: " + ", ".join(moved)
+            return EQUIVALENCE_STATE[self.verdict.equivalent]
         higher = self.verdict.high is not None and self.verdict.measured > self.verdict.high
         return "CHANGED: higher" if higher else "REGRESSION"
 
@@ -125,12 +131,24 @@ class StudyShift:
     adjusted_p: float  # for the whole bench run
     passed: bool
     metric: str = "accuracy"
+    test: str = "welch"  # or "paired": the same seeds on both sides
+    se: float = 0.0
+    equivalent: bool = False  # accuracy within ±(margin + allowance), by TOST
+
+    @property
+    def state(self) -> str:
+        """regressed (lower), changed: higher, equivalent, or inconclusive (neither shown: more replicates decide)."""
+        if not self.passed:
+            return "CHANGED: higher" if self.change > 0 else "REGRESSION"
+        if self.metric != "accuracy":
+            return "ok"
+        return "equivalent" if self.equivalent else "inconclusive"
 
     def describe(self) -> str:
         moved = (f"mean accuracy over {self.cells} cells moved {self.change:+.2f} points" if self.metric == "accuracy"
                  else f"{self.metric.replace('_', ' ')} over {self.cells} cells moved x{math.exp(self.change):.3f}")
-        return (f"{self.study}: {moved} against the baseline (t = {self.t:+.2f}, {self.df:.1f} df, p = {self.p:.2g}, "
-                f"adjusted p = {self.adjusted_p:.2g})")
+        return (f"{self.study}: {moved} against the baseline ({self.test} t = {self.t:+.2f}, {self.df:.1f} df, "
+                f"p = {self.p:.2g}, adjusted p = {self.adjusted_p:.2g})")
 
 
 @dataclass(frozen=True)
@@ -146,6 +164,13 @@ class Comparison:
     def regressed(self) -> bool:
         return (any(not d.passed for d in self.drifts) or any(not s.passed for s in self.shifts)
                 or any(t.ok is False for t in self.throughputs))
+
+    @property
+    def inconclusive(self) -> list[str]:
+        """Studies whose accuracy shift is neither a regression nor shown equivalent: the ones --adaptive trains
+        more replicates of.  (A cell's band is for breakage: at 3-8 replicates most cells cannot be shown within
+        their margin, so an inconclusive cell alone does not ask for more.)"""
+        return [s.study for s in self.shifts if s.state == "inconclusive"]
 
 
 def study_throughput(cells: list[dict[str, Any]]) -> float:
@@ -220,38 +245,68 @@ def judge_study_shifts(study_name: str, before: dict[str, dict[str, Any]], after
 
 def judge_study_shift(study_name: str, before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],
                       tolerance: Tolerance, metric: str = "accuracy") -> StudyShift | None:
-    """Welch's t-test on each seed's mean accuracy over the cells both hold, bimodal cells left out: is the
-    study's mean shifted by more than the hardware allowance?
+    """Is the study's mean over the cells both hold (bimodal cells left out) shifted by more than the hardware
+    allowance?  A t-test on each seed's mean over those cells.
 
     Replicate r has the same seed in every cell, so a run's cells move together
     (the order study's three by a correlation of 0.7-0.9 on the H200): the
     per-seed means are independent, and their spread carries that correlation.
-    The null is a true shift within the allowance, either way; p is the
-    chance of the observed shift at its edge.  A loss ``metric`` is judged on
-    its logs, with no allowance (same device only).  None with fewer than two
-    such cells or two seeds a side, or no spread to judge by.
+    When both files trained the same seeds (MIN_PAIRED of them or more), the
+    test is paired: a seed's mean moves with its seed across reruns and code
+    changes (a correlation of 0.9-0.96 between same-seed H200 runs of
+    unchanged code), so the per-seed differences spread 3-8 times less than the
+    means.  Otherwise Welch's test.  The null is a true shift within the
+    allowance, either way; p is the chance of the observed shift at its edge.
+    A loss ``metric`` is judged on its logs, with no allowance (same device
+    only).  None with fewer than two such cells or two seeds a side.
     """
     study = get_study(study_name)
     cells = [c for c in after if c in before and study.cell(c).level not in study.bimodal_levels
              and metric_values(before[c], metric) is not None and metric_values(after[c], metric) is not None]
     if len(cells) < 2:
         return None
-    base, cur = (seed_means([metric_values(side[c], metric) for c in cells]) for side in (before, after))
-    if min(len(base), len(cur)) < 2:
-        return None
-    change, se, df = welch(base, cur)
-    if se == 0:
-        return None
+    shared = shared_seeds([before[c] for c in cells], [after[c] for c in cells])
+    if len(shared) >= MIN_PAIRED:
+        base, cur = (seed_means([metric_values(side[c], metric) for c in cells], seed_indices(side[cells[0]], shared))
+                     for side in (before, after))
+        differences = [c - b for b, c in zip(base, cur)]
+        change, se, df = statistics.fmean(differences), statistics.stdev(differences) / math.sqrt(len(shared)), \
+            len(shared) - 1.0
+        test = "paired"
+    else:
+        base, cur = (seed_means([metric_values(side[c], metric) for c in cells]) for side in (before, after))
+        if min(len(base), len(cur)) < 2:
+            return None
+        change, se, df = welch(base, cur)
+        test = "welch"
     allowance, kind = (tolerance.hardware, "study_shift") if metric == "accuracy" else (0.0, "metric")
-    t = math.copysign(max(abs(change) - allowance, 0.0), change) / se
-    p = min(1.0, t_sf((abs(change) - allowance) / se, df) + t_sf((abs(change) + allowance) / se, df))
-    return StudyShift(study_name, len(cells), change, t, df, p, tolerance.adjusted(p, kind),
-                      p >= tolerance.alpha(kind), metric)
+    if se == 0:
+        t, p = (0.0, 1.0) if abs(change) <= allowance else (math.copysign(math.inf, change), 0.0)
+    else:
+        t = math.copysign(max(abs(change) - allowance, 0.0), change) / se
+        p = min(1.0, t_sf((abs(change) - allowance) / se, df) + t_sf((abs(change) + allowance) / se, df))
+    passed = p >= tolerance.alpha(kind)
+    within = tolerance.margin + allowance
+    same = passed and metric == "accuracy" and equivalent(change, se, df, -within, within)
+    return StudyShift(study_name, len(cells), change, t, df, p, tolerance.adjusted(p, kind), passed, metric, test,
+                      se, same)
 
 
-def seed_means(accuracies: list[list[float]]) -> list[float]:
-    """Per replicate (seed), the mean accuracy over cells; replicates every cell has."""
-    return [statistics.fmean(cell[r] for cell in accuracies) for r in range(min(map(len, accuracies)))]
+def shared_seeds(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[int]:
+    """The seeds every cell of both sides trained (records without seeds share none)."""
+    seed_sets = [set(record.get("seeds") or ()) for record in before + after]
+    return sorted(set.intersection(*seed_sets))
+
+
+def seed_indices(record: dict[str, Any], seeds: list[int]) -> list[int]:
+    return [record["seeds"].index(seed) for seed in seeds]
+
+
+def seed_means(accuracies: list[list[float]], replicates: list[int] | None = None) -> list[float]:
+    """Per replicate (seed), the mean accuracy over cells: of ``replicates`` (indices), or of every replicate all
+    cells have."""
+    indices = range(min(map(len, accuracies))) if replicates is None else replicates
+    return [statistics.fmean(cell[r] for cell in accuracies) for r in indices]
 
 
 def not_timed(baseline: dict[str, Any], current: dict[str, Any], before: list[dict[str, Any]],
@@ -295,9 +350,10 @@ def drift_table(drifts: list[Drift], markdown: bool) -> str:
 
 def shift_table(shifts: list[StudyShift], markdown: bool) -> str:
     rows = [[s.study, s.metric, str(s.cells),
-             f"{s.change:+.2f}" if s.metric == "accuracy" else f"x{math.exp(s.change):.3f}", f"{s.t:+.2f}",
-             f"{s.df:.1f}", f"{s.p:.2g}", f"{s.adjusted_p:.2g}", "ok" if s.passed else "REGRESSION"] for s in shifts]
-    return render(["study", "metric", "cells", "mean change", "t", "df", "p", "p adj", "verdict"], rows, markdown)
+             f"{s.change:+.2f}" if s.metric == "accuracy" else f"x{math.exp(s.change):.3f}", s.test, f"{s.t:+.2f}",
+             f"{s.df:.1f}", f"{s.p:.2g}", f"{s.adjusted_p:.2g}", s.state] for s in shifts]
+    return render(["study", "metric", "cells", "mean change", "test", "t", "df", "p", "p adj", "verdict"], rows,
+                  markdown)
 
 
 def throughput_table(throughputs: list[Throughput], markdown: bool) -> str:
@@ -328,6 +384,17 @@ def summary(comparison: Comparison) -> str:
     lines += [f"- {t.study}: {t.current:,.0f} img/s is x{t.ratio:.2f} of the baseline's {t.baseline:,.0f}" for t in slow]
     lines += [f"- {d.verdict.study}[{d.verdict.cell}]: numerics changed: {d.numerics.detail}"
               for d in comparison.drifts if d.numerics is not None and d.numerics.verdict == "changed"]
+    study_margin, cell_margin = tolerance.margin + tolerance.hardware, tolerance.cell_margin + tolerance.hardware
+    states = [d.label for d in comparison.drifts]
+    lines.append(f"cells: {states.count('equivalent')} equivalent (shown within ±{cell_margin:g} points), "
+                 f"{states.count('inconclusive')} inconclusive")
+    doubtful = comparison.inconclusive
+    if doubtful:
+        lines.append(f"inconclusive: {', '.join(doubtful)}: the accuracy shift is neither a regression nor shown "
+                     f"within ±{study_margin:g} points; more replicates decide (run --baseline ... --adaptive)")
+    elif any(s.metric == "accuracy" and s.passed for s in comparison.shifts):
+        lines.append(f"equivalent: every study's accuracy shift without a regression is shown within "
+                     f"±{study_margin:g} points")
     lines += [f"note: {note}" for note in comparison.notes]
     return "\n".join([head] + lines)
 
@@ -347,7 +414,8 @@ def as_json(comparison: Comparison) -> dict[str, Any]:
     verdict; per study its shifts and throughput; what was not judged and why."""
     def cell(d: Drift) -> dict[str, Any]:
         v = d.verdict
-        verdicts = {"accuracy": {"verdict": "ok" if v.passed else d.label, "passed": v.passed,
+        verdicts = {"accuracy": {"verdict": d.label if not v.passed else EQUIVALENCE_STATE[v.equivalent],
+                                 "passed": v.passed, "equivalent": v.equivalent,
                                  "baseline": statistics.fmean(d.baseline["accuracy"]), "current": v.measured,
                                  "band": None if v.low is None else [v.low, v.high], "p": v.p,
                                  "adjusted_p": v.adjusted_p, "reason": v.reason}}
@@ -359,12 +427,16 @@ def as_json(comparison: Comparison) -> dict[str, Any]:
 
     return {
         "regressed": comparison.regressed,
+        "inconclusive": comparison.inconclusive,
         "alarm_budget": comparison.tolerance.alarm_budget,
+        "margin": comparison.tolerance.margin,
+        "cell_margin": comparison.tolerance.cell_margin,
         "hardware_allowance": comparison.tolerance.hardware,
         "notes": list(comparison.notes),
         "cells": [cell(d) for d in comparison.drifts],
-        "study_shifts": [{"study": s.study, "metric": s.metric, "cells": s.cells, "change": s.change, "t": s.t,
-                          "df": s.df, "p": s.p, "adjusted_p": s.adjusted_p, "passed": s.passed}
+        "study_shifts": [{"study": s.study, "metric": s.metric, "cells": s.cells, "change": s.change, "test": s.test,
+                          "se": s.se, "t": s.t, "df": s.df, "p": s.p, "adjusted_p": s.adjusted_p, "passed": s.passed,
+                          "verdict": s.state}
                          for s in comparison.shifts],
         "throughput_limit": comparison.throughput_limit,
         "throughput": [{"study": t.study, "baseline": t.baseline, "current": t.current, "ratio": t.ratio,

@@ -7,6 +7,8 @@ n seeds a side of spread s, its standard error is s * sqrt(2 / n) on about
 alpha when D >= (t(alpha / 2) + t(1 - power)) * se: that D is the minimum
 detectable shift.  s is estimated from the file's own replicates, so a file of
 one run per seed states the bench's power at the next run of the same counts.
+Against a baseline of the same seeds the test is paired: s is the spread of
+the per-seed differences, the standard error s / sqrt(n) on n - 1 df.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from ablation.compare import metric_values, seed_means
+from ablation.compare import MIN_PAIRED, metric_values, seed_indices, seed_means, shared_seeds
 from ablation.results import ordered_studies, render
 from ablation.stats import t_quantile
 from ablation.studies import get_study
@@ -33,14 +35,15 @@ class Power:
     seed_sd: float | None  # sd of the per-seed means (points, or log units); None: too few to estimate
     alpha: float
     power: float
+    paired: bool = False  # seed_sd is then the spread of the per-seed differences from a same-seed baseline
 
     def detectable(self, replicates: int | None = None) -> float | None:
         """The smallest true shift found with ``power`` at ``replicates`` seeds a side (default the file's)."""
         n = replicates or self.replicates
         if self.seed_sd is None or n < 2:
             return None
-        df = 2 * (n - 1)
-        return (t_quantile(self.alpha / 2, df) + t_quantile(1 - self.power, df)) * self.seed_sd * math.sqrt(2 / n)
+        df, se = (n - 1, self.seed_sd / math.sqrt(n)) if self.paired else (2 * (n - 1), self.seed_sd * math.sqrt(2 / n))
+        return (t_quantile(self.alpha / 2, df) + t_quantile(1 - self.power, df)) * se
 
     def replicates_needed(self, shift: float) -> int | None:
         """The fewest seeds a side that detect ``shift`` (points, or a log ratio) with ``power``; None beyond
@@ -51,21 +54,32 @@ class Power:
 
 
 def study_power(results: dict[str, Any], tolerance: Tolerance = Tolerance(), power: float = 0.8,
-                alpha: float | None = None) -> list[Power]:
+                alpha: float | None = None, baseline: dict[str, Any] | None = None) -> list[Power]:
     """Per study of the file and per metric it holds, the spread of its per-seed means and the test's alpha (the
-    study shift's share of the alarm budget unless ``alpha`` is given)."""
+    study shift's share of the alarm budget unless ``alpha`` is given); against a ``baseline`` that shares
+    MIN_PAIRED seeds or more, the spread of the per-seed differences (paired)."""
     found = []
     for name, entry in ordered_studies(results):
         study = get_study(name)
-        cells = [c for c in entry["cells"].values() if c["level"] not in study.bimodal_levels]
+        cells = {cell_id: c for cell_id, c in entry["cells"].items() if c["level"] not in study.bimodal_levels}
+        before = (baseline or {}).get("studies", {}).get(name, {}).get("cells", {})
         for metric in ("accuracy", *LOSS_METRICS):
-            values = [metric_values(c, metric) for c in cells]
+            values = [metric_values(c, metric) for c in cells.values()]
             if len(cells) < 2 or any(v is None for v in values):
                 continue
-            means = seed_means(values)
             kind = "study_shift" if metric == "accuracy" else "metric"
+            test_alpha = alpha if alpha is not None else tolerance.alpha(kind)
+            pairs = [c for c in cells if c in before and metric_values(before[c], metric) is not None]
+            shared = shared_seeds([before[c] for c in pairs], [cells[c] for c in pairs]) if len(pairs) >= 2 else []
+            if len(shared) >= MIN_PAIRED:
+                sides = [seed_means([metric_values(side[c], metric) for c in pairs], seed_indices(side[pairs[0]], shared))
+                         for side in (before, cells)]
+                spread = statistics.stdev([after - prior for prior, after in zip(*sides)])
+                found.append(Power(name, metric, len(shared), spread, test_alpha, power, paired=True))
+                continue
+            means = seed_means(values)
             found.append(Power(name, metric, len(means), statistics.stdev(means) if len(means) >= 3 else None,
-                               alpha if alpha is not None else tolerance.alpha(kind), power))
+                               test_alpha, power))
     return found
 
 
@@ -77,14 +91,15 @@ def shift_text(metric: str, shift: float | None) -> str:
 
 def power_table(powers: list[Power], target: float | None, markdown: bool) -> str:
     """Minimum detectable shifts; with ``target`` (accuracy points) also the replicates that detect it."""
-    headers = ["study", "metric", "replicates", "seed sd", "alpha", "detectable at 80 %"
+    headers = ["study", "metric", "replicates", "test", "seed sd", "alpha", "detectable at 80 %"
                if all(p.power == 0.8 for p in powers) else "detectable"]
     if target is not None:
         headers.append(f"replicates for {target:g} points")
     rows = []
     for p in powers:
         sd = "too few (3 needed)" if p.seed_sd is None else f"{p.seed_sd:.3f}"
-        row = [p.study, p.metric, str(p.replicates), sd, f"{p.alpha:.2g}", shift_text(p.metric, p.detectable())]
+        row = [p.study, p.metric, str(p.replicates), "paired" if p.paired else "welch", sd, f"{p.alpha:.2g}",
+               shift_text(p.metric, p.detectable())]
         if target is not None:
             needed = p.replicates_needed(target) if p.metric == "accuracy" else None
             row.append("-" if p.metric != "accuracy" or p.seed_sd is None

@@ -140,7 +140,9 @@ def markdown_report(results: dict[str, Any], tolerance: Tolerance = Tolerance())
                   render([study.factor, "variant", "documented", "measured", "difference", "verdict"], rows, True), ""]
     if judged_profile and (powers := study_power(results, tolerance)):
         lines += ["## Power", "", "The smallest shift of a whole study that its test against a baseline of the same "
-                  "replicate counts detects with 80 % probability (`python -m ablation power`):", "",
+                  "replicate counts and other seeds detects with 80 % probability (`python -m ablation power`; "
+                  "against a baseline of the same seeds the test is paired and sees smaller shifts: "
+                  "`power --baseline FILE`):", "",
                   power_table(powers, None, True), ""]
     judged = [(f, f.judge(results, tolerance)) for f in findings if f.study in results["studies"]]
     judged = [(f, ok, detail) for f, (ok, detail) in judged if ok is not None]

@@ -120,6 +120,23 @@ def cell_record(study: Study, cell_id: str, result: CellResult, profile: str) ->
     }
 
 
+PER_REPLICATE = ("seeds", "accuracy", "final_loss", "train_loss_curve", "test_loss", "skipped_steps", "collapsed")
+
+
+def extend_cell(record: dict[str, Any], more: dict[str, Any]) -> None:
+    """Append ``more``'s replicates (other seeds of the same cell) to ``record``, times summed."""
+    if set(record["seeds"]) & set(more["seeds"]):
+        raise ResultsError(f"replicates of seeds {sorted(set(record['seeds']) & set(more['seeds']))} are in the cell "
+                           "already; add other seeds")
+    images = record["images_per_s"] * record["wall_s"] + more["images_per_s"] * more["wall_s"]
+    for key in PER_REPLICATE:
+        if key in record:
+            record[key] = record[key] + more[key]
+    for key in ("wall_s", "setup_s", "eval_s"):
+        record[key] = round(record[key] + more[key], 4)
+    record["images_per_s"] = round(images / record["wall_s"], 1) if record["wall_s"] else 0.0
+
+
 def training_seconds(cells: Iterable[dict[str, Any]]) -> float:
     """The training time of these cell records: cells that trained side by side share their wall_s, counted once
     (files from before side by side: one cell at a time)."""

@@ -23,6 +23,9 @@ from ablation.models import depth_net, norm_net, order_net
 
 PROFILES = ("full", "smoke")
 SMOKE = {"per_class": 20, "epochs": 1, "test_limit": 1000}
+# Replicates per cell: "pr", each study's own count (the whole table in about 46 s of training on one H200), or
+# "nightly", the counts at which each study's paired shift test detects 0.5 points (docs/statistics.md, "Power").
+PLANS = ("pr", "nightly")
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,8 @@ class Study:
     variants: tuple[str, ...]
     build: Callable[[Cell, int, int, tuple[int, ...]], nn.Module]  # (cell, classes, replicates, groups) -> model
     hyperparameters: Hyperparameters
-    replicates: int  # default replicates per cell
+    replicates: int  # default replicates per cell (the pr plan)
+    nightly_replicates: int  # replicates per cell of the nightly plan
     seed: int  # replicate i trains with seed + i
     subset_seed: int  # the class-balanced training subset, drawn once per study
     dataset: str = "cifar10"
@@ -132,6 +136,14 @@ class Study:
     def batch_size(self, cell: Cell, profile: str = "full") -> int:
         return self.settings(profile).batch_size or int(cell.level)
 
+    def replicates_for(self, plan: str | int) -> int:
+        """Replicates per cell of a plan (PLANS), or a number given as is."""
+        if isinstance(plan, int):
+            return plan
+        if plan not in PLANS:
+            raise ValueError(f"unknown replicate plan {plan!r}; choose one of {', '.join(PLANS)} or a number")
+        return self.replicates if plan == "pr" else self.nightly_replicates
+
     def seeds(self, replicates: int) -> list[int]:
         return [self.seed + i for i in range(replicates)]
 
@@ -179,6 +191,7 @@ NORM_STUDY = Study(
         scheduler="cosine", scheduler_args={"T_max": 10, "eta_min": 0.003}, amp=True,
     ),
     replicates=8,
+    nightly_replicates=16,
     side_by_side=14,
     seed=84035,
     subset_seed=84035,
@@ -199,6 +212,7 @@ NORM_LONG = dataclasses.replace(
         scheduler_args={"T_max": 100, "eta_min": 0.0005},
     ),
     replicates=3,
+    nightly_replicates=3,
     seed=1234,
     subset_seed=1234,
     variant_of="batchnorm_vs_groupnorm",
@@ -212,6 +226,7 @@ NORM_CIFAR100 = dataclasses.replace(
     notebook="(described in the study document's text; no notebook printed a table)",
     dataset="cifar100",
     groups=(16, 32, 32),
+    nightly_replicates=NORM_STUDY.replicates,
     variant_of="batchnorm_vs_groupnorm",
     notes="GroupNorm of 32 groups as the document says, except the 16-channel first layer, which 32 groups "
           "cannot divide: it uses 16 (one channel per group, the GroupNorm paper's rule of at most as many "
@@ -235,6 +250,7 @@ STUDIES: dict[str, Study] = {
                 scheduler=None, scheduler_args={}, amp=False,
             ),
             replicates=5,
+            nightly_replicates=16,
             seed=0,
             subset_seed=0,
             notes="5 runs with unrecorded random seeds; the table is their mean.",
@@ -254,6 +270,7 @@ STUDIES: dict[str, Study] = {
                 scheduler="step", scheduler_args={"step_size": 20, "gamma": 0.1}, amp=True,
             ),
             replicates=3,
+            nightly_replicates=24,
             side_by_side=3,
             seed=99584,
             subset_seed=99584,

@@ -74,6 +74,8 @@ LEARNED_SD = {
 # Hardware allowance (points, either way) between two devices measured with the same seeds: the study means of
 # four H100 runs and ten H200 runs of unchanged code differ by at most 0.04 points (tests/test_verdict.py).
 DEVICE_PAIR_ALLOWANCE = {frozenset({"NVIDIA H100 80GB HBM3", "NVIDIA H200"}): 0.1}
+# The error rate of "equivalent" (a true change beyond the margin called equivalent): each one-sided test of TOST.
+EQUIVALENCE_ALPHA = 0.05
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,8 @@ class Tolerance:
     hardware: float = 1.0  # accuracy points, either way, between devices without a measured allowance
     data_copy: float = 3.0  # accuracy points, downward, for data other than torchvision CIFAR
     collapse_margin: float = 0.5  # accuracy at most this far above chance counts as a run at chance
+    margin: float = 1.0  # points beyond the hardware allowance within which a study's shift counts as equivalent
+    cell_margin: float = 3.0  # the same for a cell against a baseline
 
     def alpha(self, kind: str) -> float:
         """The false-alarm probability of one decision of this kind (a key of BUDGET)."""
@@ -106,12 +110,19 @@ class Verdict:
     reason: str
     p: float = 1.0  # the smallest p of the cell's tests (0 for a rule without chance, such as a run at chance)
     adjusted_p: float = 1.0  # p adjusted for the whole bench run
+    equivalent: bool | None = None  # within the cell margin (TOST on its band); None: no band to judge it by
 
     def message(self, record: dict[str, Any], reference_runs: list[float]) -> str:
         runs = ", ".join(f"{a:.2f}{' (collapsed)' if c else ''}" for a, c in zip(record["accuracy"], record["collapsed"]))
         band = f"[{self.low:.2f}, {self.high:.2f}]" if self.low is not None else "n/a"
         return (f"{self.study}[{self.cell}]: {'ok' if self.passed else 'REGRESSION'}: {self.reason}; "
                 f"reference runs {reference_runs}, measured replicates [{runs}], band {band}")
+
+
+def equivalent(change: float, se: float, df: float, low: float, high: float) -> bool:
+    """Two one-sided tests (TOST): the change's 1 - 2 * EQUIVALENCE_ALPHA interval lies within [low, high]."""
+    half = t_quantile(EQUIVALENCE_ALPHA, df) * se
+    return low <= change - half and change + half <= high
 
 
 def for_baseline(tolerance: Tolerance, device: str, baseline_device: str) -> Tolerance:
@@ -185,12 +196,12 @@ def check_cell(study_name: str, cell_id: str, record: dict[str, Any], reference:
     chance_p = 1.0
 
     def verdict(passed: bool, reference_mean: float, measured: float, reason: str, band_p: float = 1.0,
-                limits: tuple[float | None, float | None] = (None, None)) -> Verdict:
+                limits: tuple[float | None, float | None] = (None, None), same: bool | None = None) -> Verdict:
         """The cell's verdict, with the p of whichever of its two tests came closer to an alarm, and that p
         adjusted for the whole run."""
         p, test_alpha = min((chance_p, chance_alpha), (band_p, alpha), key=lambda test: test[0] / test[1])
         return Verdict(study_name, cell_id, passed, reference_mean, measured, *limits, reason, p,
-                       min(1.0, p * tolerance.alarm_budget / test_alpha))
+                       min(1.0, p * tolerance.alarm_budget / test_alpha), False if not passed else same)
 
     if not bimodal and any(failed) and len(learned_reference) == len(reference):
         chance_p = chance_run_p(reference, values, tolerance, copy)
@@ -219,11 +230,14 @@ def check_cell(study_name: str, cell_id: str, record: dict[str, Any], reference:
         mean = statistics.fmean(values)
     limits = band(reference, values, tolerance, copy, alpha, sd_floor)
     ok = limits.p >= alpha
+    within = tolerance.cell_margin + tolerance.hardware
+    same = ok and equivalent(mean - statistics.fmean(reference), limits.se, limits.df,
+                             -within - (tolerance.data_copy if copy else 0.0), within)
     subject = f"mean of the {len(values)} replicates that learned" if bimodal else f"mean of {len(values)} replicates"
     where = "inside" if ok else ("below" if mean < limits.low else "above")
     reason = (f"{subject} {mean:.2f} vs reference {statistics.fmean(reference):.2f} (se {limits.se:.2f}): {where} "
               f"the band [{limits.low:.2f}, {limits.high:.2f}]")
-    return verdict(ok, statistics.fmean(reference), mean, reason, limits.p, (limits.low, limits.high))
+    return verdict(ok, statistics.fmean(reference), mean, reason, limits.p, (limits.low, limits.high), same)
 
 
 def chance_run_p(reference: list[float], values: list[float], tolerance: Tolerance, copy: bool) -> float:

@@ -52,7 +52,7 @@ class BenchConfig:
     data_cifar100: str  # for the CIFAR-100 variant
     device: str
     profile: str
-    replicates: int | None
+    replicates: str | int  # a plan of studies.PLANS, or a count
     seed_offset: int
     fault: str | None  # a name in bench.faults.FAULTS
     graphs: bool = False  # full-batch steps replayed from CUDA graphs
@@ -88,7 +88,7 @@ class CellCache:
         study = self.config.study(name)
         device = torch.device(self.config.device)
         data = self._study_data(study, device)
-        result = run_cell(study, study.cell(cell_id), data, self.config.replicates or study.replicates,
+        result = run_cell(study, study.cell(cell_id), data, study.replicates_for(self.config.replicates),
                           self.config.profile, graphs=self.config.graphs)
         scratch = new_results(device, self.config.data, self.config.profile)
         entry = add_study(scratch, study, self.config.profile, self._source(study), data.checksum, data.classes)

@@ -25,20 +25,23 @@ def test_unchanged_code_shows_no_drift(capsys, tmp_path):
             "studies slower than x0.54 of the baseline (alarm budget 1% per run") in out
     markdown = (tmp_path / "drift.md").read_text()
     assert markdown.startswith("## Drift against the baseline")
-    assert "| sigmoid_vs_relu | blocks=4-relu | 33.09 | 31.52 | -1.57 | 17.00 - 49.19 | 1 | ok | - | 0.99 |" in markdown
-    assert "| sigmoid_vs_relu | accuracy | 16 | -0.22 | -0.69 | 4.8 | 0.52 | 1 | ok |" in markdown
+    assert "| sigmoid_vs_relu | blocks=4-relu | 33.09 | 31.52 | -1.57 | 17.00 - 49.19 | 1 | inconclusive | - | 0.99 |" in markdown
+    assert "| sigmoid_vs_relu | accuracy | 16 | -0.22 | welch | -0.69 | 4.8 | 0.52 | 1 | equivalent |" in markdown
+    assert "cells: 24 equivalent (shown within ±3 points), 9 inconclusive" in out
+    assert ("inconclusive: conv_activation_norm_position: the accuracy shift is neither a regression nor shown within "
+            "±1 points") in out
 
 
 def test_a_study_that_shifts_as_a_whole_is_a_regression(capsys):
     """A swapped layer order (H200): no cell out of its band, and the Sigmoid/ReLU study 2.61 points higher
-    over all its cells; a budget small enough passes it."""
+    over all its cells, judged paired (the fault run kept the baseline's seeds); a budget small enough passes it."""
     fault = RECORDED / "h200-fault-norm_after_activation.json"
     code, out, _ = compare(capsys, BENCH, fault)
     assert code == 1 and "0 outside their band, 14 loss metrics moved, 2 of 4 study shifts" in out
     assert ("- sigmoid_vs_relu: mean accuracy over 16 cells moved +2.61 points against the baseline "
-            "(t = +13.93, 6.4 df, p = 5.3e-06, adjusted p = 5.3e-05)") in out
-    assert ("- sigmoid_vs_relu: final loss over 16 cells moved x0.927 against the baseline (t = -24.94, 7.9 df, "
-            "p = 7.9e-09, adjusted p = 5e-06)") in out
+            "(paired t = +21.45, 4.0 df, p = 2.8e-05, adjusted p = 0.00028)") in out
+    assert ("- sigmoid_vs_relu: final loss over 16 cells moved x0.927 against the baseline (paired t = -131.23, "
+            "4.0 df, p = 2e-08, adjusted p = 1.3e-05)") in out
     code, out, _ = compare(capsys, BENCH, fault, "--alarm-budget", "1e-8", "--min-throughput", "0")
     assert code == 0 and "0 outside their band, 0 loss metrics moved, 0 of 4 study shifts" in out
 

@@ -97,3 +97,14 @@ def test_all_means_the_three_documented_studies():
 
     assert [s.name for s in DOCUMENTED] == list(PUBLISHED)
     assert {s.variant_of for s in STUDIES.values()} == {None, "batchnorm_vs_groupnorm"}
+
+
+def test_replicate_plans():
+    """pr is each study's own count, nightly more where the study is documented, and a number is taken as is."""
+    counts = {s.name: (s.replicates_for("pr"), s.replicates_for("nightly"), s.replicates_for(7)) for s in STUDIES.values()}
+    assert counts["sigmoid_vs_relu"] == (5, 16, 7)
+    assert counts["batchnorm_vs_groupnorm"] == (8, 16, 7)
+    assert counts["conv_activation_norm_position"] == (3, 24, 7)
+    assert counts["batchnorm_vs_groupnorm_long"][:2] == (3, 3)  # 100 epochs: the variants keep their counts
+    with pytest.raises(ValueError, match="unknown replicate plan 'weekly'"):
+        STUDIES["sigmoid_vs_relu"].replicates_for("weekly")

@@ -1,0 +1,92 @@
+"""More replicates where a comparison is in doubt, as Chromium's Pinpoint runs more when its verdict is unclear,
+with the run's false-alarm rate kept.
+
+Against a baseline, each study's accuracy shift is regressed, equivalent
+(shown within the margin) or inconclusive (compare.StudyShift.state).  Each
+inconclusive study trains another round of replicates and the comparison is
+made again, up to ``rounds`` more looks.  Every look judges at the alarm
+budget divided by the looks the procedure may take (Bonferroni over looks):
+a false alarm at the end is a false alarm at one of the looks, each of which
+has at most budget / looks of them, so a run's family-wise false-alarm rate
+stays within the budget however the looks end.  docs/statistics.md gives the
+simulated rate.
+
+A study shift is a paired test when both sides share seeds, and then only the
+shared seeds count: a round trains the baseline's next seeds, and a study
+whose baseline holds no more seeds is left inconclusive (record a baseline of
+more replicates, such as the nightly profile).  Without shared seeds a round
+trains new seeds, which narrow Welch's test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ablation.compare import MIN_PAIRED, Comparison, compare, shared_seeds
+from ablation.verdict import Tolerance
+
+# more(study, first_seed, count): train ``count`` more replicates of every cell of the study from ``first_seed``
+# on and add them to the results.
+MoreReplicates = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Look:
+    replicates: dict[str, int]  # per study, the replicates per cell judged at this look
+    inconclusive: tuple[str, ...]
+    exhausted: tuple[str, ...] = ()  # inconclusive studies the baseline holds no more paired seeds of
+
+
+def adaptive_compare(baseline: dict[str, Any], results: dict[str, Any], tolerance: Tolerance, more: MoreReplicates,
+                     rounds: int, per_round: dict[str, int], throughput_limit: float | None = None
+                     ) -> tuple[Comparison, list[Look]]:
+    """Compare, and while some studies are inconclusive and rounds are left, train ``per_round[study]`` more
+    replicates of each (``more`` adds them to ``results``) and compare again, every look at budget / (rounds + 1).
+    Returns the last comparison and what each look saw."""
+    per_look = dataclasses.replace(tolerance, alarm_budget=tolerance.alarm_budget / (rounds + 1))
+    looks = []
+    for look in range(rounds + 1):
+        comparison = compare(baseline, results, per_look, throughput_limit)
+        plans = {study: next_seeds(baseline, results, study, per_round[study]) for study in comparison.inconclusive}
+        exhausted = tuple(study for study, (_, count) in plans.items() if count == 0)
+        looks.append(Look(replicates_per_study(results), tuple(comparison.inconclusive), exhausted))
+        if look == rounds or len(exhausted) == len(plans):
+            return comparison, looks
+        for study, (first, count) in plans.items():
+            if count:
+                more(study, first, count)
+    raise AssertionError("unreachable: the last look returns")
+
+
+def next_seeds(baseline: dict[str, Any], results: dict[str, Any], study: str, count: int) -> tuple[int, int]:
+    """(first seed, how many) a round of ``study`` trains: the baseline's seeds after the current run's last when
+    the sides are paired (0 when it has none left), else ``count`` new seeds."""
+    current, before = (list(side["studies"][study]["cells"].values()) for side in (results, baseline))
+    first = max(seed for record in current for seed in record["seeds"]) + 1
+    if len(shared_seeds(before, current)) < MIN_PAIRED:
+        return first, count
+    ahead = set.intersection(*(set(record["seeds"]) for record in before))
+    available = 0
+    while available < count and first + available in ahead:
+        available += 1
+    return first, available
+
+
+def replicates_per_study(results: dict[str, Any]) -> dict[str, int]:
+    return {name: min(len(cell["accuracy"]) for cell in entry["cells"].values())
+            for name, entry in results["studies"].items() if entry["cells"]}
+
+
+def looks_text(looks: list[Look], rounds: int) -> str:
+    """What each look saw, for stderr and the run's summary."""
+    lines = []
+    for i, look in enumerate(looks):
+        counts = ", ".join(f"{study} {n}" for study, n in look.replicates.items())
+        doubt = f"inconclusive: {', '.join(look.inconclusive)}" if look.inconclusive else "none inconclusive"
+        lines.append(f"look {i + 1} of at most {rounds + 1} (replicates per cell: {counts}): {doubt}")
+        if look.exhausted:
+            lines.append(f"  the baseline holds no further seeds of {', '.join(look.exhausted)} to pair with; "
+                         "record a baseline of more replicates (run --replicates nightly)")
+    return "\n".join(lines)
