@@ -442,3 +442,13 @@ def test_the_detection_report_rejects_bad_input_in_one_line(capsys, argv, messag
     with pytest.raises(SystemExit) as exit_info:
         faults(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_same_seed_reruns_of_unchanged_code_pass_the_paired_study_shift(recorded):
+    """Held out from any fitted constant: every recorded run that kept the bench's seeds with unchanged training
+    (CUDA graphs, the per-replicate SGD step, later commits, the H100) against run 1, paired, shifts no study."""
+    reruns = [name for name in recorded if name not in ("bench", "repeat") and not name.startswith("fault-")]
+    assert len(reruns) >= 10
+    for name in reruns:
+        shifts = [s for s in compare(recorded["bench"], recorded[name], Tolerance()).shifts if s.metric == "accuracy"]
+        assert shifts and all(s.test == "paired" and s.passed for s in shifts), name
