@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--shard", type=shard_option, metavar="K/N",
                      help="train only the K-th of N shares of the cells, dealt by measured time, so that N machines "
                           "train the table once between them; join their --out files with merge (default: all)")
+    run.add_argument("--seed-offset", type=int, default=0, metavar="N",
+                     help="add N to every replicate seed, for runs independent of the default ones (default "
+                          "%(default)s)")
     run.add_argument("--deterministic", action="store_true",
                      help="deterministic kernels only: the same seeds on the same device and torch give bitwise the "
                           "same run (compare's numerics verdict is then exact); may be slower on CUDA")
@@ -289,6 +292,7 @@ def time_pipelines(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     studies, cells, device = selection(args)
+    studies = [dataclasses.replace(s, seed=s.seed + args.seed_offset) for s in studies]
     if args.shard:
         mine = deal([(s, c) for s in studies for c in cells.get(s.name, s.cells)], args.shard)
         cells = {s.name: [c for study, c in mine if study.name == s.name] for s in studies}

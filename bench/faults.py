@@ -15,9 +15,15 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+import torch
+from torch import nn
+
+import ablation.runner
 import ablation.train
 from ablation.blocks import PARTS, ConvBlock
 from ablation.studies import Study
+
+LABEL_NOISE = 0.05  # share of training labels the label_noise fault moves to the next class
 
 
 def _norm_after_activation(study: Study) -> Study:
@@ -33,6 +39,49 @@ def _norm_after_activation(study: Study) -> Study:
 
 def _no_normalization() -> None:
     ablation.train.MEAN, ablation.train.STD = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+
+
+def _batchnorm_eps(study: Study) -> Study:
+    def build(cell, classes, replicates, groups):
+        model = study.build(cell, classes, replicates, groups)
+        for norm in model.modules():
+            if isinstance(norm, nn.BatchNorm2d):
+                norm.eps = 0.1
+        return model
+    return dataclasses.replace(study, build=build)
+
+
+def _label_noise() -> None:
+    """Every module that prepares device data gets labels of which LABEL_NOISE moved to the next class, after the
+    checksum (a pipeline bug, not other data: the baseline's checksum still matches)."""
+    import bench.harness  # it imports this module for FAULTS
+
+    clean = ablation.train.prepare
+
+    def prepare(*args, **kwargs):
+        data = clean(*args, **kwargs)
+        labels = data.train_y.clone()
+        moved = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:round(LABEL_NOISE * len(labels))]
+        labels[moved.to(labels.device)] = (labels[moved.to(labels.device)] + 1) % data.classes
+        return dataclasses.replace(data, train_y=labels)
+
+    for module in (ablation.train, ablation.runner, bench.harness):
+        module.prepare = prepare
+
+
+def _eval_with_batch_statistics() -> None:
+    """Evaluation leaves the model in training mode: BatchNorm normalizes each 2,000-image test chunk by its own
+    statistics instead of the running ones."""
+    clean = ablation.train.evaluate
+
+    def evaluate(model, *args, **kwargs):
+        model.eval = lambda: model  # the instance's eval() no longer switches the mode
+        try:
+            return clean(model, *args, **kwargs)
+        finally:
+            del model.eval
+
+    ablation.train.evaluate = evaluate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +103,14 @@ FAULTS = {
     "no_scheduler": Fault("the learning-rate scheduler dropped",
                           lambda s: s.with_hyperparameters(scheduler=None, scheduler_args={})),
     "no_normalization": Fault("ToTensor without Normalize (wrong normalization constants)", patch=_no_normalization),
+    "weight_decay_dropped": Fault(
+        "the optimizer's weight decay dropped (AdamW 0.01 in the Sigmoid/ReLU study)",
+        lambda s: s.with_hyperparameters(optimizer_args=dict(s.hyperparameters.optimizer_args, weight_decay=0.0))),
+    "label_noise": Fault(f"{LABEL_NOISE:.0%} of the training labels moved to the next class (a data pipeline bug)",
+                         patch=_label_noise),
+    "batchnorm_eps": Fault("BatchNorm eps 0.1 instead of 1e-5", _batchnorm_eps),
+    "eval_with_batch_statistics": Fault("evaluation in training mode: BatchNorm uses each test chunk's statistics",
+                                        patch=_eval_with_batch_statistics),
 }
 
 

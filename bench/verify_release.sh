@@ -14,13 +14,19 @@
 #   held-out-N  two bench runs with seeds no recorded run used, judged against each other and BASELINE: the
 #               independent evidence for docs/statistics.md's false-alarm rates
 #   fault-NAME  planted faults (bench/faults.py): what the bench catches
+#   nightly     the whole table with --replicates nightly, timed (the nightly plan's 5-minute target), and
+#   nightly-again  the same seeds once more: the paired test's spread at the nightly counts
+#   null-K      runs of unchanged code with their own seeds (offset 10000 + 1000 K, K = 1..NULL_RUNS) and
+#   null-K-again  their same-seed reruns; null-rates: bench/null_runs.py's measured false-alarm rates
 #   step-times  milliseconds per step of sample cells, each way of training (docs/performance.md)
 # STAGES="bench fault-lr_times_10" runs only those.
 set -u
 DATA=${1:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
 OUT=${2:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
 BASELINE=${3:-bench/recorded/h200-bench-graphs.json}
-FAULTS=${FAULTS:-"no_normalization lr_times_10 no_scheduler groupnorm_one_group norm_after_activation"}
+FAULTS=${FAULTS:-"no_normalization lr_times_10 no_scheduler groupnorm_one_group norm_after_activation \
+weight_decay_dropped label_noise batchnorm_eps eval_with_batch_statistics"}
+NULL_RUNS=${NULL_RUNS:-20}
 mkdir -p "$OUT"
 summary="$OUT/summary.log"
 { nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__)"; git rev-parse --short HEAD; } >> "$summary" 2>&1
@@ -56,4 +62,16 @@ fi
 for fault in $FAULTS; do
   stage "fault-$fault" "${bench[@]}" --plant-fault "$fault" --baseline="$BASELINE" --bench-out="$OUT/fault-$fault.json"
 done
+stage nightly python3 -m ablation run all --replicates nightly --data "$DATA" --out "$OUT/nightly.json"
+stage nightly-again python3 -m ablation run all --replicates nightly --data "$DATA" --out "$OUT/nightly-again.json"
+stage nightly-power python3 -m ablation power "$OUT/nightly-again.json" --baseline "$OUT/nightly.json"
+null=() again=()
+for k in $(seq 1 "$NULL_RUNS"); do
+  for side in "" "-again"; do
+    stage "null-$k$side" python3 -m ablation run all --seed-offset $((10000 + 1000 * k)) --data "$DATA" \
+      --out "$OUT/null-$k$side.json"
+  done
+  null+=("$OUT/null-$k.json") again+=("$OUT/null-$k-again.json")
+done
+stage null-rates python3 -m bench.null_runs "${null[@]}" --same-seeds "${again[@]}"
 stage step-times python3 -m bench.step_times --data "$DATA"

@@ -361,3 +361,9 @@ def test_an_interrupted_run_keeps_its_finished_cells_and_exits_130(capsys, tmp_p
     started.clear()
     code, _, err = synthetic_run(capsys, tiny_npz, *three_cells)
     assert code == 130 and err.splitlines()[-1] == "ablation: interrupted"
+
+
+def test_a_seed_offset_trains_other_seeds(tmp_path, run_norm_cells):
+    path = run_norm_cells(tmp_path / "offset.json", "--seed-offset", "5")
+    cells = read_results(path)["studies"]["batchnorm_vs_groupnorm"]["cells"]
+    assert [c["seeds"] for c in cells.values()] == [[84040, 84041]] * 2

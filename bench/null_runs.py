@@ -1,0 +1,163 @@
+"""Measured false-alarm rates: runs of unchanged code cut into null pseudo-runs of the bench.
+
+    python -m bench.null_runs RUN.json ... [--same-seeds AGAIN.json ...] [--replicates pr|nightly]
+
+Each RUN is a run of unchanged code, with many replicates per cell
+(`run all --replicates 40`) or the plan's own (`run all --seed-offset K`,
+one per K).  Each cell's replicates are cut into consecutive blocks of the
+plan's counts (5 / 8 / 3 for pr): block i of every study is a pseudo-run of
+the bench, and no two blocks share a seed, so they are independent runs of
+the same code.  Judged, with the bench's own rules:
+
+- every pseudo-run against the documented table (its cells and findings);
+- disjoint pairs of pseudo-runs (1 against 2, 3 against 4, ...) as baseline
+  and current: independent comparisons on other seeds (Welch);
+- with --same-seeds, the runs trained once more with the same seeds, in the
+  same order: each pseudo-run against its rerun, the paired comparisons of a
+  same-seed baseline.
+
+Per decision kind and for the whole pseudo-run: pseudo-runs judged, those
+with a false alarm, the rate and its 95 % interval (Wilson).  Throughput is
+not judged: the blocks share their run's timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import sys
+from typing import Any, Sequence
+
+from ablation.compare import Comparison, compare
+from ablation.findings import FINDINGS
+from ablation.results import PER_REPLICATE, read_results
+from ablation.studies import DOCUMENTED, PLANS, get_study
+from ablation.verdict import Tolerance, check_documented
+
+COMPARISON_KINDS = ("baseline_cell", "chance_share", "study_shift", "metric")
+TABLE_KINDS = ("documented_cell", "finding")
+
+
+def blocks(results: dict[str, Any], plan: str | int = "pr") -> list[dict[str, Any]]:
+    """The pseudo-runs: block i holds replicates [i * n, (i + 1) * n) of every cell of each study with that many
+    (n the plan's count for the study), times scaled to the share."""
+    pseudo = []
+    for name, entry in results["studies"].items():
+        n = get_study(name).replicates_for(plan)
+        count = min(len(cell["accuracy"]) for cell in entry["cells"].values()) // n
+        for i in range(count):
+            while len(pseudo) <= i:
+                pseudo.append(dict(copy.deepcopy({k: v for k, v in results.items() if k != "studies"}), studies={}))
+            cells = {cell_id: _block(record, i * n, n) for cell_id, record in entry["cells"].items()}
+            pseudo[i]["studies"][name] = dict(entry, cells=cells)
+    return pseudo
+
+
+def _block(record: dict[str, Any], start: int, n: int) -> dict[str, Any]:
+    share = n / len(record["accuracy"])
+    block = dict(record, **{key: record[key][start:start + n] for key in PER_REPLICATE if key in record})
+    block.update({key: record[key] * share for key in ("wall_s", "setup_s", "eval_s") if key in record})
+    return block
+
+
+def table_alarms(results: dict[str, Any], tolerance: Tolerance) -> dict[str, bool | None]:
+    """Per kind, whether a block's judgement against the documented table raised a false alarm (None: nothing
+    of that kind was judged)."""
+    cells = check_documented(results, tolerance)
+    findings = [f.judge(results, tolerance)[0] for f in FINDINGS if f.study in results["studies"]]
+    findings = [ok for ok in findings if ok is not None]
+    return {"documented_cell": any(not v.passed for v in cells) if cells else None,
+            "finding": any(ok is False for ok in findings) if findings else None}
+
+
+def comparison_alarms(comparison: Comparison) -> dict[str, bool | None]:
+    """Per kind, whether a comparison of two unchanged runs raised a false alarm (None: none of that kind)."""
+    failed = [d for d in comparison.drifts if not d.verdict.passed]
+    chance = [d for d in failed if "the share at chance changed" in d.verdict.reason]
+    metrics = [m for d in comparison.drifts for m in d.metrics] + [s for s in comparison.shifts
+                                                                  if s.metric != "accuracy"]
+    shifts = [s for s in comparison.shifts if s.metric == "accuracy"]
+    return {"baseline_cell": len(failed) > len(chance) if comparison.drifts else None,
+            "chance_share": bool(chance) if comparison.drifts else None,
+            "study_shift": any(not s.passed for s in shifts) if shifts else None,
+            "metric": any(not m.passed for m in metrics) if metrics else None}
+
+
+def wilson(alarms: int, runs: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % interval of a rate of ``alarms`` in ``runs``."""
+    if runs == 0:
+        return 0.0, 1.0
+    centre = (alarms + z * z / 2) / (runs + z * z)
+    half = z / (runs + z * z) * math.sqrt(alarms * (runs - alarms) / runs + z * z / 4)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def tally(judgements: list[dict[str, bool | None]]) -> dict[str, tuple[int, int]]:
+    """Per kind and "any": (pseudo-runs with an alarm, pseudo-runs judged)."""
+    kinds = list(dict.fromkeys(k for j in judgements for k in j))
+    counts = {kind: (sum(bool(j.get(kind)) for j in judgements), sum(j.get(kind) is not None for j in judgements))
+              for kind in kinds}
+    counts["any"] = (sum(any(j.values()) for j in judgements), len(judgements))
+    return counts
+
+
+def null_rates(runs: list[dict[str, Any]], reruns: list[dict[str, Any]] | None = None, plan: str | int = "pr",
+               tolerance: Tolerance = Tolerance()) -> dict[str, dict[str, tuple[int, int]]]:
+    """Per way of judging (documented table, other seeds, same seeds): per kind (alarms, pseudo-runs judged)."""
+    def whole(results: dict[str, Any]) -> list[dict[str, Any]]:
+        """Its pseudo-runs that hold every documented study the run holds."""
+        names = [s.name for s in DOCUMENTED if s.name in results["studies"]]
+        return [p for p in blocks(results, plan) if all(name in p["studies"] for name in names)]
+
+    parts = [p for run in runs for p in whole(run)]
+    seeds = [tuple(c["seeds"]) for p in parts for e in p["studies"].values() for c in list(e["cells"].values())[:1]]
+    if len(seeds) != len(set(seeds)):
+        raise ValueError("two pseudo-runs share seeds; give runs of other seeds (run --seed-offset)")
+    rates = {"documented table": tally([table_alarms(p, tolerance) for p in parts])}
+    rates["other seeds"] = tally([comparison_alarms(compare(a, b, tolerance)) for a, b in zip(parts[::2], parts[1::2])])
+    if reruns is not None:
+        again = [p for run in reruns for p in whole(run)]
+        if len(again) != len(parts):
+            raise ValueError(f"the same-seed reruns hold {len(again)} pseudo-runs, the runs {len(parts)}; rerun each "
+                             "run with its seeds")
+        rates["same seeds"] = tally([comparison_alarms(compare(a, b, tolerance)) for a, b in zip(parts, again)])
+    return rates
+
+
+def rates_table(rates: dict[str, dict[str, tuple[int, int]]]) -> str:
+    lines = ["| judged against | decision | pseudo-runs judged | with a false alarm | rate (95 % interval) |",
+             "|---|---|---|---|---|"]
+    for way, counts in rates.items():
+        for kind, (alarms, runs) in counts.items():
+            low, high = wilson(alarms, runs)
+            label = "whole pseudo-run" if kind == "any" else kind
+            lines.append(f"| {way} | {label} | {runs} | {alarms} | {alarms / runs if runs else 0:.1%} "
+                         f"({low:.1%} - {high:.1%}) |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(prog="python -m bench.null_runs", description=__doc__.splitlines()[0])
+    parser.add_argument("runs", metavar="RUN.json", nargs="+", help="runs of unchanged code, no seed in two")
+    parser.add_argument("--same-seeds", metavar="AGAIN.json", nargs="+",
+                        help="the same runs trained again with their seeds, in the same order (default: none)")
+    parser.add_argument("--replicates", default="pr", choices=PLANS,
+                        help="the plan whose counts cut the blocks (default %(default)s)")
+    args = parser.parse_args(argv)
+    from ablation.results import ResultsError
+
+    try:
+        runs = [read_results(path) for path in args.runs]
+        reruns = [read_results(path) for path in args.same_seeds] if args.same_seeds else None
+        rates = null_rates(runs, reruns, args.replicates)
+    except (ResultsError, ValueError) as error:
+        parser.error(str(error))
+    if rates["documented table"]["any"][1] < 2:
+        parser.error(f"the runs hold fewer than two pseudo-runs of the {args.replicates} plan's replicates per cell; "
+                     "train more (run all --replicates 40, or more runs with --seed-offset)")
+    return rates_table(rates)
+
+
+if __name__ == "__main__":
+    print(main(sys.argv[1:]))

@@ -1,0 +1,76 @@
+"""The planted faults (bench/faults.py) each break what they say, on CPU: what the bench's fault runs measure."""
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+import ablation.runner
+import ablation.train
+import bench.harness
+from ablation.data import synthetic
+from ablation.studies import get_study
+from bench.faults import FAULTS, LABEL_NOISE
+
+STUDIES = ("sigmoid_vs_relu", "batchnorm_vs_groupnorm", "conv_activation_norm_position")
+
+
+@pytest.fixture
+def restore(monkeypatch):
+    """Process-wide patches undone after the test."""
+    for module, name in ((ablation.train, "prepare"), (ablation.runner, "prepare"), (bench.harness, "prepare"),
+                         (ablation.train, "evaluate"), (ablation.train, "MEAN"), (ablation.train, "STD")):
+        monkeypatch.setattr(module, name, getattr(module, name))
+
+
+def test_the_faults_span_the_pipeline():
+    assert len(FAULTS) == 9
+    planted = [name for name, f in FAULTS.items() if f.plant(get_study("sigmoid_vs_relu")) is not get_study(
+        "sigmoid_vs_relu")]
+    assert set(planted) >= {"norm_after_activation", "lr_times_10", "weight_decay_dropped", "batchnorm_eps"}
+
+
+def test_weight_decay_dropped_changes_only_the_weight_decay():
+    for name in STUDIES:
+        study = get_study(name)
+        faulty = FAULTS["weight_decay_dropped"].plant(study).hyperparameters
+        assert faulty.optimizer_args["weight_decay"] == 0.0
+        assert dataclasses.replace(faulty, optimizer_args=study.hyperparameters.optimizer_args) == study.hyperparameters
+    assert get_study("sigmoid_vs_relu").hyperparameters.optimizer_args["weight_decay"] == 0.01  # so it bites there
+
+
+def test_batchnorm_eps_reaches_every_batchnorm_of_fused_models():
+    for name in STUDIES:
+        study = FAULTS["batchnorm_eps"].plant(get_study(name))
+        model = study.model(next(c for c in study.cells if c.variant != "groupnorm"), 10, replicates=3)
+        norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+        assert norms and all(m.eps == 0.1 for m in norms), name
+
+
+def test_label_noise_moves_its_share_of_labels_and_keeps_the_checksum(restore):
+    data = synthetic(train_per_class=50, test_per_class=5)
+    clean = ablation.train.prepare(data, 50, 0, "cpu")
+    FAULTS["label_noise"].patch()
+    for prepare in (ablation.train.prepare, ablation.runner.prepare, bench.harness.prepare):
+        noisy = prepare(data, 50, 0, "cpu")
+        moved = noisy.train_y != clean.train_y
+        assert moved.sum() == round(LABEL_NOISE * 500)
+        assert torch.equal(noisy.train_y[moved], (clean.train_y[moved] + 1) % 10)
+        assert noisy.checksum == clean.checksum and torch.equal(noisy.train_x, clean.train_x)
+
+
+def test_evaluation_with_batch_statistics_ignores_the_running_ones(restore):
+    """A model whose running statistics are far from the test batch's: evaluated properly it uses them; with the
+    fault it normalizes by the batch, and the model is left as it was (in training mode)."""
+    data = ablation.train.prepare(synthetic(train_per_class=5, test_per_class=20), 5, 0, "cpu")
+    torch.manual_seed(0)
+    model = get_study("conv_activation_norm_position").model(get_study("conv_activation_norm_position").cells[0])
+    for norm in model.modules():
+        if isinstance(norm, nn.BatchNorm2d):
+            norm.running_mean.fill_(5.0)
+    proper = ablation.train.evaluate(model, data, 1, torch.float32)
+    FAULTS["eval_with_batch_statistics"].patch()
+    faulty = ablation.train.evaluate(model, data, 1, torch.float32)
+    assert not torch.allclose(proper[2], faulty[2])
+    assert model.training and "eval" not in vars(model)

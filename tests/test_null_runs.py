@@ -1,0 +1,81 @@
+"""bench/null_runs.py: one large run cut into independent pseudo-runs of the bench, and their false-alarm rates."""
+
+import copy
+import random
+
+import pytest
+
+from ablation.results import read_results
+from bench.false_alarms import RECORDED, draw, fit
+from bench.null_runs import blocks, main, null_rates, rates_table, wilson
+
+REPLICATES = 40
+
+
+@pytest.fixture(scope="module")
+def big():
+    """The H200 bench run grown to 40 replicates per cell, drawn from the null model's fit."""
+    rng = random.Random(3)
+    results = read_results(RECORDED / "h200-bench.json")
+    for model in fit():
+        record = results["studies"][model.study]["cells"][model.cell]
+        world = (model.mean, model.sd, model.chance / model.runs, *model.log_loss)
+        drawn = draw(world, REPLICATES, rng)
+        record.update(drawn, seeds=list(range(REPLICATES)), skipped_steps=[0] * REPLICATES)
+        record.setdefault("final_loss", [1.0] * REPLICATES)
+        if len(record["final_loss"]) != REPLICATES:
+            record["final_loss"] = [1.0] * REPLICATES
+    return results
+
+
+def rerun(results, shift=0.0, study="sigmoid_vs_relu"):
+    """The same seeds trained again: each replicate moved by rerun noise of 0.05 points, ``shift`` in ``study``."""
+    rng = random.Random(4)
+    again = copy.deepcopy(results)
+    for name, entry in again["studies"].items():
+        for record in entry["cells"].values():
+            record["accuracy"] = [a + rng.gauss(0, 0.05) + (shift if name == study and a > 11 else 0.0)
+                                  for a in record["accuracy"]]
+    return again
+
+
+def test_blocks_are_disjoint_seeds_of_the_plans_counts(big):
+    parts = blocks(big, "pr")
+    counts = {name: sum(name in p["studies"] for p in parts) for name in big["studies"]}
+    assert counts == {"sigmoid_vs_relu": 8, "batchnorm_vs_groupnorm": 5, "conv_activation_norm_position": 13}
+    seeds = [tuple(p["studies"]["batchnorm_vs_groupnorm"]["cells"]["batch_size=2-batchnorm"]["seeds"]) for p in parts[:5]]
+    assert seeds[1] == tuple(range(8, 16)) and len(set(s for block in seeds for s in block)) == 40
+    whole = big["studies"]["sigmoid_vs_relu"]["cells"]["blocks=1-relu"]
+    assert parts[0]["studies"]["sigmoid_vs_relu"]["cells"]["blocks=1-relu"]["wall_s"] == pytest.approx(
+        whole["wall_s"] * 5 / 40)
+    assert len(blocks(big, "nightly")) == 2  # 40 // 16 Sigmoid/ReLU blocks, norm likewise, the order study 1
+
+
+def test_the_rates_count_pseudo_runs_and_a_same_seed_shift_is_caught_in_every_block(big):
+    rates = null_rates([big], [rerun(big)])
+    assert rates["documented table"]["any"][1] == 5 and rates["other seeds"]["any"][1] == 2
+    assert rates["same seeds"]["study_shift"] == (0, 5)
+    shifted = null_rates([big], [rerun(big, shift=-0.6)])
+    assert shifted["same seeds"]["study_shift"] == (5, 5)  # paired: 0.6 points against 0.05 of rerun noise
+
+
+def test_the_table_states_each_rate_with_its_interval(big, tmp_path):
+    assert wilson(0, 20)[0] == 0 and wilson(0, 20)[1] == pytest.approx(0.161, abs=0.001)
+    text = rates_table({"same seeds": {"study_shift": (1, 20), "any": (1, 20)}})
+    assert "| same seeds | study_shift | 20 | 1 | 5.0% (0.9% - 23.6%) |" in text
+    assert "| same seeds | whole pseudo-run | 20 | 1 |" in text
+
+
+def test_a_run_too_small_to_cut_is_refused_in_one_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([str(RECORDED / "h200-bench.json")])
+    assert stop.value.code == 2
+    assert "fewer than two pseudo-runs of the pr plan's replicates per cell; train more" in capsys.readouterr().err
+
+
+def test_runs_of_other_seeds_add_pseudo_runs_and_shared_seeds_are_refused(big):
+    """The recorded independent H200 runs (offsets 0 and 1000) are one pseudo-run each; a run twice is refused."""
+    rates = null_rates([read_results(RECORDED / "h200-bench.json"), read_results(RECORDED / "h200-repeat.json")])
+    assert rates["documented table"]["any"] == (0, 2) and rates["other seeds"]["any"] == (0, 1)
+    with pytest.raises(ValueError, match="two pseudo-runs share seeds"):
+        null_rates([big, big])
