@@ -120,9 +120,11 @@ class Verdict:
 
 
 def equivalent(change: float, se: float, df: float, low: float, high: float) -> bool:
-    """Two one-sided tests (TOST): the change's 1 - 2 * EQUIVALENCE_ALPHA interval lies within [low, high]."""
-    half = t_quantile(EQUIVALENCE_ALPHA, df) * se
-    return low <= change - half and change + half <= high
+    """Two one-sided tests (TOST): a true change at ``low`` or below and one at ``high`` or above are each
+    rejected at EQUIVALENCE_ALPHA (the change's 1 - 2 * EQUIVALENCE_ALPHA interval lies within [low, high])."""
+    if se == 0:
+        return low <= change <= high
+    return max(t_sf((change - low) / se, df), t_sf((high - change) / se, df)) < EQUIVALENCE_ALPHA
 
 
 def for_baseline(tolerance: Tolerance, device: str, baseline_device: str) -> Tolerance:
