@@ -313,9 +313,16 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--adaptive needs --baseline FILE: it trains more replicates where the comparison with a "
                          "baseline is inconclusive")
     baseline = read_results(args.baseline) if args.baseline else None
-    if baseline is not None and baseline["profile"] != args.profile:
-        raise UsageError(f"--baseline {args.baseline} ran the {baseline['profile']} profile; run --profile "
-                         f"{baseline['profile']}, or choose a baseline of the {args.profile} profile")
+    if baseline is not None:
+        if baseline["profile"] != args.profile:
+            raise UsageError(f"--baseline {args.baseline} ran the {baseline['profile']} profile; run --profile "
+                             f"{baseline['profile']}, or choose a baseline of the {args.profile} profile")
+        if not any(s.name in baseline["studies"] for s in studies):
+            raise UsageError(f"--baseline {args.baseline} holds none of the studies to run (it holds "
+                             f"{', '.join(baseline['studies']) or 'none'})")
+        if args.format in ("csv", "json"):
+            raise UsageError(f"--baseline prints its verdicts as tables, which --format {args.format} output cannot "
+                             "hold; write --out FILE and run `compare BASELINE FILE --json`")
 
     if args.deterministic:
         use_deterministic_algorithms()

@@ -1,7 +1,9 @@
 """Paired study shifts, three-way verdicts, and more replicates on doubt (ablation.adaptive) with the run's
 false-alarm rate kept."""
 
+import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -175,14 +177,28 @@ def test_run_with_a_baseline_judges_and_adaptive_adds_rounds(capsys, tmp_path, t
     assert cells["batch_size=64-batchnorm"]["seeds"] == [84035, 84036, 84037, 84038]
 
 
+BASELINE = str(Path(__file__).resolve().parent.parent / "bench" / "recorded" / "h200-bench.json")
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--adaptive"], "--adaptive needs --baseline FILE"),
     (["--replicates", "weekly"], "argument --replicates: 'weekly' is not a whole number"),
+    (["--baseline", BASELINE, "--profile", "smoke"], "ran the full profile; run --profile full"),
+    (["--baseline", BASELINE, "--format", "json"], "--baseline prints its verdicts as tables"),
 ])
 def test_bad_adaptive_options_are_one_line(capsys, argv, message):
     assert main(["run", "sigmoid_vs_relu", "--device", "cpu", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_a_baseline_without_the_study_is_refused_before_training(capsys, tmp_path):
+    results = read_results(BASELINE)
+    del results["studies"]["sigmoid_vs_relu"]
+    (tmp_path / "b.json").write_text(json.dumps(results))
+    assert main(["run", "sigmoid_vs_relu", "--device", "cpu", "--baseline", str(tmp_path / "b.json")]) == 2
+    assert "holds none of the studies to run (it holds batchnorm_vs_groupnorm, conv_activation_norm_position)" in \
+        capsys.readouterr().err
 
 
 def test_the_paired_test_keeps_its_rate_with_heavy_tailed_rerun_noise():
