@@ -267,8 +267,7 @@ def judge_study_shift(study_name: str, before: dict[str, dict[str, Any]], after:
         return None
     shared = shared_seeds([before[c] for c in cells], [after[c] for c in cells])
     if len(shared) >= MIN_PAIRED:
-        base, cur = (seed_means([metric_values(side[c], metric) for c in cells], seed_indices(side[cells[0]], shared))
-                     for side in (before, after))
+        base, cur = (means_by_seed([side[c] for c in cells], metric, shared) for side in (before, after))
         differences = [c - b for b, c in zip(base, cur)]
         change, se, df = statistics.fmean(differences), statistics.stdev(differences) / math.sqrt(len(shared)), \
             len(shared) - 1.0
@@ -298,15 +297,15 @@ def shared_seeds(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> l
     return sorted(set.intersection(*seed_sets))
 
 
-def seed_indices(record: dict[str, Any], seeds: list[int]) -> list[int]:
-    return [record["seeds"].index(seed) for seed in seeds]
+def means_by_seed(records: list[dict[str, Any]], metric: str, seeds: list[int]) -> list[float]:
+    """Per seed of ``seeds``, in that order, the mean of ``metric`` over the records (each holds every seed)."""
+    values = [dict(zip(record["seeds"], metric_values(record, metric))) for record in records]
+    return [statistics.fmean(by_seed[seed] for by_seed in values) for seed in seeds]
 
 
-def seed_means(accuracies: list[list[float]], replicates: list[int] | None = None) -> list[float]:
-    """Per replicate (seed), the mean accuracy over cells: of ``replicates`` (indices), or of every replicate all
-    cells have."""
-    indices = range(min(map(len, accuracies))) if replicates is None else replicates
-    return [statistics.fmean(cell[r] for cell in accuracies) for r in indices]
+def seed_means(accuracies: list[list[float]]) -> list[float]:
+    """Per replicate (seed), the mean accuracy over cells; replicates every cell has."""
+    return [statistics.fmean(cell[r] for cell in accuracies) for r in range(min(map(len, accuracies)))]
 
 
 def not_timed(baseline: dict[str, Any], current: dict[str, Any], before: list[dict[str, Any]],

@@ -18,7 +18,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from ablation.compare import MIN_PAIRED, metric_values, seed_indices, seed_means, shared_seeds
+from ablation.compare import MIN_PAIRED, means_by_seed, metric_values, seed_means, shared_seeds
 from ablation.results import ordered_studies, render
 from ablation.stats import t_quantile
 from ablation.studies import get_study
@@ -72,8 +72,7 @@ def study_power(results: dict[str, Any], tolerance: Tolerance = Tolerance(), pow
             pairs = [c for c in cells if c in before and metric_values(before[c], metric) is not None]
             shared = shared_seeds([before[c] for c in pairs], [cells[c] for c in pairs]) if len(pairs) >= 2 else []
             if len(shared) >= MIN_PAIRED:
-                sides = [seed_means([metric_values(side[c], metric) for c in pairs], seed_indices(side[pairs[0]], shared))
-                         for side in (before, cells)]
+                sides = [means_by_seed([side[c] for c in pairs], metric, shared) for side in (before, cells)]
                 spread = statistics.stdev([after - prior for prior, after in zip(*sides)])
                 found.append(Power(name, metric, len(shared), spread, test_alpha, power, paired=True))
                 continue
