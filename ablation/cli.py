@@ -283,8 +283,8 @@ def time_pipelines(args: argparse.Namespace) -> int:
     if args.modes and not set(args.modes) <= set(available_modes(device)):
         raise UsageError(f"--modes graphs needs CUDA; on {device.type} choose from {','.join(available_modes(device))}")
     datasets = study_datasets(studies, args.data, args.data_root)
-    rows = [measure(study, datasets[study.name], device, study.replicates_for(args.replicates), args.profile, args.workers,
-                    cells.get(study.name), log=None if args.quiet else _log, modes=args.modes,
+    rows = [measure(study, datasets[study.name], device, study.replicates_for(args.replicates), args.profile,
+                    args.workers, cells.get(study.name), log=None if args.quiet else _log, modes=args.modes,
                     sequential_replicates=args.sequential_replicates) for study in studies]
     print(speed_table(rows, environment(device)["device_name"], args.markdown))
     return 0
@@ -309,20 +309,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable(Path(args.out), "--out", "results.json")
     if args.plot:
         check_directory(Path(args.plot))
-    if args.adaptive and not args.baseline:
-        raise UsageError("--adaptive needs --baseline FILE: it trains more replicates where the comparison with a "
-                         "baseline is inconclusive")
-    baseline = read_results(args.baseline) if args.baseline else None
-    if baseline is not None:
-        if baseline["profile"] != args.profile:
-            raise UsageError(f"--baseline {args.baseline} ran the {baseline['profile']} profile; run --profile "
-                             f"{baseline['profile']}, or choose a baseline of the {args.profile} profile")
-        if not any(s.name in baseline["studies"] for s in studies):
-            raise UsageError(f"--baseline {args.baseline} holds none of the studies to run (it holds "
-                             f"{', '.join(baseline['studies']) or 'none'})")
-        if args.format in ("csv", "json"):
-            raise UsageError(f"--baseline prints its verdicts as tables, which --format {args.format} output cannot "
-                             "hold; write --out FILE and run `compare BASELINE FILE --json`")
+    baseline = baseline_for(args, studies)
 
     if args.deterministic:
         use_deterministic_algorithms()
@@ -333,10 +320,12 @@ def run(args: argparse.Namespace) -> int:
     if args.shard:
         results["shard"] = {"index": args.shard.index, "count": args.shard.count}
     save = (lambda: write_json(results, args.out)) if args.out else None
+
     def train(study: Study, replicates: int, into: dict[str, Any], after_cell: Callable[[], None] | None) -> None:
         run_study(into, study, datasets[study.name], device, replicates, args.profile, cells.get(study.name),
-                  fuse=False if args.no_fuse else None, log=log, graphs=device.type == "cuda" and not args.no_cuda_graphs,
-                  after_cell=after_cell, side_by_side=args.side_by_side)
+                  fuse=False if args.no_fuse else None, log=log,
+                  graphs=device.type == "cuda" and not args.no_cuda_graphs, after_cell=after_cell,
+                  side_by_side=args.side_by_side)
 
     def more(name: str, first_seed: int, count: int) -> None:
         """Another round of an inconclusive study (--adaptive): ``count`` replicates from ``first_seed``."""
@@ -385,6 +374,26 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print("\n" + report(comparison, markdown=args.format == "markdown"))
     return 1 if comparison.regressed else 0
+
+
+def baseline_for(args: argparse.Namespace, studies: list[Study]) -> dict[str, Any] | None:
+    """The --baseline file run judges against, checked before any training (None without one)."""
+    if args.adaptive and not args.baseline:
+        raise UsageError("--adaptive needs --baseline FILE: it trains more replicates where the comparison with a "
+                         "baseline is inconclusive")
+    if not args.baseline:
+        return None
+    baseline = read_results(args.baseline)
+    if baseline["profile"] != args.profile:
+        raise UsageError(f"--baseline {args.baseline} ran the {baseline['profile']} profile; run --profile "
+                         f"{baseline['profile']}, or choose a baseline of the {args.profile} profile")
+    if not any(s.name in baseline["studies"] for s in studies):
+        raise UsageError(f"--baseline {args.baseline} holds none of the studies to run (it holds "
+                         f"{', '.join(baseline['studies']) or 'none'})")
+    if args.format in ("csv", "json"):
+        raise UsageError(f"--baseline prints its verdicts as tables, which --format {args.format} output cannot "
+                         "hold; write --out FILE and run `compare BASELINE FILE --json`")
+    return baseline
 
 
 def report_file(args: argparse.Namespace) -> int:
