@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torchvision import datasets, transforms
 
 from ablation.data import MEAN, STD, DataError, balanced_subset, checksum, load_dataset, load_npz, synthetic
 from ablation.results import read_results
@@ -62,6 +61,8 @@ def test_missing_and_unreadable_npz(tmp_path):
 
 
 def test_torchvision_failure_names_the_offline_fix(tmp_path, monkeypatch):
+    from torchvision import datasets  # here, not at the top: its import costs every xdist worker 1.5 s
+
     class Unreachable:
         def __init__(self, *args, **kwargs):
             raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
@@ -72,6 +73,8 @@ def test_torchvision_failure_names_the_offline_fix(tmp_path, monkeypatch):
 
 
 def test_torchvision_datasets_become_uint8_tensors(tmp_path, monkeypatch):
+    from torchvision import datasets
+
     seen = {}
 
     class FakeCIFAR10:
@@ -111,6 +114,8 @@ def test_each_study_draws_the_subset_the_recorded_gpu_runs_trained_on(cifar_npz,
 
 
 def test_device_normalization_matches_totensor_then_normalize(cifar_npz):
+    from torchvision import transforms
+
     data = load_npz(cifar_npz)
     device_data = prepare(data, per_class=2, subset_seed=0, device="cpu", test_limit=8)
     reference = transforms.Compose([transforms.ToTensor(), transforms.Normalize(MEAN, STD)])

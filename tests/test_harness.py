@@ -196,8 +196,8 @@ def test_a_study_shifted_as_a_whole_fails_the_bench_and_throughput_is_not_judged
     """bench/test_whole_studies.py on the CPU, against baselines made from the same cells' accuracies (trained here
     as the bench trains them) with the seeds spread by ±0.5: at the same mean the shift test passes, and the
     throughput test skips, saying why (a smoke run is too short to time; compare's judging is tested in
-    tests/test_compare.py); 20 points higher in every cell, the shift test fails and says by how much (3 seeds a
-    side: Welch's t has 2-4 df)."""
+    tests/test_compare.py); 20 points higher in every cell, the shift test fails and says by how much (the 3 seeds
+    are the baseline's: the paired t has 2 df)."""
     import torch
 
     from ablation.data import load_npz
@@ -222,7 +222,8 @@ def test_a_study_shifted_as_a_whole_fails_the_bench_and_throughput_is_not_judged
     proc = bench(tmp_path, *cell, "-k", "test_accuracy_shift and batchnorm_vs_groupnorm",
                  f"--baseline={tmp_path / 'higher.json'}")
     assert proc.returncode == 1 and "1 failed" in proc.stdout, proc.stdout[-2000:]
-    assert "batchnorm_vs_groupnorm: mean accuracy over 2 cells moved -20.00 points against the baseline" in proc.stdout
+    assert ("batchnorm_vs_groupnorm: mean accuracy over 2 cells moved -20.00 points against the baseline (paired t"
+            in proc.stdout)
 
 
 def test_a_bench_shard_trains_only_its_dealt_cells_and_leaves_the_findings_to_the_merged_file(tmp_path, tiny_npz):

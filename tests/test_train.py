@@ -164,15 +164,15 @@ def conv_input_layouts():
 @pytest.mark.parametrize("name,cell_id,changes", CELLS, ids=[f"{c[0]}:{c[1]}" for c in CELLS])
 def test_fused_replicates_equal_separate_runs_in_float64(generated, graph_stand_in, monkeypatch, conv_input_layouts,
                                                          name, cell_id, changes, way):
-    """3 replicates, 30 images in batches of 16 (a last batch of 14), 2 epochs, every study's model.
+    """3 replicates, 20 images in batches of 16 (a last batch of 4), 2 epochs, every study's model.
 
     graph-ready: the step CUDA graphs capture (fused optimizer kernels, lr as a
     tensor, per-replicate GradScaler skipping), run eagerly, is the same training.
     channels-last: the layout every cell takes on CPU, and large batches on CUDA,
     changes nothing computed; the test set is evaluated in the layout trained in.
     """
-    study = shrink(name, per_class=3, epochs=2, **changes)
-    data = prepare(generated, 3, 0, "cpu", test_limit=40)
+    study = shrink(name, per_class=2, epochs=2, **changes)
+    data = prepare(generated, 2, 0, "cpu", test_limit=20)
     cell, seeds = study.cell(cell_id), [11, 12, 13]
     monkeypatch.setattr(train, "uses_channels_last", lambda device, batch_size: way == "channels-last")
     graphs = way == "graph-ready"
