@@ -340,17 +340,21 @@ def run(args: argparse.Namespace) -> int:
         if save:
             save()
 
-    comparison = None
+    comparison, unusable = None, None
     try:
         for study in studies:
             train(study, study.replicates_for(args.replicates), results, save)
         if baseline is not None:
             rounds = args.max_rounds if args.adaptive else 0
-            comparison, looks = adaptive_compare(baseline, results, tolerance_of(args), more, rounds,
-                                                 {s.name: s.replicates_for(args.replicates) for s in studies},
-                                                 args.min_throughput)
-            if args.adaptive and log:
-                log(looks_text(looks, rounds))
+            try:
+                comparison, looks = adaptive_compare(baseline, results, tolerance_of(args), more, rounds,
+                                                     {s.name: s.replicates_for(args.replicates) for s in studies},
+                                                     args.min_throughput)
+            except ResultsError as error:  # the run's tables still print, then the error
+                unusable = error
+            else:
+                if args.adaptive and log:
+                    log(looks_text(looks, rounds))
     except KeyboardInterrupt:
         if not args.out:
             raise
@@ -370,6 +374,8 @@ def run(args: argparse.Namespace) -> int:
     for path in plot_results(results, args.plot) if args.plot else []:
         if log:
             log(f"figure written to {path}")
+    if unusable is not None:
+        raise ResultsError(f"--baseline {args.baseline}: {unusable}")
     if comparison is None:
         return 0
     print("\n" + report(comparison, markdown=args.format == "markdown"))

@@ -214,3 +214,16 @@ def test_the_paired_test_keeps_its_rate_with_heavy_tailed_rerun_noise():
                          for side in noise)
         alarms += not judge_study_shift("sigmoid_vs_relu", before, after, tolerance).passed
     assert alarms / trials <= 0.05 + 2.6 * (0.05 * 0.95 / trials) ** 0.5
+
+
+def test_a_baseline_of_other_data_is_said_after_the_runs_tables(capsys, tmp_path, tiny_npz, run_norm_cells):
+    baseline = read_results(run_norm_cells(tmp_path / "baseline.json"))
+    baseline["studies"]["batchnorm_vs_groupnorm"]["data_checksum"] = "0" * 16
+    (tmp_path / "other.json").write_text(json.dumps(baseline))
+    code = main(["run", "batchnorm_vs_groupnorm", "--data", str(tiny_npz), "--device", "cpu", "--profile", "smoke",
+                 "--replicates", "2", "--quiet", "--cell", "batch_size=64-batchnorm", "--baseline",
+                 str(tmp_path / "other.json")])
+    out, err = capsys.readouterr()
+    assert code == 2 and "batch_size" in out  # the table
+    assert err.startswith(f"ablation: error: --baseline {tmp_path / 'other.json'}: batchnorm_vs_groupnorm was measured "
+                          "on different data") and err.count("\n") == 1
