@@ -49,6 +49,9 @@ def adaptive_compare(baseline: dict[str, Any], results: dict[str, Any], toleranc
     looks = []
     for look in range(rounds + 1):
         comparison = compare(baseline, results, per_look, throughput_limit)
+        if rounds:
+            comparison = dataclasses.replace(comparison, per=f"look of at most {rounds + 1} ("
+                                             f"{tolerance.alarm_budget * 100:.3g}% per run)")
         plans = {study: next_seeds(baseline, results, study, per_round[study]) for study in comparison.inconclusive}
         exhausted = tuple(study for study, (_, count) in plans.items() if count == 0)
         looks.append(Look(replicates_per_study(results), tuple(comparison.inconclusive), exhausted))

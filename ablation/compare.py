@@ -159,6 +159,7 @@ class Comparison:
     tolerance: Tolerance  # as applied: the hardware allowance of these two devices
     throughput_limit: float  # the smallest images/s ratio that passes
     notes: tuple[str, ...] = ()  # what was not judged, and why
+    per: str = "run"  # what the alarm budget is of: the run, or one look of several (run --adaptive)
 
     @property
     def regressed(self) -> bool:
@@ -373,8 +374,9 @@ def summary(comparison: Comparison) -> str:
                 "same-seed cells (not a failure by itself)" if any(d.numerics for d in comparison.drifts) else "")
     head = (f"{len(comparison.drifts)} cells compared: {len(worse)} outside their band, {len(moved)} loss metrics "
             f"moved, {len(shifted)} of {len(comparison.shifts)} study shifts, {len(slow)} of {judged} timed studies "
-            f"slower than x{comparison.throughput_limit:.2f} of the baseline (alarm budget {tolerance.alarm_budget:.0%} per run: a decision "
-            f"fails at adjusted p < {tolerance.alarm_budget:g}; sd floor {tolerance.sd_floor} points; "
+            f"slower than x{comparison.throughput_limit:.2f} of the baseline (alarm budget "
+            f"{tolerance.alarm_budget * 100:.3g}% per {comparison.per}: a decision fails at adjusted p < "
+            f"{tolerance.alarm_budget:.3g}; sd floor {tolerance.sd_floor} points; "
             f"hardware allowance ±{tolerance.hardware:g} points){numerics}")
     lines = [f"- {d.verdict.study}[{d.verdict.cell}]: {d.label}: {d.verdict.reason}" for d in worse]
     lines += [f"- {d.verdict.study}[{d.verdict.cell}]: {m.metric.replace('_', ' ')} x{m.ratio:.3f} of the baseline's "

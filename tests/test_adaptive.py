@@ -169,6 +169,7 @@ def test_run_with_a_baseline_judges_and_adaptive_adds_rounds(capsys, tmp_path, t
                  str(tmp_path / "r.json")])
     out, err = capsys.readouterr()
     assert code == 0 and "2 cells compared: 0 outside their band" in out
+    assert "(alarm budget 0.5% per look of at most 2 (1% per run): a decision fails at adjusted p < 0.005;" in out
     assert "look 1 of at most 2 (replicates per cell: batchnorm_vs_groupnorm 2): inconclusive" in err
     assert "training 2 more replicates per cell (seeds 84037-84038)" in err
     assert "look 2 of at most 2 (replicates per cell: batchnorm_vs_groupnorm 4)" in err
