@@ -19,7 +19,11 @@
 #   null-K      runs of unchanged code with their own seeds (offset 10000 + 1000 K, K = 1..NULL_RUNS) and
 #   null-K-again  their same-seed reruns; null-rates: bench/null_runs.py's measured false-alarm rates
 #   step-times  milliseconds per step of sample cells, each way of training (docs/performance.md)
-# STAGES="bench fault-lr_times_10" runs only those.
+# STAGES="bench fault-lr_times_10" runs only those. The whole script takes about 75 minutes of an H200 (the null
+# runs 40 of them); in parts that fit 10-minute slots: STAGES="nightly nightly-again nightly-power" (about 7
+# minutes, projected), STAGES="bench held-out-2000 held-out-3000 held-out-pair" (about 5), the faults two or three
+# at a time (FAULTS="label_noise batchnorm_eps" STAGES="fault-label_noise fault-batchnorm_eps"), NULL_RUNS=5 at a
+# time for the null runs.
 set -u
 DATA=${1:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
 OUT=${2:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
