@@ -19,25 +19,34 @@
 #   null-K      runs of unchanged code with their own seeds (offset 10000 + 1000 K, K = 1..NULL_RUNS) and
 #   null-K-again  their same-seed reruns; null-rates: bench/null_runs.py's measured false-alarm rates
 #   step-times  milliseconds per step of sample cells, each way of training (docs/performance.md)
-# STAGES="bench fault-lr_times_10" runs only those. The whole script takes about 75 minutes of an H200 (the null
+# STAGES="bench fault-lr_times_10" runs only those (patterns too: STAGES="null-*"). The whole script takes about 75 minutes of an H200 (the null
 # runs 40 of them); in parts that fit 10-minute slots: STAGES="nightly nightly-again nightly-power" (about 7
 # minutes, projected), STAGES="bench held-out-2000 held-out-3000 held-out-pair" (about 5), the faults two or three
-# at a time (FAULTS="label_noise batchnorm_eps" STAGES="fault-label_noise fault-batchnorm_eps"), NULL_RUNS=5 at a
-# time for the null runs.
+# at a time (FAULTS="label_noise batchnorm_eps" STAGES="fault-label_noise fault-batchnorm_eps"), and the null runs
+# five at a time into one OUT (STAGES="null-*" NULL_FIRST=1 NULL_RUNS=5, then NULL_FIRST=6 ...; null-rates judges
+# every pair in OUT).
 set -u
 DATA=${1:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
 OUT=${2:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
 BASELINE=${3:-bench/recorded/h200-bench-graphs.json}
 FAULTS=${FAULTS:-"no_normalization lr_times_10 no_scheduler groupnorm_one_group norm_after_activation \
 weight_decay_dropped label_noise batchnorm_eps eval_with_batch_statistics"}
-NULL_RUNS=${NULL_RUNS:-20}
+NULL_RUNS=${NULL_RUNS:-20} NULL_FIRST=${NULL_FIRST:-1}
 mkdir -p "$OUT"
 summary="$OUT/summary.log"
 { nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__)"; git rev-parse --short HEAD; } >> "$summary" 2>&1
 
 stage() {  # stage NAME COMMAND...
   local name=$1; shift
-  if [ -n "${STAGES:-}" ] && [[ " $STAGES " != *" $name "* ]]; then return; fi
+  if [ -n "${STAGES:-}" ]; then  # names or patterns: STAGES="bench null-*"
+    local patterns wanted=""
+    read -ra patterns <<< "$STAGES"
+    for pattern in "${patterns[@]}"; do
+      # shellcheck disable=SC2053
+      [[ $name == $pattern ]] && wanted=1
+    done
+    [ -n "$wanted" ] || return 0
+  fi
   local t0=$EPOCHREALTIME
   "$@" > "$OUT/$name.log" 2>&1
   local rc=$?
@@ -69,13 +78,17 @@ done
 stage nightly python3 -m ablation run all --replicates nightly --data "$DATA" --out "$OUT/nightly.json"
 stage nightly-again python3 -m ablation run all --replicates nightly --data "$DATA" --out "$OUT/nightly-again.json"
 stage nightly-power python3 -m ablation power "$OUT/nightly-again.json" --baseline "$OUT/nightly.json"
-null=() again=()
-for k in $(seq 1 "$NULL_RUNS"); do
+for k in $(seq "$NULL_FIRST" $((NULL_FIRST + NULL_RUNS - 1))); do
   for side in "" "-again"; do
     stage "null-$k$side" python3 -m ablation run all --seed-offset $((10000 + 1000 * k)) --data "$DATA" \
       --out "$OUT/null-$k$side.json"
   done
-  null+=("$OUT/null-$k.json") again+=("$OUT/null-$k-again.json")
 done
-stage null-rates python3 -m bench.null_runs "${null[@]}" --same-seeds "${again[@]}"
+null=() again=()
+for run in "$OUT"/null-*-again.json; do
+  [ -f "$run" ] && [ -f "${run%-again.json}.json" ] && null+=("${run%-again.json}.json") again+=("$run")
+done
+if [ ${#null[@]} -gt 0 ]; then
+  stage null-rates python3 -m bench.null_runs "${null[@]}" --same-seeds "${again[@]}"
+fi
 stage step-times python3 -m bench.step_times --data "$DATA"

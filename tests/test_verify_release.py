@@ -1,0 +1,42 @@
+"""bench/verify_release.sh's plumbing, with python3 and nvidia-smi stood in for: which stages run, and that the
+null runs of every part are judged together."""
+
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKE_PYTHON = """#!/bin/bash
+echo "python3 $*"
+previous=""
+for argument in "$@"; do [ "$previous" = "--out" ] && touch "$argument"; previous=$argument; done
+"""
+
+
+def verify(tmp_path, out, **env):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "python3").write_text(FAKE_PYTHON)
+    (bin_dir / "nvidia-smi").write_text("#!/bin/bash\necho 'GPU 0: stand-in'\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", **env}
+    return subprocess.run(["bash", "bench/verify_release.sh", "DATA.npz", str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def stages(out):
+    return [line.split(":")[0].removeprefix("== ") for line in (out / "summary.log").read_text().splitlines()
+            if line.startswith("== ")]
+
+
+def test_stages_by_name_and_pattern_and_null_runs_judged_across_parts(tmp_path):
+    out = tmp_path / "out"
+    first = verify(tmp_path, out, STAGES="nightly null-*", NULL_RUNS="2")
+    assert first.returncode == 0, first.stderr
+    assert stages(out) == ["nightly", "null-1", "null-1-again", "null-2", "null-2-again", "null-rates"]
+    verify(tmp_path, out, STAGES="null-*", NULL_FIRST="3", NULL_RUNS="1")
+    rates = (out / "null-rates.log").read_text()
+    judged = [f"{out}/null-{k}.json" for k in (1, 2, 3)]
+    assert rates.split("--same-seeds")[0].split()[3:] == judged
+    assert "--seed-offset 13000" in (out / "null-3.log").read_text()
