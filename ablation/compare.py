@@ -254,9 +254,9 @@ def judge_study_shift(study_name: str, before: dict[str, dict[str, Any]], after:
     per-seed means are independent, and their spread carries that correlation.
     When both files trained the same seeds (MIN_PAIRED of them or more), the
     test is paired: a seed's mean moves with its seed across reruns and code
-    changes (a correlation of 0.9-0.96 between same-seed H200 runs of
-    unchanged code), so the per-seed differences spread 3-8 times less than the
-    means.  Otherwise Welch's test.  The null is a true shift within the
+    changes that leave the training alone (a correlation of 0.89-0.96 between
+    same-seed H200 runs), so the per-seed differences spread 3-6 times less
+    than the means.  Otherwise Welch's test.  The null is a true shift within the
     allowance, either way; p is the chance of the observed shift at its edge.
     A loss ``metric`` is judged on its logs, with no allowance (same device
     only).  None with fewer than two such cells or two seeds a side.
