@@ -6,6 +6,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ablation.adaptive import adaptive_compare, next_seeds
 from ablation.cli import main
@@ -228,3 +230,12 @@ def test_a_baseline_of_other_data_is_said_after_the_runs_tables(capsys, tmp_path
     assert code == 2 and "batch_size" in out  # the table
     assert err.startswith(f"ablation: error: --baseline {tmp_path / 'other.json'}: batchnorm_vs_groupnorm was measured "
                           "on different data") and err.count("\n") == 1
+
+
+@given(change=st.floats(-5, 5), se=st.floats(0.0, 3.0), df=st.floats(1, 200), margin=st.floats(0.1, 5))
+def test_equivalence_is_symmetric_and_never_claimed_beyond_the_margin(change, se, df, margin):
+    same = equivalent(change, se, df, -margin, margin)
+    assert same == equivalent(-change, se, df, -margin, margin)
+    if same:
+        assert abs(change) <= margin
+        assert equivalent(change, se / 2, df, -margin, margin)  # a narrower interval stays inside

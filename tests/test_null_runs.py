@@ -4,6 +4,8 @@ import copy
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ablation.results import read_results
 from bench.false_alarms import RECORDED, draw, fit
@@ -79,3 +81,19 @@ def test_runs_of_other_seeds_add_pseudo_runs_and_shared_seeds_are_refused(big):
     assert rates["documented table"]["any"] == (0, 2) and rates["other seeds"]["any"] == (0, 1)
     with pytest.raises(ValueError, match="two pseudo-runs share seeds"):
         null_rates([big, big])
+
+
+@given(replicates=st.integers(1, 30), plan=st.sampled_from(["pr", "nightly", 2, 7]))
+@settings(max_examples=30, deadline=None)
+def test_blocks_partition_the_first_whole_blocks_of_seeds(replicates, plan):
+    """However many replicates a run holds, its blocks are disjoint, each of the plan's count, and together the
+    first whole blocks' worth of its seeds."""
+    from ablation.studies import get_study
+
+    study = get_study("conv_activation_norm_position")
+    n = study.replicates_for(plan)
+    cells = {c.id: {"seeds": list(range(replicates)), "accuracy": [50.0] * replicates, "collapsed": [False] * replicates,
+                    "wall_s": 1.0} for c in study.cells}
+    parts = blocks({"profile": "full", "studies": {study.name: {"cells": cells}}}, plan)
+    seeds = [s for p in parts for s in p["studies"][study.name]["cells"]["order=conv_bn_relu"]["seeds"]]
+    assert len(parts) == replicates // n and seeds == list(range(n * (replicates // n)))
