@@ -46,21 +46,20 @@ def adaptive_compare(baseline: dict[str, Any], results: dict[str, Any], toleranc
     replicates of each (``more`` adds them to ``results``) and compare again, every look at budget / (rounds + 1).
     Returns the last comparison and what each look saw."""
     per_look = dataclasses.replace(tolerance, alarm_budget=tolerance.alarm_budget / (rounds + 1))
-    looks = []
-    for look in range(rounds + 1):
+    looks: list[Look] = []
+    while True:
         comparison = compare(baseline, results, per_look, throughput_limit)
         if rounds:
             comparison = dataclasses.replace(comparison, per=f"look of at most {rounds + 1} ("
                                              f"{tolerance.alarm_budget * 100:.3g}% per run)")
         plans = {study: next_seeds(baseline, results, study, per_round[study]) for study in comparison.inconclusive}
-        exhausted = tuple(study for study, (_, count) in plans.items() if count == 0)
-        looks.append(Look(replicates_per_study(results), tuple(comparison.inconclusive), exhausted))
-        if look == rounds or len(exhausted) == len(plans):
+        trainable = {study: plan for study, plan in plans.items() if plan[1]}
+        looks.append(Look(replicates_per_study(results), tuple(comparison.inconclusive),
+                          tuple(study for study in plans if study not in trainable)))
+        if len(looks) == rounds + 1 or not trainable:
             return comparison, looks
-        for study, (first, count) in plans.items():
-            if count:
-                more(study, first, count)
-    raise AssertionError("unreachable: the last look returns")
+        for study, (first, count) in trainable.items():
+            more(study, first, count)
 
 
 def next_seeds(baseline: dict[str, Any], results: dict[str, Any], study: str, count: int) -> tuple[int, int]:
