@@ -24,7 +24,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ablation.compare import MIN_PAIRED, Comparison, compare, shared_seeds
+from ablation.compare import MIN_PAIRED, Comparison, comparable_cells, compare, shared_seeds
 from ablation.verdict import Tolerance
 
 # more(study, first_seed, count): train ``count`` more replicates of every cell of the study from ``first_seed``
@@ -65,11 +65,12 @@ def adaptive_compare(baseline: dict[str, Any], results: dict[str, Any], toleranc
 def next_seeds(baseline: dict[str, Any], results: dict[str, Any], study: str, count: int) -> tuple[int, int]:
     """(first seed, how many) a round of ``study`` trains: the baseline's seeds after the current run's last when
     the sides are paired (0 when it has none left), else ``count`` new seeds."""
-    current, before = (list(side["studies"][study]["cells"].values()) for side in (results, baseline))
-    first = max(seed for record in current for seed in record["seeds"]) + 1
-    if len(shared_seeds(before, current)) < MIN_PAIRED:
+    current, before = (side["studies"][study]["cells"] for side in (results, baseline))
+    first = max(seed for record in current.values() for seed in record["seeds"]) + 1
+    cells = comparable_cells(study, before, current, "accuracy")  # the cells its shift test pairs on
+    if len(shared_seeds([before[c] for c in cells], [current[c] for c in cells])) < MIN_PAIRED:
         return first, count
-    ahead = set.intersection(*(set(record["seeds"]) for record in before))
+    ahead = set.intersection(*(set(before[c]["seeds"]) for c in cells))
     available = 0
     while available < count and first + available in ahead:
         available += 1

@@ -261,17 +261,13 @@ def judge_study_shift(study_name: str, before: dict[str, dict[str, Any]], after:
     A loss ``metric`` is judged on its logs, with no allowance (same device
     only).  None with fewer than two such cells or two seeds a side.
     """
-    study = get_study(study_name)
-    cells = [c for c in after if c in before and study.cell(c).level not in study.bimodal_levels
-             and metric_values(before[c], metric) is not None and metric_values(after[c], metric) is not None]
+    cells = comparable_cells(study_name, before, after, metric)
     if len(cells) < 2:
         return None
-    shared = shared_seeds([before[c] for c in cells], [after[c] for c in cells])
-    if len(shared) >= MIN_PAIRED:
-        base, cur = (means_by_seed([side[c] for c in cells], metric, shared) for side in (before, after))
-        differences = [c - b for b, c in zip(base, cur)]
-        change, se, df = statistics.fmean(differences), statistics.stdev(differences) / math.sqrt(len(shared)), \
-            len(shared) - 1.0
+    differences = paired_differences(before, after, cells, metric)
+    if differences is not None:
+        n = len(differences)
+        change, se, df = statistics.fmean(differences), statistics.stdev(differences) / math.sqrt(n), n - 1.0
         test = "paired"
     else:
         base, cur = (seed_means([metric_values(side[c], metric) for c in cells]) for side in (before, after))
@@ -290,6 +286,25 @@ def judge_study_shift(study_name: str, before: dict[str, dict[str, Any]], after:
     same = passed and metric == "accuracy" and equivalent(change, se, df, -within, within)
     return StudyShift(study_name, len(cells), change, t, df, p, tolerance.adjusted(p, kind), passed, metric, test,
                       se, same)
+
+
+def comparable_cells(study_name: str, before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],
+                     metric: str) -> list[str]:
+    """The cells a study shift averages: in both, not bimodal, and holding ``metric`` on both sides."""
+    study = get_study(study_name)
+    return [c for c in after if c in before and study.cell(c).level not in study.bimodal_levels
+            and metric_values(before[c], metric) is not None and metric_values(after[c], metric) is not None]
+
+
+def paired_differences(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]], cells: list[str],
+                       metric: str) -> list[float] | None:
+    """Per seed both sides trained, after's mean of ``metric`` over ``cells`` minus before's: the paired study
+    shift's observations; None when they share fewer than MIN_PAIRED seeds."""
+    shared = shared_seeds([before[c] for c in cells], [after[c] for c in cells])
+    if len(shared) < MIN_PAIRED:
+        return None
+    base, cur = (means_by_seed([side[c] for c in cells], metric, shared) for side in (before, after))
+    return [c - b for b, c in zip(base, cur)]
 
 
 def shared_seeds(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[int]:

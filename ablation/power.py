@@ -18,10 +18,9 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from ablation.compare import MIN_PAIRED, means_by_seed, metric_values, seed_means, shared_seeds
+from ablation.compare import comparable_cells, metric_values, paired_differences, seed_means
 from ablation.results import ordered_studies, render
 from ablation.stats import t_quantile
-from ablation.studies import get_study
 from ablation.verdict import LOSS_METRICS, Tolerance
 
 MAX_REPLICATES = 512  # replicates_needed looks no further
@@ -60,23 +59,21 @@ def study_power(results: dict[str, Any], tolerance: Tolerance = Tolerance(), pow
     MIN_PAIRED seeds or more, the spread of the per-seed differences (paired)."""
     found = []
     for name, entry in ordered_studies(results):
-        study = get_study(name)
-        cells = {cell_id: c for cell_id, c in entry["cells"].items() if c["level"] not in study.bimodal_levels}
+        cells = entry["cells"]
         before = (baseline or {}).get("studies", {}).get(name, {}).get("cells", {})
         for metric in ("accuracy", *LOSS_METRICS):
-            values = [metric_values(c, metric) for c in cells.values()]
-            if len(cells) < 2 or any(v is None for v in values):
+            own = comparable_cells(name, cells, cells, metric)
+            if len(own) < 2:
                 continue
             kind = "study_shift" if metric == "accuracy" else "metric"
             test_alpha = alpha if alpha is not None else tolerance.alpha(kind)
-            pairs = [c for c in cells if c in before and metric_values(before[c], metric) is not None]
-            shared = shared_seeds([before[c] for c in pairs], [cells[c] for c in pairs]) if len(pairs) >= 2 else []
-            if len(shared) >= MIN_PAIRED:
-                sides = [means_by_seed([side[c] for c in pairs], metric, shared) for side in (before, cells)]
-                spread = statistics.stdev([after - prior for prior, after in zip(*sides)])
-                found.append(Power(name, metric, len(shared), spread, test_alpha, power, paired=True))
+            common = comparable_cells(name, before, cells, metric)
+            differences = paired_differences(before, cells, common, metric) if len(common) >= 2 else None
+            if differences is not None:
+                found.append(Power(name, metric, len(differences), statistics.stdev(differences), test_alpha, power,
+                                   paired=True))
                 continue
-            means = seed_means(values)
+            means = seed_means([metric_values(cells[c], metric) for c in own])
             found.append(Power(name, metric, len(means), statistics.stdev(means) if len(means) >= 3 else None,
                                test_alpha, power))
     return found

@@ -18,7 +18,6 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-import ablation.runner
 import ablation.train
 from ablation.blocks import PARTS, ConvBlock
 from ablation.studies import Study
@@ -52,21 +51,18 @@ def _batchnorm_eps(study: Study) -> Study:
 
 
 def _label_noise() -> None:
-    """Every module that prepares device data gets labels of which LABEL_NOISE moved to the next class, after the
+    """prepare builds its device data with LABEL_NOISE of the training labels moved to the next class, after the
     checksum (a pipeline bug, not other data: the baseline's checksum still matches)."""
-    import bench.harness  # it imports this module for FAULTS
+    clean = ablation.train.DeviceData
 
-    clean = ablation.train.prepare
+    def noisy(**fields):
+        labels = fields["train_y"].clone()
+        count = round(LABEL_NOISE * len(labels))
+        moved = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:count].to(labels.device)
+        labels[moved] = (labels[moved] + 1) % fields["classes"]
+        return clean(**dict(fields, train_y=labels))
 
-    def prepare(*args, **kwargs):
-        data = clean(*args, **kwargs)
-        labels = data.train_y.clone()
-        moved = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:round(LABEL_NOISE * len(labels))]
-        labels[moved.to(labels.device)] = (labels[moved.to(labels.device)] + 1) % data.classes
-        return dataclasses.replace(data, train_y=labels)
-
-    for module in (ablation.train, ablation.runner, bench.harness):
-        module.prepare = prepare
+    ablation.train.DeviceData = noisy
 
 
 def _eval_with_batch_statistics() -> None:

@@ -19,8 +19,8 @@ STUDIES = ("sigmoid_vs_relu", "batchnorm_vs_groupnorm", "conv_activation_norm_po
 @pytest.fixture
 def restore(monkeypatch):
     """Process-wide patches undone after the test."""
-    for module, name in ((ablation.train, "prepare"), (ablation.runner, "prepare"), (bench.harness, "prepare"),
-                         (ablation.train, "evaluate"), (ablation.train, "MEAN"), (ablation.train, "STD")):
+    for module, name in ((ablation.train, "DeviceData"), (ablation.train, "evaluate"), (ablation.train, "MEAN"),
+                         (ablation.train, "STD")):
         monkeypatch.setattr(module, name, getattr(module, name))
 
 
@@ -53,7 +53,7 @@ def test_label_noise_moves_its_share_of_labels_and_keeps_the_checksum(restore):
     clean = ablation.train.prepare(data, 50, 0, "cpu")
     FAULTS["label_noise"].patch()
     for prepare in (ablation.train.prepare, ablation.runner.prepare, bench.harness.prepare):
-        noisy = prepare(data, 50, 0, "cpu")
+        noisy = prepare(data, 50, 0, "cpu")  # every module's prepare is the one in ablation.train
         moved = noisy.train_y != clean.train_y
         assert moved.sum() == round(LABEL_NOISE * 500)
         assert torch.equal(noisy.train_y[moved], (clean.train_y[moved] + 1) % 10)
