@@ -221,7 +221,7 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
             why_not = not_timed(baseline, current, before, after)
             throughputs.append(judge_throughput(name, before, after, limit, why_not))
     if not no_numerics and any(d.numerics is None for d in drifts):
-        notes.append("no numerics verdict where the cells' seeds differ")
+        notes.append("no numerics verdict where the cells share no seed")
     return Comparison(drifts, shifts, throughputs, tolerance, limit, tuple(notes))
 
 

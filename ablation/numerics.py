@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ablation.results import PER_REPLICATE
+
 ACCURACY_FLOOR = 0.6  # points, per replicate
 LOSS_FLOOR = 5e-4  # relative, per replicate and epoch
 VERDICTS = ("identical", "within noise", "changed")
@@ -47,11 +49,20 @@ def relative(a: float, b: float) -> float:
     return abs(a - b) / max(abs(a), abs(b)) if a != b else 0.0
 
 
+def on_seeds(record: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+    """The record's per-replicate values of ``seeds`` only, in that order."""
+    rows = [record["seeds"].index(seed) for seed in seeds]
+    return dict(record, **{key: [record[key][i] for i in rows] for key in PER_REPLICATE if record.get(key) is not None})
+
+
 def compare_replicates(baseline: dict[str, Any], current: dict[str, Any], exact: bool = False) -> Numerics | None:
-    """One cell's records replicate by replicate; None when their seeds differ.  ``exact``: both ran with
-    deterministic algorithms, so any difference is a change (no floor)."""
-    if baseline["seeds"] != current["seeds"]:
+    """One cell's records replicate by replicate, on the seeds both trained (a pull request's few against a
+    nightly baseline's many); None when they share none.  ``exact``: both ran with deterministic algorithms, so
+    any difference is a change (no floor)."""
+    shared = [seed for seed in current["seeds"] if seed in baseline["seeds"]]
+    if not shared:
         return None
+    baseline, current = on_seeds(baseline, shared), on_seeds(current, shared)
     losses = [("final_loss", baseline.get("final_loss"), current.get("final_loss")),
               ("test_loss", baseline.get("test_loss"), current.get("test_loss"))]
     curves = baseline.get("train_loss_curve"), current.get("train_loss_curve")

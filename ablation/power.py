@@ -39,7 +39,7 @@ class Power:
     def detectable(self, replicates: int | None = None) -> float | None:
         """The smallest true shift found with ``power`` at ``replicates`` seeds a side (default the file's)."""
         n = replicates or self.replicates
-        if self.seed_sd is None or n < 2:
+        if not self.seed_sd or n < 2:  # None, or 0: identical runs give no spread to state power by
             return None
         df, se = (n - 1, self.seed_sd / math.sqrt(n)) if self.paired else (2 * (n - 1), self.seed_sd * math.sqrt(2 / n))
         return (t_quantile(self.alpha / 2, df) + t_quantile(1 - self.power, df)) * se
@@ -47,7 +47,7 @@ class Power:
     def replicates_needed(self, shift: float) -> int | None:
         """The fewest seeds a side that detect ``shift`` (points, or a log ratio) with ``power``; None beyond
         MAX_REPLICATES or without an estimate."""
-        if self.seed_sd is None:
+        if not self.seed_sd:
             return None
         return next((n for n in range(2, MAX_REPLICATES + 1) if self.detectable(n) <= shift), None)
 
@@ -93,12 +93,13 @@ def power_table(powers: list[Power], target: float | None, markdown: bool) -> st
         headers.append(f"replicates for {target:g} points")
     rows = []
     for p in powers:
-        sd = "too few (3 needed)" if p.seed_sd is None else f"{p.seed_sd:.3f}"
+        sd = ("too few (3 needed)" if p.seed_sd is None else "0 (identical runs: no power to state)"
+              if p.seed_sd == 0 else f"{p.seed_sd:.3f}")
         row = [p.study, p.metric, str(p.replicates), "paired" if p.paired else "welch", sd, f"{p.alpha:.2g}",
                shift_text(p.metric, p.detectable())]
         if target is not None:
             needed = p.replicates_needed(target) if p.metric == "accuracy" else None
-            row.append("-" if p.metric != "accuracy" or p.seed_sd is None
+            row.append("-" if p.metric != "accuracy" or not p.seed_sd
                        else str(needed) if needed else f"> {MAX_REPLICATES}")
         rows.append(row)
     return render(headers, rows, markdown)

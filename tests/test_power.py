@@ -112,3 +112,12 @@ def test_the_nightly_plan_detects_half_a_point_where_the_seeds_pair():
         assert paired[study.name].paired and paired[study.name].detectable(study.nightly_replicates) <= 0.5
     assert paired["conv_activation_norm_position"].detectable(3) > 5
     assert unpaired["conv_activation_norm_position"].detectable(24) > 0.5
+
+
+def test_identical_same_seed_runs_state_no_power_rather_than_zero(capsys):
+    """A run against itself (the CPU's same-seed reruns are bitwise equal): the differences have no spread, so
+    there is no power to state; not a detectable shift of 0 points."""
+    path = str(RECORDED / "h200-bench.json")
+    assert main(["power", path, "--baseline", path, "--target-shift", "0.5"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("sigmoid_vs_relu  "))
+    assert "paired  0 (identical runs: no power to state)" in row and row.split()[-2:] == ["-", "-"]
