@@ -24,7 +24,8 @@ from ablation.numerics import Numerics, compare_replicates, why_no_verdict
 from ablation.results import ResultsError, render, training_mode, training_seconds
 from ablation.stats import t_quantile, t_sf, welch
 from ablation.studies import get_study
-from ablation.verdict import LOSS_METRICS, Tolerance, Verdict, band, check_against_baseline, equivalent, for_baseline
+from ablation.verdict import (LOSS_METRICS, Tolerance, Verdict, band, check_against_baseline, equivalent, for_baseline,
+                              of_seeds, paired_band, paired_seeds)
 
 # The sd of log(study images/s ratio) between unchanged reruns trained the same way on one H200: 6 ratios, from
 # h200-bench vs h200-repeat (the bench, eager, -n 2) and h200-run-side-by-side vs its no-bytecode rerun.
@@ -65,9 +66,14 @@ class MetricVerdict:
 
 
 def judge_metric(metric: str, before: dict[str, Any], after: dict[str, Any], tolerance: Tolerance) -> MetricVerdict:
-    """A loss metric of a cell against a same-device baseline: Student's t on the replicates' logs, both ways."""
+    """A loss metric of a cell against a same-device baseline: Student's t on the replicates' logs, both ways;
+    on their per-seed differences where the records share enough seeds (paired_seeds)."""
     base, cur = metric_values(before, metric), metric_values(after, metric)
-    limits = band(base, cur, Tolerance(sd_floor=0.0, hardware=0.0), False, tolerance.alpha("metric"))
+    exact, alpha = Tolerance(sd_floor=0.0, hardware=0.0), tolerance.alpha("metric")
+    seeds = paired_seeds(before, after)
+    if seeds:
+        base, cur = of_seeds(before, base, seeds), of_seeds(after, cur, seeds)
+    limits = paired_band(base, cur, exact, alpha) if seeds else band(base, cur, exact, False, alpha)
     ratio = math.exp(statistics.fmean(cur) - statistics.fmean(base))
     return MetricVerdict(metric, limits.p >= tolerance.alpha("metric"), ratio, limits.p,
                          tolerance.adjusted(limits.p, "metric"))
@@ -353,8 +359,8 @@ def drift_table(drifts: list[Drift], markdown: bool) -> str:
                "img/s ratio"]
     rows = []
     for d in drifts:
-        base, cur = statistics.fmean(d.baseline["accuracy"]), statistics.fmean(d.current["accuracy"])
         v = d.verdict
+        base, cur = v.reference, v.measured  # the means the verdict compared (learned runs; paired seeds)
         rows.append([v.study, v.cell, f"{base:.2f}", f"{cur:.2f}", f"{cur - base:+.2f}",
                      "-" if v.low is None else f"{v.low:.2f} - {v.high:.2f}",
                      f"{min([v.adjusted_p] + [m.adjusted_p for m in d.metrics]):.2g}", d.label,
@@ -432,7 +438,7 @@ def as_json(comparison: Comparison) -> dict[str, Any]:
         v = d.verdict
         verdicts = {"accuracy": {"verdict": d.label if not v.passed else EQUIVALENCE_STATE[v.equivalent],
                                  "passed": v.passed, "equivalent": v.equivalent,
-                                 "baseline": statistics.fmean(d.baseline["accuracy"]), "current": v.measured,
+                                 "baseline": v.reference, "current": v.measured,
                                  "band": None if v.low is None else [v.low, v.high], "p": v.p,
                                  "adjusted_p": v.adjusted_p, "reason": v.reason}}
         verdicts.update({m.metric: {"verdict": "ok" if m.passed else "changed", "passed": m.passed,

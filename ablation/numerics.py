@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ablation.results import PER_REPLICATE
+from ablation.verdict import of_seeds
 
 ACCURACY_FLOOR = 0.6  # points, per replicate
 LOSS_FLOOR = 5e-4  # relative, per replicate and epoch
@@ -51,8 +52,8 @@ def relative(a: float, b: float) -> float:
 
 def on_seeds(record: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
     """The record's per-replicate values of ``seeds`` only, in that order."""
-    rows = [record["seeds"].index(seed) for seed in seeds]
-    return dict(record, **{key: [record[key][i] for i in rows] for key in PER_REPLICATE if record.get(key) is not None})
+    return dict(record, **{key: of_seeds(record, record[key], seeds) for key in PER_REPLICATE
+                           if record.get(key) is not None})
 
 
 def compare_replicates(baseline: dict[str, Any], current: dict[str, Any], exact: bool = False) -> Numerics | None:

@@ -14,6 +14,9 @@ replicates):
 - sampling: the difference of the two means in units of its standard error,
   sd * sqrt(1/n + 1/k), sd the pooled spread of both sides (never below
   ``sd_floor``), against Student's t with n + k - 2 df at the cell's alpha;
+  against a baseline that trained MIN_PAIRED_CELL or more of the same seeds,
+  the mean of the per-seed differences instead, in units of their own
+  standard error, against Student's t with pairs - 1 df (paired_band);
 - ``hardware``, both ways: another GPU, kernels, random streams; 0 on the
   same device, and measured for known device pairs (DEVICE_PAIR_ALLOWANCE);
 - ``data_copy``, downward only, when the data is not torchvision's CIFAR-10:
@@ -74,6 +77,15 @@ LEARNED_SD = {
 # Hardware allowance (points, either way) between two devices measured with the same seeds: the study means of
 # four H100 runs and ten H200 runs of unchanged code differ by at most 0.04 points (tests/test_verdict.py).
 DEVICE_PAIR_ALLOWANCE = {frozenset({"NVIDIA H100 80GB HBM3", "NVIDIA H200"}): 0.1}
+# A cell whose runs learn is judged against a baseline seed by seed when both trained at least this many of the
+# same seeds.  Same-seed runs move together: over 29 such cells of the recorded H200 and H100 runs, the per-seed
+# differences spread 0.03 points between unchanged reruns and 0.29-0.38 where the numerics changed (eager against
+# CUDA-graph steps, cuDNN autotuning), against 1.3 for the runs themselves: there the paired test detects shifts
+# about 4 times smaller.  A change that unpairs the seeds completely (a learning rate x10) leaves the paired test
+# the same standard error on half the df, which at a cell's alpha (about 1.5e-5) costs x2.6 in detectable shift
+# at 5 pairs, x1.56 at 8 and at most x1.28 from 12 on: so pairs from 12 on.  The choice rests on the counts alone,
+# never on the results.
+MIN_PAIRED_CELL = 12
 # The error rate of "equivalent" (a true change beyond the margin called equivalent): each one-sided test of TOST.
 EQUIVALENCE_ALPHA = 0.05
 
@@ -165,22 +177,55 @@ def band(reference: list[float], measured: list[float], tolerance: Tolerance, co
     sd = max(pooled_sd(reference, measured), floor)
     se = sd * math.sqrt(1 / len(reference) + 1 / len(measured))
     df = len(reference) + len(measured) - 2 or math.inf
+    return band_around(statistics.fmean(reference), statistics.fmean(measured), se, df, tolerance, copy, alpha)
+
+
+def paired_band(reference: list[float], measured: list[float], tolerance: Tolerance, alpha: float) -> Band:
+    """band() for replicates paired by seed (reference[i] and measured[i] trained the same seed): the standard
+    error is the per-seed differences', on pairs - 1 df, with no sd floor (Student's t carries the estimate's
+    uncertainty; see MIN_PAIRED_CELL)."""
+    differences = [m - r for r, m in zip(reference, measured, strict=True)]
+    se = statistics.stdev(differences) / math.sqrt(len(differences))
+    return band_around(statistics.fmean(reference), statistics.fmean(measured), se, len(differences) - 1.0,
+                       tolerance, False, alpha)
+
+
+def band_around(centre: float, measured: float, se: float, df: float, tolerance: Tolerance, copy: bool,
+                alpha: float) -> Band:
+    """The band of probability 1 - alpha around ``centre`` for a mean of standard error ``se``, widened by the
+    allowances, and the two-sided p of ``measured`` beyond them."""
     half = t_quantile(alpha / 2, df) * se
-    centre = statistics.fmean(reference)
     low = centre - half - tolerance.hardware - (tolerance.data_copy if copy else 0.0)
     high = centre + half + tolerance.hardware
-    change = statistics.fmean(measured) - centre
+    change = measured - centre
     beyond = max(abs(change) - tolerance.hardware - (tolerance.data_copy if copy and change < 0 else 0.0), 0.0)
     p = (1.0 if beyond == 0 else 0.0) if se == 0 else min(1.0, 2 * t_sf(beyond / se, df))
     return Band(low, high, se, df, p)
 
 
+def paired_seeds(before: dict[str, Any], after: dict[str, Any]) -> list[int]:
+    """The seeds two records of a cell are judged on pair by pair: those both trained, when they share
+    MIN_PAIRED_CELL or more; else none (judged unpaired)."""
+    shared = sorted(set(before.get("seeds") or ()) & set(after.get("seeds") or ()))
+    return shared if len(shared) >= MIN_PAIRED_CELL else []
+
+
+def of_seeds(record: dict[str, Any], values: list[float], seeds: list[int]) -> list[float]:
+    """``values`` (one per replicate of ``record``) of ``seeds`` only, in that order."""
+    by_seed = dict(zip(record["seeds"], values, strict=True))
+    return [by_seed[seed] for seed in seeds]
+
+
 def check_cell(study_name: str, cell_id: str, record: dict[str, Any], reference: list[float],
                tolerance: Tolerance, copy: bool, classes: int = 10,
-               reference_collapsed: list[bool] | None = None, kind: str = "documented_cell") -> Verdict:
+               reference_collapsed: list[bool] | None = None, kind: str = "documented_cell",
+               pairs: tuple[list[float], list[float]] | None = None) -> Verdict:
     """Judge one cell's replicates against reference runs (documented, or a baseline's replicates), at the alpha
     of ``kind`` (documented_cell or baseline_cell), split in half between the cell's two tests: the band, and
     runs at chance (in a bimodal cell against a baseline, the share at chance has its own alpha, chance_share).
+
+    ``pairs``: the reference's and the measured accuracies of the seeds both trained, in the same order: the band
+    is then paired_band on them (not in a bimodal cell, whose runs at chance break the pairing).
 
     ``reference_collapsed``: which reference runs predicted one class everywhere, where known (a baseline's
     replicates; the documented runs are accuracies only).  On a test set whose classes are not exactly balanced
@@ -230,12 +275,18 @@ def check_cell(study_name: str, cell_id: str, record: dict[str, Any], reference:
             sd_floor = max(tolerance.sd_floor, LEARNED_SD.get(cell_id, max(LEARNED_SD.values())))
         reference, values = learned_reference, learners
         mean = statistics.fmean(values)
-    limits = band(reference, values, tolerance, copy, alpha, sd_floor)
+    subject = f"mean of the {len(values)} replicates that learned" if bimodal else f"mean of {len(values)} replicates"
+    if pairs is not None and not bimodal:
+        reference, values = pairs
+        mean = statistics.fmean(values)
+        subject = f"mean of the {len(values)} replicates paired by seed"
+        limits = paired_band(reference, values, tolerance, alpha)
+    else:
+        limits = band(reference, values, tolerance, copy, alpha, sd_floor)
     ok = limits.p >= alpha
     within = tolerance.cell_margin + tolerance.hardware
     same = ok and equivalent(mean - statistics.fmean(reference), limits.se, limits.df,
                              -within - (tolerance.data_copy if copy else 0.0), within)
-    subject = f"mean of the {len(values)} replicates that learned" if bimodal else f"mean of {len(values)} replicates"
     where = "inside" if ok else ("below" if mean < limits.low else "above")
     reason = (f"{subject} {mean:.2f} vs reference {statistics.fmean(reference):.2f} (se {limits.se:.2f}): {where} "
               f"the band [{limits.low:.2f}, {limits.high:.2f}]")
@@ -255,9 +306,13 @@ def chance_run_p(reference: list[float], values: list[float], tolerance: Toleran
 def check_against_baseline(study_name: str, cell_id: str, record: dict[str, Any], baseline_record: dict[str, Any],
                            tolerance: Tolerance, classes: int = 10) -> Verdict:
     """One cell's replicates against a baseline run's replicates of the same cell, by their accuracies and their
-    one-class flags (``tolerance`` as for_baseline gives it; the same data, so no data-copy allowance)."""
+    one-class flags (``tolerance`` as for_baseline gives it; the same data, so no data-copy allowance), paired by
+    seed where they share enough seeds (paired_seeds)."""
+    seeds = paired_seeds(baseline_record, record)
+    pairs = (of_seeds(baseline_record, baseline_record["accuracy"], seeds),
+             of_seeds(record, record["accuracy"], seeds)) if seeds else None
     return check_cell(study_name, cell_id, record, baseline_record["accuracy"], tolerance, copy=False, classes=classes,
-                      reference_collapsed=baseline_record["collapsed"], kind="baseline_cell")
+                      reference_collapsed=baseline_record["collapsed"], kind="baseline_cell", pairs=pairs)
 
 
 def uses_data_copy(source: str) -> bool:

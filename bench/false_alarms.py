@@ -14,6 +14,12 @@ a current run of that world, and judges them as the bench does with the
 project's own check_cell, judge_study_shift, findings and throughput limit.
 A run with any failed decision is a false alarm: the family-wise rate that
 the alarm budget bounds.
+
+``--paired`` simulates the one decision that the independent-seed model
+cannot: a cell judged against a baseline seed by seed (12 or more shared
+seeds, verdict.MIN_PAIRED_CELL), at the cell's own alpha, with per-seed
+differences of several symmetric shapes (two runs of one seed under
+unchanged training are exchangeable, so their difference is symmetric).
 """
 
 from __future__ import annotations
@@ -25,13 +31,17 @@ import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
+
+import torch
 
 from ablation.compare import THROUGHPUT_DF, THROUGHPUT_LOG_SD, judge_metric, judge_study_shift, min_throughput
 from ablation.findings import FINDINGS
 from ablation.results import read_results
+from ablation.stats import t_quantile
 from ablation.studies import DOCUMENTED
 from ablation.verdict import BUDGET, Tolerance, at_chance, check_against_baseline, check_cell
+from bench.null_runs import wilson
 
 RECORDED = Path(__file__).resolve().parent / "recorded"
 FITTED_ON = ("h200-bench.json", "h200-repeat.json")
@@ -143,11 +153,66 @@ def simulate(runs: int, tolerance: Tolerance = Tolerance(), seed: int = 0,
     return {kind: count / runs for kind, count in alarms.items()}
 
 
+# Symmetric shapes of the per-seed differences, each drawn at unit scale (the paired test does not depend on it).
+DIFFERENCE_SHAPES: dict[str, Callable[[tuple[int, int], torch.Generator], torch.Tensor]] = {
+    "normal": lambda size, g: torch.randn(size, generator=g, dtype=torch.float64),
+    "Student's t, 3 df": lambda size, g: torch.randn(size, generator=g, dtype=torch.float64)
+    / (torch.randn((3, *size), generator=g, dtype=torch.float64).square().sum(0) / 3).sqrt(),
+    "5 % of seeds at 5x the spread": lambda size, g: torch.randn(size, generator=g, dtype=torch.float64)
+    * torch.where(torch.rand(size, generator=g, dtype=torch.float64) < 0.05, 5.0, 1.0),
+}
+PAIRED_COUNTS = (12, 16, 24)
+
+
+def paired_alarms(differences: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Per row of per-seed differences (current minus baseline), whether the paired band of a cell (paired_band,
+    no allowance) fails at ``alpha``: its mean beyond t_quantile(alpha / 2) standard errors of the differences."""
+    pairs = differences.shape[1]
+    t = differences.mean(1) / (differences.std(1) / math.sqrt(pairs))
+    return t.abs() > t_quantile(alpha / 2, pairs - 1)
+
+
+def paired_cell_alarms(pairs: int, shape: str, draws: int, tolerance: Tolerance = Tolerance(), seed: int = 0,
+                       chunk: int = 1_000_000) -> int:
+    """How many of ``draws`` null same-seed comparisons of one cell fail its paired band, at the band's alpha (half
+    the baseline cell's): each ``pairs`` differences of ``shape`` (a key of DIFFERENCE_SHAPES)."""
+    generator = torch.Generator().manual_seed(seed)
+    alpha = tolerance.alpha("baseline_cell") / 2
+    alarms = 0
+    for start in range(0, draws, chunk):
+        differences = DIFFERENCE_SHAPES[shape]((min(chunk, draws - start), pairs), generator)
+        alarms += int(paired_alarms(differences, alpha).sum())
+    return alarms
+
+
+def paired_table(draws: int, seed: int) -> str:
+    tolerance = Tolerance()
+    alpha = tolerance.alpha("baseline_cell") / 2
+    lines = [f"Paired cell band at its alpha {alpha:.2g}, {draws:,} simulated null comparisons each: the rate as a "
+             "multiple of alpha, with its 95 % Wilson interval", "",
+             "| differences | " + " | ".join(f"{n} pairs" for n in PAIRED_COUNTS) + " |",
+             "|---|" + "---|" * len(PAIRED_COUNTS)]
+    for shape in DIFFERENCE_SHAPES:
+        cells = []
+        for n in PAIRED_COUNTS:
+            alarms = paired_cell_alarms(n, shape, draws, tolerance, seed)
+            low, high = wilson(alarms, draws)
+            cells.append(f"x{alarms / draws / alpha:.2f} ({low / alpha:.2f}-{high / alpha:.2f})")
+        lines.append(f"| {shape} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m bench.false_alarms", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=4000, help="simulated bench runs (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the simulation (default %(default)s)")
+    parser.add_argument("--paired", type=int, metavar="DRAWS",
+                        help="instead: the paired cell band's rate over DRAWS null comparisons per shape and count")
     args = parser.parse_args(argv)
+    if args.paired is not None:
+        if args.paired < 1:
+            parser.error(f"--paired needs at least 1 draw, not {args.paired}")
+        return paired_table(args.paired, args.seed)
     rates = simulate(args.runs, seed=args.seed)
     tolerance = Tolerance()
     lines = ["| decision | alpha per decision | decisions per run | simulated false-alarm rate per run |",

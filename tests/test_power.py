@@ -2,6 +2,7 @@
 
 import json
 import math
+import statistics
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,40 @@ def test_identical_same_seed_runs_state_no_power_rather_than_zero(capsys):
     assert main(["power", path, "--baseline", path, "--target-shift", "0.5"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("sigmoid_vs_relu  "))
     assert "paired  0 (identical runs: no power to state)" in row and row.split()[-2:] == ["-", "-"]
+
+
+def cell_detectable(baseline, current):
+    """Per non-bimodal cell of each study, its detectable shift at the nightly counts paired (from the per-seed
+    differences' sd) and unpaired (from the runs' pooled sd, never below the sd floor, as the band takes it)."""
+    from ablation.studies import DOCUMENTED
+    from ablation.verdict import Tolerance, pooled_sd
+
+    alpha = Tolerance().alpha("baseline_cell") / 2
+    found = {}
+    for study in DOCUMENTED:
+        n, found[study.name] = study.nightly_replicates, []
+        for cell in study.cells:
+            if cell.level in study.bimodal_levels:
+                continue
+            before, after = (run["studies"][study.name]["cells"][cell.id]["accuracy"] for run in (baseline, current))
+            paired = statistics.stdev([a - b for a, b in zip(after, before)])
+            unpaired = max(pooled_sd(before, after), Tolerance().sd_floor)
+            found[study.name].append((Power(study.name, "accuracy", n, paired, alpha, 0.8, True).detectable(),
+                                      Power(study.name, "accuracy", n, unpaired, alpha, 0.8).detectable()))
+    return found
+
+
+def test_at_the_nightly_counts_a_cell_paired_by_seed_detects_shifts_several_times_smaller():
+    """docs/statistics.md's table: same-seed H200 runs whose numerics changed (eager against CUDA-graph steps), at
+    the cell band's alpha and 16 / 16 / 24 pairs: per study the median cell's detectable shift each way and the
+    range of the per-cell gain (unpaired over paired).  Every cell gains, the least where the change unpaired the
+    seeds most (x1.18 in the order study: half the df, a standard error not much smaller)."""
+    eager, graphs = (read_results(RECORDED / name) for name in ("h200-bench.json", "h200-bench-graphs.json"))
+    table = {}
+    for study, cells in cell_detectable(eager, graphs).items():
+        gains = [unpaired / paired for paired, unpaired in cells]
+        table[study] = [round(statistics.median(p for p, _ in cells), 2), round(statistics.median(u for _, u in cells), 2),
+                        round(min(gains), 2), round(max(gains), 1)]
+    assert table == {"sigmoid_vs_relu": [0.11, 2.59, 2.57, 112.1],
+                     "batchnorm_vs_groupnorm": [1.0, 2.39, 1.31, 13.4],
+                     "conv_activation_norm_position": [0.87, 1.64, 1.18, 5.2]}

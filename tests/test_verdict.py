@@ -1,5 +1,6 @@
 """The tolerance band, bimodal cells, findings, and their calibration on recorded H200 runs."""
 
+import functools
 import math
 import random
 import statistics
@@ -7,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from ablation.compare import compare, judge_study_shift
+from ablation.compare import compare, judge_metric, judge_study_shift
 from ablation.findings import FINDINGS
 from ablation.results import read_results
-from ablation.stats import t_quantile
+from ablation.stats import t_quantile, t_sf
 from ablation.studies import get_study
-from ablation.verdict import (BUDGET, LEARNED_SD, Tolerance, at_chance, band, check_against_baseline, check_cell,
-                              check_documented)
+from ablation.verdict import (BUDGET, LEARNED_SD, MIN_PAIRED_CELL, Tolerance, at_chance, band, check_against_baseline,
+                              check_cell, check_documented, paired_band, paired_seeds)
 
 RECORDED = Path(__file__).resolve().parent.parent / "bench" / "recorded"
 
@@ -60,6 +61,95 @@ def test_a_cells_false_alarm_rate_is_its_alpha_at_few_replicates(n):
     chance; at alpha 0.1 the band's rate is 5 %."""
     rate = simulated_cell_rate(n, n, alpha=0.1, sd=3.0)
     assert 0.035 < rate < 0.065, rate
+
+
+def seeded(accuracy, seeds, **extra):
+    return {"accuracy": accuracy, "collapsed": [False] * len(accuracy), "seeds": list(seeds), **extra}
+
+
+def test_paired_band_takes_its_standard_error_from_the_per_seed_differences():
+    reference = [40.0, 43.0, 38.0, 45.0]
+    measured = [40.1, 42.8, 38.1, 44.6]  # differences 0.1, -0.2, 0.1, -0.4
+    got = paired_band(reference, measured, Tolerance(sd_floor=1.0, hardware=0.0), alpha=0.05)
+    se = statistics.stdev([0.1, -0.2, 0.1, -0.4]) / 2
+    assert got.se == pytest.approx(se) and got.df == 3  # no sd floor: Student's t carries the estimate
+    assert got.high == pytest.approx(41.5 + t_quantile(0.025, 3) * se)
+    assert got.p == pytest.approx(2 * t_sf(0.1 / se, 3))
+
+
+def test_a_cell_paired_by_seed_finds_a_shift_the_unpaired_band_cannot():
+    """16 seeds whose runs spread 1.5 points, each 0.8 points lower after the change (seed by seed within 0.1):
+    paired, a regression; the same values on other seeds, or on 11 shared ones, are judged unpaired and pass."""
+    rng = random.Random(3)
+    base = [rng.gauss(45, 1.5) for _ in range(16)]
+    lower = [b - 0.8 + rng.gauss(0, 0.1) for b in base]
+    judge = functools.partial(check_against_baseline, "sigmoid_vs_relu", "blocks=4-relu", tolerance=Tolerance(hardware=0))
+    paired = judge(seeded(lower, range(16)), seeded(base, range(16)))
+    assert not paired.passed and "paired by seed" in paired.reason
+    assert judge(seeded(lower, range(100, 116)), seeded(base, range(16))).passed
+    assert judge(seeded(lower[:11], range(11)), seeded(base[:11], range(11))).passed
+    assert paired_seeds(seeded(base, range(16)), seeded(lower[:12], range(4, 16))) == list(range(4, 16))
+    assert paired_seeds(seeded(base, range(16)), seeded(lower[:11], range(5, 16))) == []
+
+
+def test_a_paired_cell_compares_the_seeds_both_trained_whatever_their_order():
+    base = seeded([float(s) for s in range(20)], range(20))
+    cur = seeded([float(s) + 0.01 for s in reversed(range(20))], reversed(range(20)))
+    verdict = check_against_baseline("sigmoid_vs_relu", "blocks=4-relu", cur, base, Tolerance(hardware=0.0))
+    assert verdict.passed is False and verdict.measured - verdict.reference == pytest.approx(0.01)  # se 0: exact
+
+
+def test_bimodal_cells_are_never_paired():
+    base = seeded([10.0] * 4 + [30.0 + s for s in range(12)], range(16))
+    cur = seeded([10.0] * 4 + [29.0 + s for s in range(12)], range(16))
+    verdict = check_against_baseline("batchnorm_vs_groupnorm", "batch_size=2-batchnorm", cur, base, Tolerance())
+    assert verdict.passed and "replicates that learned" in verdict.reason
+
+
+def test_cells_pair_from_the_count_at_which_a_change_that_unpairs_the_seeds_costs_under_x1_3():
+    """A change that unpairs the seeds leaves the paired test the same standard error on n - 1 df instead of
+    2n - 2: its detectable shift at the cell band's alpha and 80 % power, over the unpaired test's."""
+    alpha = Tolerance().alpha("baseline_cell") / 2
+
+    def cost(n):
+        return ((t_quantile(alpha / 2, n - 1) + t_quantile(0.2, n - 1))
+                / (t_quantile(alpha / 2, 2 * n - 2) + t_quantile(0.2, 2 * n - 2)))
+
+    assert cost(MIN_PAIRED_CELL) < 1.3 <= cost(MIN_PAIRED_CELL - 1)
+    assert cost(5) == pytest.approx(2.56, abs=0.01) and cost(8) == pytest.approx(1.56, abs=0.01)
+
+
+@pytest.mark.parametrize("noise", ["normal", "t3"])
+def test_a_paired_cells_false_alarm_rate_is_its_alpha(noise):
+    """Seeds with their own effect (sd 1.5) and runs that differ around it (sd 0.3; Student's t with 3 df for heavy
+    tails): at 12 pairs and a band alpha of 5 %, the band's rate is 5 % for normal differences and no more for
+    heavy-tailed ones."""
+    rng = random.Random(11)
+    budget = 0.1 * BUDGET["baseline_cell"][1] / BUDGET["baseline_cell"][0]  # the band gets half: 5 %
+    tolerance, draws, failed = Tolerance(alarm_budget=budget, hardware=0.0), 3000, 0
+
+    def run(effects):
+        if noise == "normal":
+            return [e + rng.gauss(0, 0.3) for e in effects]
+        return [e + 0.3 * rng.gauss(0, 1) / math.sqrt(rng.gammavariate(1.5, 2) / 3) for e in effects]
+
+    for _ in range(draws):
+        effects = [rng.gauss(45, 1.5) for _ in range(12)]
+        failed += not check_against_baseline("sigmoid_vs_relu", "blocks=4-relu", seeded(run(effects), range(12)),
+                                             seeded(run(effects), range(12)), tolerance).passed
+    low = 0.035 if noise == "normal" else 0.0
+    assert low < failed / draws < 0.065, failed / draws
+
+
+def test_a_loss_metric_paired_by_seed_sees_a_few_percent():
+    """Final losses that spread x1.35 across 12 seeds, each x0.97 after the change: paired, a moved metric;
+    unpaired (other seeds), not."""
+    rng = random.Random(5)
+    base = [math.exp(rng.gauss(-3, 0.3)) for _ in range(12)]
+    cur = [b * 0.97 * math.exp(rng.gauss(0, 0.002)) for b in base]
+    before = seeded([50.0] * 12, range(12), final_loss=base)
+    assert not judge_metric("final_loss", before, seeded([50.0] * 12, range(12), final_loss=cur), Tolerance()).passed
+    assert judge_metric("final_loss", before, seeded([50.0] * 12, range(50, 62), final_loss=cur), Tolerance()).passed
 
 
 def test_data_copy_allowance_is_downward_only():
