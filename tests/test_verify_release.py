@@ -40,3 +40,19 @@ def test_stages_by_name_and_pattern_and_null_runs_judged_across_parts(tmp_path):
     judged = [f"{out}/null-{k}.json" for k in (1, 2, 3)]
     assert rates.split("--same-seeds")[0].split()[3:] == judged
     assert "--seed-offset 13000" in (out / "null-3.log").read_text()
+
+
+def test_the_variant_stages_report_the_long_run_and_run_cifar100_on_generated_data(tmp_path):
+    out = tmp_path / "out"
+    assert verify(tmp_path, out, STAGES="long long-report cifar100 variants").returncode == 0
+    assert stages(out) == ["long", "long-report", "cifar100", "variants"]
+    assert f"report {out}/long.json --plot {out}/figures" in (out / "long-report.log").read_text()
+    assert "--data synthetic:100" in (out / "cifar100.log").read_text()
+    variants = (out / "variants.log").read_text()
+    assert "-m gpu -n 2" in variants and "--variants --bench-data-cifar100=synthetic:100" in variants
+
+
+def test_without_the_long_run_its_report_is_not_attempted(tmp_path):
+    out = tmp_path / "out"
+    assert verify(tmp_path, out, STAGES="long-report").returncode == 0
+    assert stages(out) == []
