@@ -18,7 +18,7 @@
 #   nightly-again  the same seeds once more: the paired test's spread at the nightly counts
 #   null-K      runs of unchanged code with their own seeds (offset 10000 + 1000 K, K = 1..NULL_RUNS) and
 #   null-K-again  their same-seed reruns; null-rates: bench/null_runs.py's measured false-alarm rates
-#   step-times  milliseconds per step of sample cells, each way of training (docs/performance.md)
+#   step-times  milliseconds per step of sample cells, each way of training, torch.compile's too (docs/performance.md)
 #   long        the 100-epoch variant of the norm study (batchnorm_vs_groupnorm_long), timed, and long-report its
 #               table, verdicts and figure; cifar100  the CIFAR-100 variant's code path on generated 100-class data
 #               (no CIFAR-100 images are reachable offline); variants  the variant bench (trains the long one again)

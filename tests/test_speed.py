@@ -104,17 +104,61 @@ def test_bad_modes_are_one_line(capsys, modes, message):
     assert message in err and err.count("\n") == 1
 
 
-def test_step_times_prints_each_way_per_sample_and_marks_the_cuda_only_ones():
+def eager_compile(model):
+    """torch.compile's graph capture and autograd decomposition without Inductor's code generation, which takes
+    about 20 s a shape on 2 CPU cores."""
+    return torch.compile(model, backend="aot_eager", fullgraph=True, dynamic=False)
+
+
+def test_step_times_prints_each_way_per_sample_and_marks_the_cuda_only_ones(monkeypatch):
+    import bench.step_times
     from bench.step_times import WAYS, main as step_times
 
+    monkeypatch.setattr(bench.step_times, "compiled", eager_compile)
     table = step_times(["--data", "synthetic", "--device", "cpu", "--scale", "0.01",
                         "--cell", "batchnorm_vs_groupnorm:batch_size=2-batchnorm"])
     header, _, row = table.splitlines()[2:]
-    assert header == "| cell (R) | " + " | ".join(WAYS) + " | ops |"
+    assert header == "| cell (R) | " + " | ".join(WAYS) + " | compile s | ops |"
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[0] == "batch_size=2-batchnorm (8)" and cells[3:5] == ["-", "-"]
-    assert float(cells[1]) > 0 and float(cells[2]) > 0
-    assert 50 < int(cells[5]) < 120  # forward, backward and 3 GradScaler/SGD ops per replicate: 86 with torch 2.14
+    assert all(float(cells[i]) > 0 for i in (1, 2, 5, 6))  # the compiled way runs on the CPU, without graphs
+    assert 50 < int(cells[7]) < 120  # forward, backward and 3 GradScaler/SGD ops per replicate: 86 with torch 2.14
+
+
+def test_step_times_reports_a_compile_that_fails_and_keeps_the_other_ways(monkeypatch, capsys):
+    import bench.step_times
+
+    def fails(model):
+        raise RuntimeError("no compiler here\nand a second line")
+
+    monkeypatch.setattr(bench.step_times, "compiled", fails)
+    table = bench.step_times.main(["--data", "synthetic", "--device", "cpu", "--scale", "0.01",
+                                   "--cell", "batchnorm_vs_groupnorm:batch_size=2-batchnorm"])
+    cells = [c.strip() for c in table.splitlines()[-1].strip("|").split("|")]
+    assert cells[5:7] == ["failed", "-"] and float(cells[1]) > 0
+    assert capsys.readouterr().err.strip().endswith(
+        "note: batchnorm_vs_groupnorm:batch_size=2-batchnorm: the compiled way failed: RuntimeError: no compiler here")
+
+
+@pytest.mark.parametrize("cell_id", ["batch_size=8-batchnorm", "batch_size=8-groupnorm"])
+def test_a_compiled_model_trains_as_the_eager_one_in_float64(cell_id):
+    """The compiled candidate of step_times: after three fused steps of two replicates, every parameter and
+    running statistic equals the eager model's (float64; Inductor's kernels themselves are only timed, on a GPU)."""
+    from ablation.data import synthetic
+    from ablation.studies import get_study
+    from ablation.train import cell_step, prepare
+
+    study = get_study("batchnorm_vs_groupnorm")
+    data = prepare(synthetic(classes=10), 20, study.subset_seed, "cpu")
+    eager, compiled = (cell_step(study, study.cell(cell_id), data, [0, 1], dtype=torch.float64) for _ in range(2))
+    compiled.model = eager_compile(compiled.model)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        indices = torch.stack([torch.randperm(len(data.train_y), generator=generator)[:8] for _ in range(2)])
+        eager(indices)
+        compiled(indices)
+    for (name, a), b in zip(eager.model.state_dict().items(), compiled.model.state_dict().values()):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12), name
 
 
 @pytest.mark.parametrize("argv,message", [
