@@ -19,16 +19,18 @@
 #   null-K      runs of unchanged code with their own seeds (offset 10000 + 1000 K, K = 1..NULL_RUNS) and
 #   null-K-again  their same-seed reruns; null-rates: bench/null_runs.py's measured false-alarm rates
 #   step-times  milliseconds per step of sample cells, each way of training, torch.compile's too (docs/performance.md)
-#   long        the 100-epoch variant of the norm study (batchnorm_vs_groupnorm_long), timed, and long-report its
-#               table, verdicts and figure; cifar100  the CIFAR-100 variant's code path on generated 100-class data
-#               (no CIFAR-100 images are reachable offline); variants  the variant bench (trains the long one again)
+#   long-1, long-2  the 100-epoch variant of the norm study (batchnorm_vs_groupnorm_long) in two shards, timed (a
+#               shard's cells finish together, so an overrun loses one shard, not the run); long-merge joins them,
+#               long-report gives the table, verdicts and figure; cifar100  the CIFAR-100 variant's code path on
+#               generated 100-class data (no CIFAR-100 images are reachable offline); variants  the variant bench
+#               (trains the long one again)
 # STAGES="bench fault-lr_times_10" runs only those (patterns too: STAGES="null-*"). The whole script takes about 90
 # minutes of an H200 (the null runs 40 of them, the variants 14); in parts that fit 10-minute slots (times
-# projected): STAGES="nightly nightly-again nightly-power" (about 7 minutes), STAGES="long long-report cifar100"
-# (about 7), STAGES=variants (about 7), STAGES="bench held-out-2000 held-out-3000 held-out-pair" (about 5), the
-# faults two or three at a time (FAULTS="label_noise batchnorm_eps" STAGES="fault-label_noise fault-batchnorm_eps"),
-# and the null runs five at a time into one OUT (STAGES="null-*" NULL_FIRST=1 NULL_RUNS=5, then NULL_FIRST=6 ...;
-# null-rates judges every pair in OUT).
+# projected): STAGES="nightly nightly-again nightly-power" (about 7 minutes), STAGES="long-* cifar100" (about 7),
+# STAGES=variants (about 7), STAGES="bench held-out-2000 held-out-3000 held-out-pair" (about 5), the faults two or
+# three at a time (FAULTS="label_noise batchnorm_eps" STAGES="fault-label_noise fault-batchnorm_eps"), and the null
+# runs five at a time into one OUT (STAGES="null-*" NULL_FIRST=1 NULL_RUNS=5, then NULL_FIRST=6 ...; null-rates
+# judges every pair in OUT).
 set -u
 DATA=${1:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
 OUT=${2:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
@@ -96,7 +98,13 @@ if [ ${#null[@]} -gt 0 ]; then
   stage null-rates python3 -m bench.null_runs "${null[@]}" --same-seeds "${again[@]}"
 fi
 stage step-times python3 -m bench.step_times --data "$DATA"
-stage long python3 -m ablation run batchnorm_vs_groupnorm_long --data "$DATA" --out "$OUT/long.json"
+for k in 1 2; do
+  stage "long-$k" python3 -m ablation run batchnorm_vs_groupnorm_long --shard "$k/2" --data "$DATA" \
+    --out "$OUT/long-$k.json"
+done
+if [ -f "$OUT/long-1.json" ] && [ -f "$OUT/long-2.json" ]; then
+  stage long-merge python3 -m ablation merge "$OUT/long-1.json" "$OUT/long-2.json" -o "$OUT/long.json"
+fi
 if [ -f "$OUT/long.json" ]; then
   stage long-report python3 -m ablation report "$OUT/long.json" --plot "$OUT/figures" --markdown "$OUT/long.md"
 fi

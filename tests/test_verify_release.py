@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FAKE_PYTHON = """#!/bin/bash
 echo "python3 $*"
 previous=""
-for argument in "$@"; do [ "$previous" = "--out" ] && touch "$argument"; previous=$argument; done
+for argument in "$@"; do [[ $previous == --out || $previous == -o ]] && touch "$argument"; previous=$argument; done
 """
 
 
@@ -44,15 +44,17 @@ def test_stages_by_name_and_pattern_and_null_runs_judged_across_parts(tmp_path):
 
 def test_the_variant_stages_report_the_long_run_and_run_cifar100_on_generated_data(tmp_path):
     out = tmp_path / "out"
-    assert verify(tmp_path, out, STAGES="long long-report cifar100 variants").returncode == 0
-    assert stages(out) == ["long", "long-report", "cifar100", "variants"]
+    assert verify(tmp_path, out, STAGES="long-* cifar100 variants").returncode == 0
+    assert stages(out) == ["long-1", "long-2", "long-merge", "long-report", "cifar100", "variants"]
+    assert "--shard 2/2" in (out / "long-2.log").read_text()
+    assert f"merge {out}/long-1.json {out}/long-2.json -o {out}/long.json" in (out / "long-merge.log").read_text()
     assert f"report {out}/long.json --plot {out}/figures" in (out / "long-report.log").read_text()
     assert "--data synthetic:100" in (out / "cifar100.log").read_text()
     variants = (out / "variants.log").read_text()
     assert "-m gpu -n 2" in variants and "--variants --bench-data-cifar100=synthetic:100" in variants
 
 
-def test_without_the_long_run_its_report_is_not_attempted(tmp_path):
+def test_one_shard_of_the_long_run_is_not_merged_or_reported(tmp_path):
     out = tmp_path / "out"
-    assert verify(tmp_path, out, STAGES="long-report").returncode == 0
-    assert stages(out) == []
+    assert verify(tmp_path, out, STAGES="long-1 long-merge long-report").returncode == 0
+    assert stages(out) == ["long-1"]
