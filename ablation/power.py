@@ -9,6 +9,11 @@ detectable shift.  s is estimated from the file's own replicates, so a file of
 one run per seed states the bench's power at the next run of the same counts.
 Against a baseline of the same seeds the test is paired: s is the spread of
 the per-seed differences, the standard error s / sqrt(n) on n - 1 df.
+
+A cell's band against a baseline is the same test on one cell (cell_power):
+the median cell of a study whose runs learn, at the band's alpha, from the
+cell's own spread never below the sd floor, or paired on the per-seed
+differences where the cell pairs (12 or more shared seeds).
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ from typing import Any
 from ablation.compare import comparable_cells, metric_values, paired_differences, seed_means
 from ablation.results import ordered_studies, render
 from ablation.stats import t_quantile
-from ablation.verdict import LOSS_METRICS, Tolerance
+from ablation.studies import get_study
+from ablation.verdict import LOSS_METRICS, Tolerance, of_seeds, paired_seeds
 
 MAX_REPLICATES = 512  # replicates_needed looks no further
+CELL_ACCURACY = "accuracy, median cell"  # cell_power's metric
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,11 @@ class Power:
     alpha: float
     power: float
     paired: bool = False  # seed_sd is then the spread of the per-seed differences from a same-seed baseline
+
+    @property
+    def test(self) -> str:
+        """paired; else Welch's (a study's per-seed means) or the band's pooled t (a cell's replicates)."""
+        return "paired" if self.paired else "band" if self.metric == CELL_ACCURACY else "welch"
 
     def detectable(self, replicates: int | None = None) -> float | None:
         """The smallest true shift found with ``power`` at ``replicates`` seeds a side (default the file's)."""
@@ -79,10 +91,41 @@ def study_power(results: dict[str, Any], tolerance: Tolerance = Tolerance(), pow
     return found
 
 
+def cell_power(results: dict[str, Any], tolerance: Tolerance = Tolerance(), power: float = 0.8,
+               alpha: float | None = None, baseline: dict[str, Any] | None = None) -> list[Power]:
+    """Per study, the band of its median cell among those whose runs learn (metric CELL_ACCURACY), at the band's
+    alpha (half the baseline cell's unless ``alpha`` is given): from the cells' replicate sd, never below the sd
+    floor, or against a ``baseline`` whose every such cell pairs (paired_seeds) from the per-seed differences."""
+    found = []
+    for name, entry in ordered_studies(results):
+        study, before = get_study(name), (baseline or {}).get("studies", {}).get(name, {}).get("cells", {})
+        cells = {c: r for c, r in entry["cells"].items() if study.cell(c).level not in study.bimodal_levels}
+        if not cells:
+            continue
+        pairs = {c: paired_seeds(before[c], r) if c in before else [] for c, r in cells.items()}
+        if all(pairs.values()):
+            spreads = [statistics.stdev([a - b for a, b in zip(of_seeds(r, r["accuracy"], pairs[c]),
+                                                               of_seeds(before[c], before[c]["accuracy"], pairs[c]))])
+                       for c, r in cells.items()]
+            n = min(map(len, pairs.values()))
+        else:
+            spreads = [max(statistics.stdev(r["accuracy"]), tolerance.sd_floor) for r in cells.values()
+                       if len(r["accuracy"]) >= 3]
+            n = min(len(r["accuracy"]) for r in cells.values())
+        found.append(Power(name, CELL_ACCURACY, n, statistics.median(spreads) if spreads else None,
+                           alpha if alpha is not None else tolerance.alpha("baseline_cell") / 2, power,
+                           all(pairs.values())))
+    return found
+
+
+def in_points(metric: str) -> bool:
+    return metric in ("accuracy", CELL_ACCURACY)
+
+
 def shift_text(metric: str, shift: float | None) -> str:
     if shift is None:
         return "-"
-    return f"{shift:.2f} points" if metric == "accuracy" else f"x{math.exp(shift):.3f}"
+    return f"{shift:.2f} points" if in_points(metric) else f"x{math.exp(shift):.3f}"
 
 
 def power_table(powers: list[Power], target: float | None, markdown: bool) -> str:
@@ -95,11 +138,11 @@ def power_table(powers: list[Power], target: float | None, markdown: bool) -> st
     for p in powers:
         sd = ("too few (3 needed)" if p.seed_sd is None else "0 (identical runs: no power to state)"
               if p.seed_sd == 0 else f"{p.seed_sd:.3f}")
-        row = [p.study, p.metric, str(p.replicates), "paired" if p.paired else "welch", sd, f"{p.alpha:.2g}",
+        row = [p.study, p.metric, str(p.replicates), p.test, sd, f"{p.alpha:.2g}",
                shift_text(p.metric, p.detectable())]
         if target is not None:
-            needed = p.replicates_needed(target) if p.metric == "accuracy" else None
-            row.append("-" if p.metric != "accuracy" or not p.seed_sd
+            needed = p.replicates_needed(target) if in_points(p.metric) else None
+            row.append("-" if not in_points(p.metric) or not p.seed_sd
                        else str(needed) if needed else f"> {MAX_REPLICATES}")
         rows.append(row)
     return render(headers, rows, markdown)

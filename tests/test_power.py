@@ -159,3 +159,38 @@ def test_at_the_nightly_counts_a_cell_paired_by_seed_detects_shifts_several_time
     assert table == {"sigmoid_vs_relu": [0.11, 2.59, 2.57, 112.1],
                      "batchnorm_vs_groupnorm": [1.0, 2.39, 1.31, 13.4],
                      "conv_activation_norm_position": [0.87, 1.64, 1.18, 5.2]}
+
+
+def sigmoid_relu_cells(differences, seeds=range(12)):
+    """The Sigmoid/ReLU study with 12 seeds in every cell: seed effects spread about 0.4 points, plus
+    ``differences`` (per seed, the same in every cell)."""
+    from ablation.studies import get_study
+
+    cells = {}
+    for i, cell in enumerate(get_study("sigmoid_vs_relu").cells):
+        accuracy = [40.0 + i + 0.5 * math.sin(7 * s) + d for s, d in zip(seeds, differences)]
+        cells[cell.id] = {"accuracy": accuracy, "collapsed": [False] * len(accuracy), "seeds": list(seeds)}
+    return {"studies": {"sigmoid_vs_relu": {"cells": cells}}}
+
+
+def test_a_cells_power_is_its_bands_median_cell_paired_from_twelve_shared_seeds():
+    from ablation.power import CELL_ACCURACY, cell_power
+    from ablation.verdict import Tolerance
+
+    differences = [0.1 * (-1) ** s + 0.02 * s for s in range(12)]
+    before, after = sigmoid_relu_cells([0.0] * 12), sigmoid_relu_cells(differences)
+    (paired,) = cell_power(after, baseline=before)
+    alpha = Tolerance().alpha("baseline_cell") / 2
+    assert (paired.metric, paired.test, paired.replicates) == (CELL_ACCURACY, "paired", 12)
+    assert paired.seed_sd == pytest.approx(statistics.stdev(differences)) and paired.alpha == alpha
+    (unpaired,) = cell_power(after, baseline=sigmoid_relu_cells([0.0] * 12, seeds=range(100, 112)))
+    assert unpaired.test == "band" and unpaired.seed_sd == 1.0  # the sd floor, above the cells' own spread
+    assert unpaired.detectable() > 9 * paired.detectable()
+
+
+def test_power_prints_the_median_cell_beside_the_studies(capsys, tmp_path):
+    path = RECORDED / "h200-bench.json"
+    assert main(["power", str(path), "--target-shift", "1"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if "median cell" in line]
+    assert [row[0] for row in rows] == ["sigmoid_vs_relu", "batchnorm_vs_groupnorm", "conv_activation_norm_position"]
+    assert rows[0][4:] == ["5", "band", "1.205", "1.5e-05", "7.73", "points", "82"]
