@@ -51,12 +51,6 @@ def t_sf(t: float, df: float) -> float:
     return tail if t >= 0 else 1.0 - tail
 
 
-def t_two_sided_p(t: float, df: float) -> float:
-    """P(|T| >= |t|)."""
-    return min(1.0, 2 * t_sf(abs(t), df))
-
-
-@functools.lru_cache(maxsize=4096)
 @functools.lru_cache(maxsize=4096)  # the bench asks for the same few (alpha, df) pairs many times
 def t_quantile(upper: float, df: float) -> float:
     """The t with P(T >= t) = ``upper`` (0 < upper <= 0.5), by bisection on t_sf."""
