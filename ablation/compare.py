@@ -408,8 +408,9 @@ def summary(comparison: Comparison) -> str:
               for d in comparison.drifts if d.numerics is not None and d.numerics.verdict == "changed"]
     study_margin, cell_margin = tolerance.margin + tolerance.hardware, tolerance.cell_margin + tolerance.hardware
     states = [d.label for d in comparison.drifts]
+    paired = sum(d.verdict.paired for d in comparison.drifts)
     lines.append(f"cells: {states.count('equivalent')} equivalent (shown within ±{cell_margin:g} points), "
-                 f"{states.count('inconclusive')} inconclusive")
+                 f"{states.count('inconclusive')} inconclusive" + (f"; {paired} judged seed by seed" if paired else ""))
     doubtful = comparison.inconclusive
     if doubtful:
         lines.append(f"inconclusive: {', '.join(doubtful)}: the accuracy shift is neither a regression nor shown "
@@ -437,7 +438,7 @@ def as_json(comparison: Comparison) -> dict[str, Any]:
     def cell(d: Drift) -> dict[str, Any]:
         v = d.verdict
         verdicts = {"accuracy": {"verdict": d.label if not v.passed else EQUIVALENCE_STATE[v.equivalent],
-                                 "passed": v.passed, "equivalent": v.equivalent,
+                                 "passed": v.passed, "equivalent": v.equivalent, "paired": v.paired,
                                  "baseline": v.reference, "current": v.measured,
                                  "band": None if v.low is None else [v.low, v.high], "p": v.p,
                                  "adjusted_p": v.adjusted_p, "reason": v.reason}}

@@ -123,6 +123,7 @@ class Verdict:
     p: float = 1.0  # the smallest p of the cell's tests (0 for a rule without chance, such as a run at chance)
     adjusted_p: float = 1.0  # p adjusted for the whole bench run
     equivalent: bool | None = None  # within the cell margin (TOST on its band); None: no band to judge it by
+    paired: bool = False  # the band was judged on per-seed differences (paired_band)
 
     def message(self, record: dict[str, Any], reference_runs: list[float]) -> str:
         runs = ", ".join(f"{a:.2f}{' (collapsed)' if c else ''}" for a, c in zip(record["accuracy"], record["collapsed"]))
@@ -243,12 +244,13 @@ def check_cell(study_name: str, cell_id: str, record: dict[str, Any], reference:
     chance_p = 1.0
 
     def verdict(passed: bool, reference_mean: float, measured: float, reason: str, band_p: float = 1.0,
-                limits: tuple[float | None, float | None] = (None, None), same: bool | None = None) -> Verdict:
+                limits: tuple[float | None, float | None] = (None, None), same: bool | None = None,
+                paired: bool = False) -> Verdict:
         """The cell's verdict, with the p of whichever of its two tests came closer to an alarm, and that p
         adjusted for the whole run."""
         p, test_alpha = min((chance_p, chance_alpha), (band_p, alpha), key=lambda test: test[0] / test[1])
         return Verdict(study_name, cell_id, passed, reference_mean, measured, *limits, reason, p,
-                       min(1.0, p * tolerance.alarm_budget / test_alpha), False if not passed else same)
+                       min(1.0, p * tolerance.alarm_budget / test_alpha), False if not passed else same, paired)
 
     if not bimodal and any(failed) and len(learned_reference) == len(reference):
         chance_p = chance_run_p(reference, values, tolerance, copy)
@@ -290,7 +292,8 @@ def check_cell(study_name: str, cell_id: str, record: dict[str, Any], reference:
     where = "inside" if ok else ("below" if mean < limits.low else "above")
     reason = (f"{subject} {mean:.2f} vs reference {statistics.fmean(reference):.2f} (se {limits.se:.2f}): {where} "
               f"the band [{limits.low:.2f}, {limits.high:.2f}]")
-    return verdict(ok, statistics.fmean(reference), mean, reason, limits.p, (limits.low, limits.high), same)
+    return verdict(ok, statistics.fmean(reference), mean, reason, limits.p, (limits.low, limits.high), same,
+                   paired=pairs is not None and not bimodal)
 
 
 def chance_run_p(reference: list[float], values: list[float], tolerance: Tolerance, copy: bool) -> float:

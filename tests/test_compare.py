@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from ablation.cli import main
-from ablation.results import read_results
+from ablation.results import PER_REPLICATE, read_results
 
 RECORDED = Path(__file__).resolve().parent.parent / "bench" / "recorded"
 BENCH, REPEAT = RECORDED / "h200-bench.json", RECORDED / "h200-repeat.json"
@@ -182,3 +182,41 @@ def test_a_tolerance_that_would_flag_everything_or_nothing_is_refused(capsys, op
     """A budget of 0 passes everything and of 1 fails everything; a negative floor or allowance narrows bands."""
     code, out, err = compare(capsys, BENCH, REPEAT, option, value)
     assert code == 2 and message in err and err.count("\n") == 1 and out == ""
+
+
+def twelve_seeds(results, shift=None):
+    """The Sigmoid/ReLU study with 12 seeds a cell (the recorded 5, then 7 more around each cell's mean), each
+    seed's accuracy moved by ``shift`` (cell -> points) where given."""
+    import math
+
+    results = json.loads(json.dumps(results))
+    for cell_id, record in results["studies"]["sigmoid_vs_relu"]["cells"].items():
+        mean = sum(record["accuracy"]) / len(record["accuracy"])
+        record["accuracy"] += [mean + math.sin(3 * seed) for seed in range(5, 12)]
+        record["accuracy"] = [a + (shift or {}).get(cell_id, 0.0) for a in record["accuracy"]]
+        record["seeds"] = list(range(12))
+        for key in PER_REPLICATE:
+            if key not in ("accuracy", "seeds") and record.get(key) is not None:
+                record[key] += record[key][:1] * 7
+    return results
+
+
+def test_cells_sharing_twelve_seeds_are_judged_seed_by_seed(capsys, tmp_path):
+    """A 0.8-point drop in one cell, the same for every seed: paired, a regression (its runs spread about 1.3
+    points, so unpaired it would pass); the summary and --json say which cells were paired."""
+    before, after = tmp_path / "before.json", tmp_path / "after.json"
+    bench = read_results(BENCH)
+    before.write_text(json.dumps(twelve_seeds(bench)))
+    after.write_text(json.dumps(twelve_seeds(bench, {"blocks=4-relu": -0.8})))
+    code, out, _ = compare(capsys, before, after)
+    assert code == 1 and "- sigmoid_vs_relu[blocks=4-relu]: REGRESSION: mean of the 12 replicates paired by seed" in out
+    assert "; 16 judged seed by seed" in out
+    code, out, _ = compare(capsys, before, after, "--json")
+    cells = {c["cell"]: c["verdicts"]["accuracy"] for c in json.loads(out)["cells"] if c["study"] == "sigmoid_vs_relu"}
+    assert all(v["paired"] for v in cells.values()) and not cells["blocks=4-relu"]["passed"]
+    other_seeds = json.loads(after.read_text())
+    for record in other_seeds["studies"]["sigmoid_vs_relu"]["cells"].values():
+        record["seeds"] = [seed + 100 for seed in record["seeds"]]
+    after.write_text(json.dumps(other_seeds))
+    code, out, _ = compare(capsys, before, after)
+    assert "blocks=4-relu" not in out.split("cells compared")[1] and "judged seed by seed" not in out
