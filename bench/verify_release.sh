@@ -27,10 +27,10 @@
 # STAGES="bench fault-lr_times_10" runs only those (patterns too: STAGES="null-*"). The whole script takes about 90
 # minutes of an H200 (the null runs 40 of them, the variants 14); in parts that fit 10-minute slots (times
 # projected): STAGES="nightly nightly-again nightly-power" (about 7 minutes), STAGES="long-* cifar100" (about 7),
-# STAGES=variants (about 7), STAGES="bench held-out-2000 held-out-3000 held-out-pair" (about 5), the faults two or
-# three at a time (FAULTS="label_noise batchnorm_eps" STAGES="fault-label_noise fault-batchnorm_eps"), and the null
-# runs five at a time into one OUT (STAGES="null-*" NULL_FIRST=1 NULL_RUNS=5, then NULL_FIRST=6 ...; null-rates
-# judges every pair in OUT).
+# STAGES=variants (about 7), STAGES=step-times (a few, with its compiles), STAGES="bench held-out-2000
+# held-out-3000 held-out-pair" (about 5), the faults two or three at a time (FAULTS="label_noise batchnorm_eps"
+# STAGES="fault-label_noise fault-batchnorm_eps"), and the null runs five at a time into one OUT (STAGES="null-*"
+# NULL_FIRST=1 NULL_RUNS=5, then NULL_FIRST=6 ...; null-rates judges every pair in OUT).
 set -u
 DATA=${1:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
 OUT=${2:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
