@@ -23,11 +23,11 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from ablation.compare import comparable_cells, metric_values, paired_differences, seed_means
+from ablation.compare import MIN_PAIRED, comparable_cells, metric_values, paired_differences, seed_means
 from ablation.results import ordered_studies, render
 from ablation.stats import t_quantile
 from ablation.studies import get_study
-from ablation.verdict import LOSS_METRICS, Tolerance, of_seeds, paired_seeds
+from ablation.verdict import LOSS_METRICS, MIN_PAIRED_CELL, Tolerance, of_seeds, paired_seeds
 
 MAX_REPLICATES = 512  # replicates_needed looks no further
 CELL_ACCURACY = "accuracy, median cell"  # cell_power's metric
@@ -57,11 +57,12 @@ class Power:
         return (t_quantile(self.alpha / 2, df) + t_quantile(1 - self.power, df)) * se
 
     def replicates_needed(self, shift: float) -> int | None:
-        """The fewest seeds a side that detect ``shift`` (points, or a log ratio) with ``power``; None beyond
-        MAX_REPLICATES or without an estimate."""
+        """The fewest seeds a side that detect ``shift`` (points, or a log ratio) with ``power``, at least as many
+        as the test needs to pair where it is paired; None beyond MAX_REPLICATES or without an estimate."""
         if not self.seed_sd:
             return None
-        return next((n for n in range(2, MAX_REPLICATES + 1) if self.detectable(n) <= shift), None)
+        fewest = (MIN_PAIRED_CELL if self.metric == CELL_ACCURACY else MIN_PAIRED) if self.paired else 2
+        return next((n for n in range(fewest, MAX_REPLICATES + 1) if self.detectable(n) <= shift), None)
 
 
 def study_power(results: dict[str, Any], tolerance: Tolerance = Tolerance(), power: float = 0.8,

@@ -186,6 +186,7 @@ def test_a_cells_power_is_its_bands_median_cell_paired_from_twelve_shared_seeds(
     (unpaired,) = cell_power(after, baseline=sigmoid_relu_cells([0.0] * 12, seeds=range(100, 112)))
     assert unpaired.test == "band" and unpaired.seed_sd == 1.0  # the sd floor, above the cells' own spread
     assert unpaired.detectable() > 9 * paired.detectable()
+    assert paired.replicates_needed(5.0) == 12  # the band pairs from 12 seeds on, however small the spread
 
 
 def test_power_prints_the_median_cell_beside_the_studies(capsys, tmp_path):
