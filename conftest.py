@@ -388,7 +388,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         ok, detail = finding.judge(results, _tolerance(config))
         if ok is not None:
             write(f"finding {finding.study}:{finding.name}: {'holds' if ok else 'FAILS'}: {detail}")
-    from ablation.power import power_table, study_power
+    from ablation.power import cell_power, power_table, study_power
 
     baseline = None
     if config.getoption("baseline"):
@@ -397,9 +397,9 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         except ResultsError as error:
             write(f"drift against the baseline not computed: {error}")
     if powers := study_power(results, _tolerance(config), baseline=baseline):
-        write("smallest study shifts this run's replicate counts detect (80 % power; paired where the baseline "
-              "shares the seeds):")
-        write(power_table(powers, None, False))
+        write("smallest shifts of a study and of its median cell that this run's replicate counts detect (80 % power; "
+              "paired where the baseline shares the seeds):")
+        write(power_table(powers + cell_power(results, _tolerance(config), baseline=baseline), None, False))
     write(f"results written to {config.getoption('bench_out')}")
     if baseline is not None:
         try:

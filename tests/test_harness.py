@@ -103,6 +103,8 @@ def test_bench_on_cpu_under_xdist_writes_one_results_file(tmp_path, tiny_npz):
     assert "against the documented table: conv_activation_norm_position[order=conv_bn_relu]: REGRESSION" in proc.stdout
     assert "reference runs [62.32, 62.23, 63.38], measured replicates [" in proc.stdout and ", band " in proc.stdout
     assert "ablation-bench results" in proc.stdout and "finding conv_activation_norm_position" in proc.stdout
+    power = next(line for line in proc.stdout.splitlines() if "accuracy, median cell" in line)
+    assert power.split()[4:9] == ["2", "band", "too", "few", "(3"]  # 2 replicates: no spread to state power by
 
 
 def test_bench_without_xdist_reaches_pytest_benchmark_and_refuses_a_baseline_from_other_data(tmp_path, tiny_npz):

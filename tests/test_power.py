@@ -84,6 +84,7 @@ def test_report_states_the_power_beside_the_verdicts():
 
     text = markdown_report(read_results(RECORDED / "h200-bench.json"))
     assert "## Power" in text and "| sigmoid_vs_relu | accuracy | 5 | welch | 0.208 | 0.001 | 0.78 points |" in text
+    assert "| sigmoid_vs_relu | accuracy, median cell | 5 | band | 1.205 | 1.5e-05 | 7.73 points |" in text
     assert len(study_power(read_results(RECORDED / "h200-run-order-eager.json"))) == 2
 
 
