@@ -169,7 +169,7 @@ def add_tolerance_options(add: Callable[..., Any]) -> None:
         help="false-alarm probability of one whole comparison or bench run, split over its decisions "
              "(default %(default)s)")
     add("--sd-floor", type=zero_or_more, default=default.sd_floor,
-        help="smallest run-to-run sd assumed, points (default %(default)s)")
+        help="smallest run-to-run sd assumed, points, where a cell is not paired by seed (default %(default)s)")
     add("--allowance-hardware", type=zero_or_more, default=default.hardware,
         help="points allowed either way between devices with no measured allowance (default %(default)s; "
              "0 on the same device)")
