@@ -307,11 +307,9 @@ def _bench_config(config: pytest.Config):
 
 
 def _tolerance(config: pytest.Config):
-    from ablation.verdict import Tolerance
+    from ablation.cli import tolerance_of
 
-    return Tolerance(alarm_budget=config.getoption("alarm_budget"), sd_floor=config.getoption("sd_floor"),
-                     hardware=config.getoption("allowance_hardware"), data_copy=config.getoption("allowance_data"),
-                     margin=config.getoption("margin"), cell_margin=config.getoption("cell_margin"))
+    return tolerance_of(config.option, data_copy=config.getoption("allowance_data"))
 
 
 def _need_gpu(config: pytest.Config) -> None:
@@ -388,7 +386,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         ok, detail = finding.judge(results, _tolerance(config))
         if ok is not None:
             write(f"finding {finding.study}:{finding.name}: {'holds' if ok else 'FAILS'}: {detail}")
-    from ablation.power import cell_power, power_table, study_power
+    from ablation.power import power_rows, power_table
 
     baseline = None
     if config.getoption("baseline"):
@@ -396,10 +394,10 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
             baseline = read_results(config.getoption("baseline"))
         except ResultsError as error:
             write(f"drift against the baseline not computed: {error}")
-    if powers := study_power(results, _tolerance(config), baseline=baseline):
+    if powers := power_rows(results, _tolerance(config), baseline=baseline):
         write("smallest shifts of a study and of its median cell that this run's replicate counts detect (80 % power; "
               "paired where the baseline shares the seeds):")
-        write(power_table(powers + cell_power(results, _tolerance(config), baseline=baseline), None, False))
+        write(power_table(powers, None, False))
     write(f"results written to {config.getoption('bench_out')}")
     if baseline is not None:
         try:

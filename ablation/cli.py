@@ -20,7 +20,7 @@ from ablation.data import DATA_ROOT_ENV, SOURCE_CLASSES, DataError, Dataset, loa
 from ablation.report import history, history_text, markdown_report, plot_results
 from ablation.results import (FORMATS, NOT_JUDGED, ResultsError, environment, extend_cell, format_results, new_results,
                               read_results, training_seconds, write_json)
-from ablation.power import cell_power, in_points, power_table, study_power
+from ablation.power import in_points, power_rows, power_table
 from ablation.shard import Shard, deal, merge, parse_shard
 from ablation.runner import run_study
 from ablation.speed import MODES, available_modes, measure, speed_table
@@ -453,10 +453,9 @@ def show_power(args: argparse.Namespace) -> int:
         raise UsageError(f"--power must be 0.5 or more, got {args.power}")
     results = read_results(args.results)
     baseline = read_results(args.baseline) if args.baseline else None
-    powers = study_power(results, power=args.power, alpha=args.alpha, baseline=baseline)
+    powers = power_rows(results, power=args.power, alpha=args.alpha, baseline=baseline)
     if not powers:
         raise UsageError(f"{args.results} holds no study with two comparable cells; power needs a whole study")
-    powers += cell_power(results, power=args.power, alpha=args.alpha, baseline=baseline)
     if args.json:
         print(json.dumps([{"study": p.study, "metric": p.metric, "replicates": p.replicates, "test": p.test,
                            "seed_sd": p.seed_sd, "alpha": p.alpha, "power": p.power, "detectable_shift": p.detectable(),
@@ -546,9 +545,11 @@ def compare_files(args: argparse.Namespace) -> int:
     return 1 if comparison.regressed else 0
 
 
-def tolerance_of(args: argparse.Namespace) -> Tolerance:
+def tolerance_of(args: argparse.Namespace, **more: float) -> Tolerance:
+    """The Tolerance of add_tolerance_options' options in ``args`` (the command line's, or the bench's), and
+    ``more`` fields."""
     return Tolerance(alarm_budget=args.alarm_budget, sd_floor=args.sd_floor, hardware=args.allowance_hardware,
-                     margin=args.margin, cell_margin=args.cell_margin)
+                     margin=args.margin, cell_margin=args.cell_margin, **more)
 
 
 def check_directory(path: Path) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from ablation.numerics import Numerics, compare_replicates, why_no_verdict
 from ablation.results import ResultsError, render, training_mode, training_seconds
-from ablation.stats import t_quantile, t_sf, welch
+from ablation.stats import paired_t, t_quantile, t_sf, welch
 from ablation.studies import get_study
 from ablation.verdict import (LOSS_METRICS, Tolerance, Verdict, band, check_against_baseline, equivalent, for_baseline,
                               of_seeds, paired_band, paired_seeds)
@@ -64,6 +64,9 @@ class MetricVerdict:
     p: float
     adjusted_p: float
 
+    def describe(self) -> str:
+        return f"{self.metric.replace('_', ' ')} x{self.ratio:.3f} of the baseline's (adjusted p {self.adjusted_p:.2g})"
+
 
 def judge_metric(metric: str, before: dict[str, Any], after: dict[str, Any], tolerance: Tolerance) -> MetricVerdict:
     """A loss metric of a cell against a same-device baseline: Student's t on the replicates' logs, both ways;
@@ -75,8 +78,7 @@ def judge_metric(metric: str, before: dict[str, Any], after: dict[str, Any], tol
         base, cur = of_seeds(before, base, seeds), of_seeds(after, cur, seeds)
     limits = paired_band(base, cur, exact, alpha) if seeds else band(base, cur, exact, False, alpha)
     ratio = math.exp(statistics.fmean(cur) - statistics.fmean(base))
-    return MetricVerdict(metric, limits.p >= tolerance.alpha("metric"), ratio, limits.p,
-                         tolerance.adjusted(limits.p, "metric"))
+    return MetricVerdict(metric, limits.p >= alpha, ratio, limits.p, tolerance.adjusted(limits.p, "metric"))
 
 
 @dataclass(frozen=True)
@@ -150,11 +152,16 @@ class StudyShift:
             return "ok"
         return "equivalent" if self.equivalent else "inconclusive"
 
+    @property
+    def change_text(self) -> str:
+        """The change in its metric's terms: points of accuracy, or a loss's ratio."""
+        return f"{self.change:+.2f} points" if self.metric == "accuracy" else f"x{math.exp(self.change):.3f}"
+
     def describe(self) -> str:
-        moved = (f"mean accuracy over {self.cells} cells moved {self.change:+.2f} points" if self.metric == "accuracy"
-                 else f"{self.metric.replace('_', ' ')} over {self.cells} cells moved x{math.exp(self.change):.3f}")
-        return (f"{self.study}: {moved} against the baseline ({self.test} t = {self.t:+.2f}, {self.df:.1f} df, "
-                f"p = {self.p:.2g}, adjusted p = {self.adjusted_p:.2g})")
+        what = "mean accuracy" if self.metric == "accuracy" else self.metric.replace("_", " ")
+        return (f"{self.study}: {what} over {self.cells} cells moved {self.change_text} against the baseline "
+                f"({self.test} t = {self.t:+.2f}, {self.df:.1f} df, p = {self.p:.2g}, adjusted p = "
+                f"{self.adjusted_p:.2g})")
 
 
 @dataclass(frozen=True)
@@ -272,8 +279,7 @@ def judge_study_shift(study_name: str, before: dict[str, dict[str, Any]], after:
         return None
     differences = paired_differences(before, after, cells, metric)
     if differences is not None:
-        n = len(differences)
-        change, se, df = statistics.fmean(differences), statistics.stdev(differences) / math.sqrt(n), n - 1.0
+        change, se, df = paired_t(differences)
         test = "paired"
     else:
         base, cur = (seed_means([metric_values(side[c], metric) for c in cells]) for side in (before, after))
@@ -321,8 +327,8 @@ def shared_seeds(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> l
 
 def means_by_seed(records: list[dict[str, Any]], metric: str, seeds: list[int]) -> list[float]:
     """Per seed of ``seeds``, in that order, the mean of ``metric`` over the records (each holds every seed)."""
-    values = [dict(zip(record["seeds"], metric_values(record, metric))) for record in records]
-    return [statistics.fmean(by_seed[seed] for by_seed in values) for seed in seeds]
+    values = [of_seeds(record, metric_values(record, metric), seeds) for record in records]
+    return [statistics.fmean(per_seed) for per_seed in zip(*values)]
 
 
 def seed_means(accuracies: list[list[float]]) -> list[float]:
@@ -400,8 +406,7 @@ def summary(comparison: Comparison) -> str:
             f"{tolerance.alarm_budget:.3g}; sd floor {tolerance.sd_floor} points; "
             f"hardware allowance ±{tolerance.hardware:g} points){numerics}")
     lines = [f"- {d.verdict.study}[{d.verdict.cell}]: {d.label}: {d.verdict.reason}" for d in worse]
-    lines += [f"- {d.verdict.study}[{d.verdict.cell}]: {m.metric.replace('_', ' ')} x{m.ratio:.3f} of the baseline's "
-              f"(adjusted p {m.adjusted_p:.2g})" for d, m in moved]
+    lines += [f"- {d.verdict.study}[{d.verdict.cell}]: {m.describe()}" for d, m in moved]
     lines += [f"- {s.describe()}" for s in shifted]
     lines += [f"- {t.study}: {t.current:,.0f} img/s is x{t.ratio:.2f} of the baseline's {t.baseline:,.0f}" for t in slow]
     lines += [f"- {d.verdict.study}[{d.verdict.cell}]: numerics changed: {d.numerics.detail}"

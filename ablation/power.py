@@ -119,6 +119,14 @@ def cell_power(results: dict[str, Any], tolerance: Tolerance = Tolerance(), powe
     return found
 
 
+def power_rows(results: dict[str, Any], tolerance: Tolerance = Tolerance(), power: float = 0.8,
+               alpha: float | None = None, baseline: dict[str, Any] | None = None) -> list[Power]:
+    """study_power's rows, then cell_power's: what `power`, `report` and the bench print; none where no study has
+    two comparable cells."""
+    studies = study_power(results, tolerance, power, alpha, baseline)
+    return studies + cell_power(results, tolerance, power, alpha, baseline) if studies else []
+
+
 def in_points(metric: str) -> bool:
     return metric in ("accuracy", CELL_ACCURACY)
 

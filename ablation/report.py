@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from ablation.findings import FINDINGS
-from ablation.power import cell_power, power_table, study_power
+from ablation.power import power_rows, power_table
 from ablation.results import (NOT_JUDGED, ResultsError, mean_sd, measured_text, ordered_studies, read_results, render,
                               short_commit, used_cuda_graphs)
 from ablation.stats import level_shift
@@ -138,12 +138,12 @@ def markdown_report(results: dict[str, Any], tolerance: Tolerance = Tolerance())
                          f"{mean - documented:+.2f}" if documented is not None else "-", verdict_text])
         lines += [f"## {study.title} (`{name}`)", "",
                   render([study.factor, "variant", "documented", "measured", "difference", "verdict"], rows, True), ""]
-    if judged_profile and (powers := study_power(results, tolerance)):
+    if judged_profile and (powers := power_rows(results, tolerance)):
         lines += ["## Power", "", "The smallest shift of a whole study, and of its median cell, that its test "
                   "against a baseline of the same replicate counts and other seeds detects with 80 % probability "
                   "(`python -m ablation power`; against a baseline of the same seeds the tests are paired and see "
                   "smaller shifts: `power --baseline FILE`):", "",
-                  power_table(powers + cell_power(results, tolerance), None, True), ""]
+                  power_table(powers, None, True), ""]
     judged = [(f, f.judge(results, tolerance)) for f in findings if f.study in results["studies"]]
     judged = [(f, ok, detail) for f, (ok, detail) in judged if ok is not None]
     if judged:

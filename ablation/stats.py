@@ -82,6 +82,12 @@ def welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
     return statistics.fmean(b) - statistics.fmean(a), se, df
 
 
+def paired_t(differences: list[float]) -> tuple[float, float, float]:
+    """(mean of the paired differences, its standard error, df): Student's paired t; 2 differences or more."""
+    n = len(differences)
+    return statistics.fmean(differences), statistics.stdev(differences) / math.sqrt(n), n - 1.0
+
+
 def fisher_exact(a: int, b: int, c: int, d: int) -> float:
     """Two-sided p of Fisher's exact test for the table [[a, b], [c, d]]: the probability, with the margins fixed,
     of a table no more likely than this one."""

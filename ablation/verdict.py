@@ -43,7 +43,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from ablation.stats import fisher_exact, t_quantile, t_sf
+from ablation.stats import fisher_exact, paired_t, t_quantile, t_sf
 from ablation.studies import DOCUMENTED, get_study
 
 # The false-alarm budget of one bench run, split by kind of decision: (share of the budget, decisions of that kind
@@ -124,6 +124,7 @@ class Verdict:
     adjusted_p: float = 1.0  # p adjusted for the whole bench run
     equivalent: bool | None = None  # within the cell margin (TOST on its band); None: no band to judge it by
     paired: bool = False  # the band was judged on per-seed differences (paired_band)
+    share_changed: bool = False  # failed by the share of runs at chance (a bimodal cell's Fisher test)
 
     def message(self, record: dict[str, Any], reference_runs: list[float]) -> str:
         runs = ", ".join(f"{a:.2f}{' (collapsed)' if c else ''}" for a, c in zip(record["accuracy"], record["collapsed"]))
@@ -185,10 +186,8 @@ def paired_band(reference: list[float], measured: list[float], tolerance: Tolera
     """band() for replicates paired by seed (reference[i] and measured[i] trained the same seed): the standard
     error is the per-seed differences', on pairs - 1 df, with no sd floor (Student's t carries the estimate's
     uncertainty; see MIN_PAIRED_CELL)."""
-    differences = [m - r for r, m in zip(reference, measured, strict=True)]
-    se = statistics.stdev(differences) / math.sqrt(len(differences))
-    return band_around(statistics.fmean(reference), statistics.fmean(measured), se, len(differences) - 1.0,
-                       tolerance, False, alpha)
+    _, se, df = paired_t([m - r for r, m in zip(reference, measured, strict=True)])
+    return band_around(statistics.fmean(reference), statistics.fmean(measured), se, df, tolerance, False, alpha)
 
 
 def band_around(centre: float, measured: float, se: float, df: float, tolerance: Tolerance, copy: bool,
@@ -245,12 +244,13 @@ def check_cell(study_name: str, cell_id: str, record: dict[str, Any], reference:
 
     def verdict(passed: bool, reference_mean: float, measured: float, reason: str, band_p: float = 1.0,
                 limits: tuple[float | None, float | None] = (None, None), same: bool | None = None,
-                paired: bool = False) -> Verdict:
+                paired: bool = False, share_changed: bool = False) -> Verdict:
         """The cell's verdict, with the p of whichever of its two tests came closer to an alarm, and that p
         adjusted for the whole run."""
         p, test_alpha = min((chance_p, chance_alpha), (band_p, alpha), key=lambda test: test[0] / test[1])
         return Verdict(study_name, cell_id, passed, reference_mean, measured, *limits, reason, p,
-                       min(1.0, p * tolerance.alarm_budget / test_alpha), False if not passed else same, paired)
+                       min(1.0, p * tolerance.alarm_budget / test_alpha), False if not passed else same, paired,
+                       share_changed)
 
     if not bimodal and any(failed) and len(learned_reference) == len(reference):
         chance_p = chance_run_p(reference, values, tolerance, copy)
@@ -267,7 +267,8 @@ def check_cell(study_name: str, cell_id: str, record: dict[str, Any], reference:
                   f"{reference_failed}/{len(reference)}")
         if chance_p < chance_alpha:
             return verdict(False, statistics.fmean(reference), mean,
-                           f"{counts}: the share at chance changed (Fisher's exact p {chance_p:.2g})")
+                           f"{counts}: the share at chance changed (Fisher's exact p {chance_p:.2g})",
+                           share_changed=True)
         if not learned_reference or not learners:
             return verdict(True, statistics.fmean(reference), mean, counts)
         if len(learned_reference) == len(learners) == 1:

@@ -134,7 +134,7 @@ def simulate(runs: int, tolerance: Tolerance = Tolerance(), seed: int = 0,
                 found["documented_cell"] = True
             against = check_against_baseline(m.study, m.cell, record, baseline[m.study][m.cell], same_device)
             if not against.passed:
-                found["chance_share" if "the share at chance changed" in against.reason else "baseline_cell"] = True
+                found["chance_share" if against.share_changed else "baseline_cell"] = True
             if "final_loss" in record and not judge_metric("final_loss", baseline[m.study][m.cell], record,
                                                            same_device).passed:
                 found["metric"] = True

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -138,8 +137,7 @@ def detection_report(paths: list[str], baseline_path: str | None = None) -> str:
 
 
 def _shifted(shifts: list) -> str:
-    return _tally([f"{s.study} {s.metric} ({s.change:+.2f} points)" if s.metric == "accuracy"
-                   else f"{s.study} {s.metric} (x{math.exp(s.change):.3f})" for s in shifts if not s.passed], len(shifts))
+    return _tally([f"{s.study} {s.metric} ({s.change_text})" for s in shifts if not s.passed], len(shifts))
 
 
 def _count(verdicts: list) -> str:

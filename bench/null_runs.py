@@ -74,7 +74,7 @@ def table_alarms(results: dict[str, Any], tolerance: Tolerance) -> dict[str, boo
 def comparison_alarms(comparison: Comparison) -> dict[str, bool | None]:
     """Per kind, whether a comparison of two unchanged runs raised a false alarm (None: none of that kind)."""
     failed = [d for d in comparison.drifts if not d.verdict.passed]
-    chance = [d for d in failed if "the share at chance changed" in d.verdict.reason]
+    chance = [d for d in failed if d.verdict.share_changed]
     metrics = [m for d in comparison.drifts for m in d.metrics] + [s for s in comparison.shifts
                                                                   if s.metric != "accuracy"]
     shifts = [s for s in comparison.shifts if s.metric == "accuracy"]

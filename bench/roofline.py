@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from ablation.results import read_results, render, training_seconds
 from ablation.studies import DOCUMENTED, Cell, Study, get_study
+from bench.step_times import Dispatched
 
 # Dense peaks from the vendor's datasheets (SXM parts): tensor-core TF32 and bf16 FLOP/s, HBM bytes/s.
 PEAKS = {
@@ -42,21 +42,20 @@ OPTIMIZER_PASSES = {"sgd": 5, "adamw": 7}  # float32 parameter-sized reads and w
 CONVOLUTIONS = {"convolution", "convolution_backward"}
 
 
-class Traffic(TorchDispatchMode):
-    """Bytes every ATen op reads and writes (views excepted: they move nothing), all ops and convolutions apart."""
+class Traffic(Dispatched):
+    """Dispatched's ops, and the bytes each reads and writes (views move nothing), all ops and convolutions
+    apart."""
 
     def __init__(self) -> None:
         super().__init__()
         self.total = 0
         self.convolutions = 0
-        self.ops = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
+        out = super().__torch_dispatch__(func, types, args, kwargs)
         if not func.is_view:
             moved = sum(_nbytes(x) for x in (*args, *(kwargs or {}).values(), out))
             self.total += moved
-            self.ops += 1
             if func.overloadpacket.__name__ in CONVOLUTIONS:
                 self.convolutions += moved
         return out
@@ -101,7 +100,7 @@ def count_step(study: Study, cell: Cell, replicates: int | None = None) -> Step:
     parameters = sum(p.numel() for p in model.parameters()) * 4 * OPTIMIZER_PASSES[hp.optimizer]
     images_per_epoch = hp.per_class * study.classes
     return Step(flops.get_total_flops() * r, traffic.total + parameters, traffic.convolutions + parameters,
-                traffic.ops, hp.epochs * images_per_epoch / batch, hp.amp)
+                len(traffic.ops), hp.epochs * images_per_epoch / batch, hp.amp)
 
 
 def forward_backward(study: Study, cell: Cell, replicates: int, batch: int, dtype: torch.dtype) -> torch.nn.Module:

@@ -43,8 +43,7 @@ def cell_test(study_name: str):
             if not verdict.passed:
                 failures.append("against the baseline: " + verdict.message(record, base["accuracy"]))
             same_device = stored["environment"]["device_name"] == bench.baseline["environment"]["device_name"]
-            failures += [f"against the baseline: {study_name}[{cell_id}]: {m.metric.replace('_', ' ')} "
-                         f"x{m.ratio:.3f} of the baseline's (adjusted p {m.adjusted_p:.2g})"
+            failures += [f"against the baseline: {study_name}[{cell_id}]: {m.describe()}"
                          for m in judge_cell_metrics(study_name, cell_id, base, record, tolerance, same_device)
                          if not m.passed]
         assert not failures, "\n".join(failures)

@@ -183,6 +183,7 @@ def test_the_share_of_runs_at_chance_is_judged_by_fishers_exact_test():
     assert five.passed and five.p == pytest.approx(0.02564, abs=1e-4)
     all_eight = check_against_baseline("batchnorm_vs_groupnorm", cell, record([10.0] * 8), learned, tol)
     assert not all_eight.passed and "the share at chance changed (Fisher's exact p 0.00016)" in all_eight.reason
+    assert all_eight.share_changed and not five.share_changed
 
 
 def test_a_baseline_replicate_that_predicted_one_class_counts_at_chance_whatever_it_scored():
