@@ -15,7 +15,7 @@ A study shift is a paired test when both sides share seeds, and then only the
 shared seeds count: a round trains the baseline's next seeds, and a study
 whose baseline holds no more seeds is left inconclusive (record a baseline of
 more replicates, such as the nightly plan).  Without shared seeds a round
-trains new seeds, which narrow Welch's test.
+trains new seeds, which narrow the two-sample test.
 """
 
 from __future__ import annotations

@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="probability of detecting the shift, 0.5 or more (default %(default)s)")
     power.add_argument("--baseline", metavar="FILE",
                        help="a results file of the same seeds: the power of the paired test against it, from the "
-                            "spread of the per-seed differences (default: none, Welch's test on other seeds)")
+                            "spread of the per-seed differences (default: none, the two-sample test on other seeds)")
     power.add_argument("--target-shift", type=above_zero, metavar="POINTS",
                        help="also the replicates per cell that detect this accuracy shift (default: none)")
     power.add_argument("--markdown", action="store_true", help="print a Markdown table")

@@ -22,7 +22,7 @@ from typing import Any
 
 from ablation.numerics import Numerics, compare_replicates, why_no_verdict
 from ablation.results import ResultsError, render, training_mode, training_seconds
-from ablation.stats import paired_t, t_quantile, t_sf, welch
+from ablation.stats import paired_t, pooled_t, t_quantile, t_sf
 from ablation.studies import get_study
 from ablation.verdict import (LOSS_METRICS, Tolerance, Verdict, band, check_against_baseline, equivalent, for_baseline,
                               of_seeds, paired_band, paired_seeds)
@@ -34,7 +34,7 @@ THROUGHPUT_DF = 6
 MIN_TIMED_S = 5.0  # a study trained for less than this (either side) is too short to time
 # A passing cell's verdict by its equivalence (Verdict.equivalent); "ok": a bimodal cell with no band to hold to it.
 EQUIVALENCE_STATE = {True: "equivalent", False: "inconclusive", None: "ok"}
-MIN_PAIRED = 3  # shared seeds from which a study shift is a paired test (at 2, its single df loses to Welch's)
+MIN_PAIRED = 3  # shared seeds from which a study shift is a paired test (at 2, its single df loses to the pooled test's 2)
 
 
 def min_throughput(tolerance: Tolerance) -> float:
@@ -134,12 +134,12 @@ class StudyShift:
     cells: int  # compared cells, bimodal ones left out
     change: float  # the mean over those cells, current minus baseline: points, or log units for a loss metric
     t: float  # the change beyond the hardware allowance, in standard errors
-    df: float  # Welch-Satterthwaite
+    df: float
     p: float
     adjusted_p: float  # for the whole bench run
     passed: bool
     metric: str = "accuracy"
-    test: str = "welch"  # or "paired": the same seeds on both sides
+    test: str = "pooled"  # Student's two-sample t; or "paired": the same seeds on both sides
     se: float = 0.0
     equivalent: bool = False  # accuracy within ±(margin + allowance), by TOST
 
@@ -269,8 +269,11 @@ def judge_study_shift(study_name: str, before: dict[str, dict[str, Any]], after:
     test is paired: a seed's mean moves with its seed across reruns and code
     changes that leave the training alone (a correlation of 0.89-0.96 between
     same-seed H200 runs), so the per-seed differences spread 3-6 times less
-    than the means.  Otherwise Welch's test.  The null is a true shift within the
-    allowance, either way; p is the chance of the observed shift at its edge.
+    than the means.  Otherwise Student's two-sample t with the pooled variance,
+    exact when both runs' per-seed means come from one normal distribution:
+    unchanged training (Welch's df overstate at these alphas with unequal
+    counts).  The null is a true shift within the allowance, either way; p is
+    the chance of the observed shift at its edge.
     A loss ``metric`` is judged on its logs, with no allowance (same device
     only).  None with fewer than two such cells or two seeds a side.
     """
@@ -285,8 +288,8 @@ def judge_study_shift(study_name: str, before: dict[str, dict[str, Any]], after:
         base, cur = (seed_means([metric_values(side[c], metric) for c in cells]) for side in (before, after))
         if min(len(base), len(cur)) < 2:
             return None
-        change, se, df = welch(base, cur)
-        test = "welch"
+        change, se, df = pooled_t(base, cur)
+        test = "pooled"
     allowance, kind = (tolerance.hardware, "study_shift") if metric == "accuracy" else (0.0, "metric")
     if se == 0:
         t, p = (0.0, 1.0) if abs(change) <= allowance else (math.copysign(math.inf, change), 0.0)

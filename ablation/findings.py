@@ -4,9 +4,12 @@ Each finding restates a claim of the study document (seed-README.md) as one
 or more contrasts between cell means that the claim says are at least a
 margin: "ReLU leads Sigmoid by 5 points at depth d" is relu_d - sigmoid_d >= 5.
 A finding fails only when the data shows a contrast below its margin: a
-one-sided Welch t-test, at the finding's share of the run's alarm budget
-split over its contrasts (Bonferroni).  So a true claim fails with at most
-that probability.  Every cell needs two replicates or more for a standard
+one-sided t-test on the cells' own spreads, at the finding's share of the
+run's alarm budget split over its contrasts (Bonferroni).  Its df are the
+fewest replicates of a cell, less one (Hsu's): whatever the cells' spreads, a
+true claim then fails with at most that probability.  Welch-Satterthwaite's
+df would fail it up to 4 times as often at these alphas where the spreads
+differ (python -m bench.false_alarms --unpaired).  Every cell needs two replicates or more for a standard
 error; a finding whose cells lack them, or were not all measured, is not
 judged.
 
@@ -58,16 +61,8 @@ class Contrast:
         if variance == 0:
             return estimate, 0.0 if estimate < self.margin else 1.0
         se = variance ** 0.5
-        df = satterthwaite(cells, self.weights)
+        df = min(len(cells[c]["accuracy"]) for c in self.weights) - 1
         return estimate, t_sf((self.margin - estimate) / se, df)
-
-
-def satterthwaite(cells: Cells, weights: dict[str, float]) -> float:
-    """Welch-Satterthwaite df of a weighted sum of independent cell means."""
-    parts = [(w * w * statistics.variance(cells[c]["accuracy"]) / len(cells[c]["accuracy"]),
-              len(cells[c]["accuracy"]) - 1) for c, w in weights.items()]
-    denominator = sum(v * v / df for v, df in parts if v > 0)
-    return sum(v for v, _ in parts) ** 2 / denominator if denominator else float("inf")
 
 
 def difference(a: str, b: str) -> dict[str, float]:

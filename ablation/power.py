@@ -45,8 +45,8 @@ class Power:
 
     @property
     def test(self) -> str:
-        """paired; else Welch's (a study's per-seed means) or the band's pooled t (a cell's replicates)."""
-        return "paired" if self.paired else "band" if self.metric == CELL_ACCURACY else "welch"
+        """paired; else the pooled two-sample t (a study's per-seed means) or the band (a cell's replicates)."""
+        return "paired" if self.paired else "band" if self.metric == CELL_ACCURACY else "pooled"
 
     def detectable(self, replicates: int | None = None) -> float | None:
         """The smallest true shift found with ``power`` at ``replicates`` seeds a side (default the file's)."""

@@ -162,7 +162,7 @@ def history(directory: str | Path, tolerance: Tolerance = Tolerance(),
     A value is marked ``!`` where it drifted from the run before it (outside the
     band against that run's replicates), and ``^`` where a new level starts: the
     cell's series of run means splits into an earlier and a later level that
-    differ by ``min_shift`` points or more, by a Welch t-test over the split
+    differ by ``min_shift`` points or more, by a pooled t-test over the split
     (stats.level_shift; HISTORY_ALPHA over all cells), so a slow drift or a
     step that no single pair of runs shows is seen.  Returns the table and
     notes: files passed over, and each level shift.
@@ -202,7 +202,7 @@ def history(directory: str | Path, tolerance: Tolerance = Tolerance(),
             start, before, after, p = shift
             table[key][points[start][0]] += " ^"
             notes.append(f"level shift: {key} from {before:.2f} to {after:.2f} from {points[start][0]} on "
-                         f"(Welch, adjusted p {p:.2g})")
+                         f"(pooled t, adjusted p {p:.2g})")
     frame = pd.DataFrame.from_dict(table, orient="index", columns=columns).fillna("-")
     frame.index.name = "cell"
     return frame, notes

@@ -20,6 +20,11 @@ cannot: a cell judged against a baseline seed by seed (12 or more shared
 seeds, verdict.MIN_PAIRED_CELL), at the cell's own alpha, with per-seed
 differences of several symmetric shapes (two runs of one seed under
 unchanged training are exchangeable, so their difference is symmetric).
+
+``--unpaired`` simulates the study shift on other seeds (the pooled
+two-sample t) at the seed counts where it runs, and a finding's contrast
+whose cells' spreads differ, each beside Welch's test, whose estimated df
+make it alarm more often than stated at these alphas.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import torch
 from ablation.compare import THROUGHPUT_DF, THROUGHPUT_LOG_SD, judge_metric, judge_study_shift, min_throughput
 from ablation.findings import FINDINGS
 from ablation.results import read_results
-from ablation.stats import t_quantile
+from ablation.stats import t_quantile, t_sf
 from ablation.studies import DOCUMENTED
 from ablation.verdict import BUDGET, Tolerance, at_chance, check_against_baseline, check_cell
 from bench.null_runs import wilson
@@ -202,13 +207,96 @@ def paired_table(draws: int, seed: int) -> str:
     return "\n".join(lines)
 
 
+# (current, baseline) seeds of a study shift on other seeds: pr against pr, an adaptive run after two more rounds,
+# pr against a nightly baseline.
+UNPAIRED_COUNTS = ((3, 3), (5, 5), (8, 8), (3, 9), (5, 16), (8, 16), (3, 24))
+SPREAD_RATIOS = (1, 3, 10)  # of a finding's two cells
+
+
+def t_beyond(t: torch.Tensor, df: torch.Tensor, upper: float) -> torch.Tensor:
+    """Exactly whether t_sf(t, df) < ``upper``, per element, for df that vary: the quantile is decreasing in df, so
+    a grid of df brackets it, and t_sf decides the few draws that fall inside a bracket."""
+    grid = torch.logspace(0, 4, 801, dtype=torch.float64)
+    quantiles = torch.tensor([t_quantile(upper, d) for d in grid.tolist()], dtype=torch.float64)
+    index = torch.searchsorted(grid, df.clamp(1.0, 1e4 - 1e-9), right=True).clamp(1, len(grid) - 1)
+    beyond = t > quantiles[index - 1]
+    unsure = (t > quantiles[index]) & ~beyond
+    for i in unsure.nonzero().flatten().tolist():
+        beyond[i] = t_sf(t[i].item(), df[i].item()) < upper
+    return beyond
+
+
+def two_sample_alarms(current: torch.Tensor, baseline: torch.Tensor, alpha: float, rule: str) -> torch.Tensor:
+    """Per row of per-seed means, whether a study shift on other seeds (no allowance) fails at ``alpha``, by the
+    bench's rule ("pooled": compare.judge_study_shift's pooled t) or by Welch's test."""
+    n, k = current.shape[1], baseline.shape[1]
+    change = (current.mean(1) - baseline.mean(1)).abs()
+    if rule == "pooled":
+        pooled = ((n - 1) * current.var(1) + (k - 1) * baseline.var(1)) / (n + k - 2)
+        return change / (pooled * (1 / n + 1 / k)).sqrt() > t_quantile(alpha / 2, n + k - 2)
+    a, b = current.var(1) / n, baseline.var(1) / k
+    return t_beyond(change / (a + b).sqrt(), (a + b) ** 2 / (a ** 2 / (n - 1) + b ** 2 / (k - 1)), alpha / 2)
+
+
+def contrast_alarms(first: torch.Tensor, second: torch.Tensor, alpha: float, rule: str) -> torch.Tensor:
+    """Per row of two cells' replicates, whether the finding "first minus second >= 0" fails at ``alpha`` when it
+    holds at its margin: by the bench's df ("hsu": findings.Contrast.test's fewest replicates - 1) or Welch's."""
+    n, k = first.shape[1], second.shape[1]
+    a, b = first.var(1) / n, second.var(1) / k
+    t = (second.mean(1) - first.mean(1)) / (a + b).sqrt()
+    df = torch.full_like(t, min(n, k) - 1.0) if rule == "hsu" else (a + b) ** 2 / (a ** 2 / (n - 1) + b ** 2 / (k - 1))
+    return t_beyond(t, df, alpha)
+
+
+def unpaired_table(draws: int, seed: int) -> str:
+    """The study shift's rate on other seeds, and a finding's at its margin, as multiples of their alphas."""
+    tolerance = Tolerance()
+    generator = torch.Generator().manual_seed(seed)
+
+    def rate(alarms: int, alpha: float) -> str:
+        low, high = wilson(alarms, draws)
+        return f"x{alarms / draws / alpha:.2f} ({low / alpha:.2f}-{high / alpha:.2f})"
+
+    alpha = tolerance.alpha("study_shift")
+    lines = [f"Study shift on other seeds at its alpha {alpha:.2g}, {draws:,} simulated null comparisons each: "
+             "the rate as a multiple of alpha, with its 95 % Wilson interval", "",
+             "| per-seed means | rule | " + " | ".join(f"{n} vs {k} seeds" for n, k in UNPAIRED_COUNTS) + " |",
+             "|---|---|" + "---|" * len(UNPAIRED_COUNTS)]
+    for shape, draw_shape in DIFFERENCE_SHAPES.items():
+        for rule in ("pooled", "welch"):
+            cells = [rate(int(two_sample_alarms(draw_shape((draws, n), generator), draw_shape((draws, k), generator),
+                                                alpha, rule).sum()), alpha) for n, k in UNPAIRED_COUNTS]
+            lines.append(f"| {shape} | {'pooled t (the rule)' if rule == 'pooled' else 'Welch'} | "
+                         + " | ".join(cells) + " |")
+    alpha = tolerance.alpha("finding")
+    lines += ["", f"A finding's two-cell contrast at its margin, one-sided at alpha {alpha:.2g}, normal runs, "
+              f"{draws:,} draws each", "",
+              "| replicates per cell | df | " + " | ".join(f"sds 1 : {r}" for r in SPREAD_RATIOS) + " |",
+              "|---|---|" + "---|" * len(SPREAD_RATIOS)]
+    for n in (3, 5, 8):
+        for rule in ("hsu", "welch"):
+            cells = [rate(int(contrast_alarms(torch.randn(draws, n, generator=generator, dtype=torch.float64),
+                                              torch.randn(draws, n, generator=generator, dtype=torch.float64) * ratio,
+                                              alpha, rule).sum()), alpha) for ratio in SPREAD_RATIOS]
+            lines.append(f"| {n} | {'fewest replicates - 1 (the rule)' if rule == 'hsu' else 'Welch'} | "
+                         + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m bench.false_alarms", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=4000, help="simulated bench runs (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the simulation (default %(default)s)")
     parser.add_argument("--paired", type=int, metavar="DRAWS",
                         help="instead: the paired cell band's rate over DRAWS null comparisons per shape and count")
+    parser.add_argument("--unpaired", type=int, metavar="DRAWS",
+                        help="instead: the study shift's rate on other seeds, and a finding's, over DRAWS null "
+                             "comparisons per shape and count")
     args = parser.parse_args(argv)
+    if args.unpaired is not None:
+        if args.unpaired < 1:
+            parser.error(f"--unpaired needs at least 1 draw, not {args.unpaired}")
+        return unpaired_table(args.unpaired, args.seed)
     if args.paired is not None:
         if args.paired < 1:
             parser.error(f"--paired needs at least 1 draw, not {args.paired}")

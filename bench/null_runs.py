@@ -11,7 +11,7 @@ the same code.  Judged, with the bench's own rules:
 
 - every pseudo-run against the documented table (its cells and findings);
 - disjoint pairs of pseudo-runs (1 against 2, 3 against 4, ...) as baseline
-  and current: independent comparisons on other seeds (Welch);
+  and current: independent comparisons on other seeds (the two-sample test);
 - with --same-seeds, the runs trained once more with the same seeds, in the
   same order: each pseudo-run against its rerun, the paired comparisons of a
   same-seed baseline.

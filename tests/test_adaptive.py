@@ -40,7 +40,7 @@ def study_at(seeds, luck, shift=0.0, noise=0.0, rng=None):
 
 def test_same_seeds_pair_and_find_a_shift_their_luck_would_hide():
     """Seeds whose luck spreads 2 points and a 0.5-point shift with 0.05 points of rerun noise: paired, the shift
-    is found; on other seeds (Welch), the same shift is within chance."""
+    is found; on other seeds (the pooled two-sample t), the same shift is within chance."""
     rng = random.Random(1)
     luck = {s: rng.gauss(0, 2.0) for s in range(20)}
     before = study_at(range(8), luck, noise=0.05, rng=rng)
@@ -49,7 +49,7 @@ def test_same_seeds_pair_and_find_a_shift_their_luck_would_hide():
     assert paired.test == "paired" and paired.df == 7 and not paired.passed and paired.state == "REGRESSION"
     unpaired = judge_study_shift("sigmoid_vs_relu", before, study_at(range(10, 18), luck, shift=-0.5),
                                  Tolerance(hardware=0.0))
-    assert unpaired.test == "welch" and unpaired.passed
+    assert unpaired.test == "pooled" and unpaired.passed
 
 
 def test_a_study_shift_pairs_only_on_three_shared_seeds_or_more():
@@ -57,7 +57,7 @@ def test_a_study_shift_pairs_only_on_three_shared_seeds_or_more():
     luck.update({0: 1.0, 1: -1.0})
     two_shared = judge_study_shift("sigmoid_vs_relu", study_at(range(4), luck), study_at([0, 1, 5, 6], luck),
                                    Tolerance())
-    assert two_shared.test == "welch"
+    assert two_shared.test == "pooled"
     identical = judge_study_shift("sigmoid_vs_relu", study_at(range(4), luck), study_at(range(4), luck), Tolerance())
     assert identical.test == "paired" and identical.passed and identical.state == "equivalent" and identical.p == 1
 

@@ -26,7 +26,7 @@ def test_unchanged_code_shows_no_drift(capsys, tmp_path):
     markdown = (tmp_path / "drift.md").read_text()
     assert markdown.startswith("## Drift against the baseline")
     assert "| sigmoid_vs_relu | blocks=4-relu | 33.09 | 31.52 | -1.57 | 17.00 - 49.19 | 1 | inconclusive | - | 0.99 |" in markdown
-    assert "| sigmoid_vs_relu | accuracy | 16 | -0.22 | welch | -0.69 | 4.8 | 0.52 | 1 | equivalent |" in markdown
+    assert "| sigmoid_vs_relu | accuracy | 16 | -0.22 | pooled | -0.69 | 8.0 | 0.51 | 1 | equivalent |" in markdown
     assert "cells: 24 equivalent (shown within ±3 points), 9 inconclusive" in out
     assert ("inconclusive: conv_activation_norm_position: the accuracy shift is neither a regression nor shown within "
             "±1 points") in out

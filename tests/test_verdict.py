@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ablation.compare import compare, judge_metric, judge_study_shift
-from ablation.findings import FINDINGS
+from ablation.findings import FINDINGS, Contrast
 from ablation.results import read_results
 from ablation.stats import t_quantile, t_sf
 from ablation.studies import get_study
@@ -352,22 +352,36 @@ def judged(name, cells, study="sigmoid_vs_relu"):
 
 
 def test_relu_must_lead_sigmoid_by_five_points_at_every_depth_from_three_unless_chance_explains_it():
-    cells = {f"blocks={d}-{a}": spread(v) for d in range(1, 9) for a, v in (("sigmoid", 20.0), ("relu", 30.0))}
+    """8 replicates a cell: a contrast fails beyond 8.4 standard errors below its margin (t, 7 df, at a finding's
+    alpha over its 6 contrasts)."""
+    cells = {f"blocks={d}-{a}": spread(v, n=8) for d in range(1, 9) for a, v in (("sigmoid", 20.0), ("relu", 30.0))}
     assert judged("relu_beats_sigmoid_at_depth", cells)[0]
-    cells["blocks=5-relu"] = spread(24.0)  # a lead of 4: below the claim's 5, but 2.8 se below it at 4 a side
+    cells["blocks=5-relu"] = spread(24.0, n=8)  # a lead of 4: below the claim's 5, but only 4 se below it
     assert judged("relu_beats_sigmoid_at_depth", cells)[0]
-    cells["blocks=5-relu"] = spread(21.0)  # a lead of 1: 11 se below the claim
+    cells["blocks=5-relu"] = spread(21.0, n=8)  # a lead of 1: 16 se below the claim
     ok, detail = judged("relu_beats_sigmoid_at_depth", cells)
     assert not ok and detail.startswith("ReLU minus Sigmoid at depth 5 +1.00 points (claim: >= +5;")
 
 
 def test_sigmoid_may_rise_two_points_at_most_and_relu_must_rise_five():
-    cells = {"blocks=1-relu": spread(22.0), "blocks=8-relu": spread(36.0), "blocks=1-sigmoid": spread(20.0),
-             "blocks=8-sigmoid": spread(21.5)}
+    cells = {"blocks=1-relu": spread(22.0, n=8), "blocks=8-relu": spread(36.0, n=8),
+             "blocks=1-sigmoid": spread(20.0, n=8), "blocks=8-sigmoid": spread(21.5, n=8)}
     assert judged("relu_rises_sigmoid_does_not", cells)[0]
-    cells["blocks=8-sigmoid"] = spread(27.0)
+    cells["blocks=8-sigmoid"] = spread(27.0, n=8)  # 5 points beyond the claim: 20 se
     ok, detail = judged("relu_rises_sigmoid_does_not", cells)
     assert not ok and "Sigmoid depth 1 minus depth 8 -7.00 points (claim: >= -2;" in detail
+
+
+def test_a_findings_t_has_its_fewest_replicates_less_one_df_whatever_the_spreads():
+    """Hsu's df: 3 and 5 replicates give 2 df, where Welch-Satterthwaite's would give 2 to 6 by the spreads."""
+    contrast = Contrast("a minus b", {"a": 1.0, "b": -1.0}, 1.0)
+    for sd_b in (0.1, 1.0, 10.0):
+        cells = {"a": spread(30.0, n=3, sd=1.0), "b": spread(29.0 - 2 * sd_b, n=5, sd=sd_b)}
+        cells["a"]["accuracy"].append(30.0)  # odd n: spread's symmetric halves plus the mean
+        cells["b"]["accuracy"].append(29.0 - 2 * sd_b)
+        estimate, p = contrast.test(cells)
+        se = math.sqrt(statistics.variance(cells["a"]["accuracy"]) / 3 + statistics.variance(cells["b"]["accuracy"]) / 5)
+        assert p == pytest.approx(t_sf((1.0 - estimate) / se, 2), rel=1e-12)
 
 
 def test_a_finding_whose_cells_have_one_replicate_is_not_judged():
@@ -390,11 +404,12 @@ def test_at_small_batches_batchnorm_must_trail_and_some_groupnorm_run_learn_at_b
 
 def test_at_large_batches_batchnorm_may_trail_groupnorm_by_three_points():
     name, study = "batchnorm_keeps_up_at_large_batches", "batchnorm_vs_groupnorm"
-    cells = {f"batch_size={b}-{n}": spread(50.0) for b in (8, 16, 32, 64, 128) for n in ("batchnorm", "groupnorm")}
+    cells = {f"batch_size={b}-{n}": spread(50.0, n=8) for b in (8, 16, 32, 64, 128)
+             for n in ("batchnorm", "groupnorm")}
     assert judged(name, cells, study)[0]
-    cells["batch_size=32-groupnorm"] = spread(54.0)  # 4 points behind, 2.8 se beyond the claim: not shown
+    cells["batch_size=32-groupnorm"] = spread(54.0, n=8)  # 4 points behind, 4 se beyond the claim: not shown
     assert judged(name, cells, study)[0]
-    cells["batch_size=32-groupnorm"] = spread(60.0)
+    cells["batch_size=32-groupnorm"] = spread(60.0, n=8)  # 28 se beyond
     ok, detail = judged(name, cells, study)
     assert not ok and detail.startswith("BatchNorm minus GroupNorm at batch 32 -10.00 points (claim: >= -3;")
 
