@@ -380,7 +380,8 @@ def test_a_findings_t_has_its_fewest_replicates_less_one_df_whatever_the_spreads
         cells["a"]["accuracy"].append(30.0)  # odd n: spread's symmetric halves plus the mean
         cells["b"]["accuracy"].append(29.0 - 2 * sd_b)
         estimate, p = contrast.test(cells)
-        se = math.sqrt(statistics.variance(cells["a"]["accuracy"]) / 3 + statistics.variance(cells["b"]["accuracy"]) / 5)
+        variances = [statistics.variance(cells[c]["accuracy"]) for c in "ab"]
+        se = math.sqrt(variances[0] / 3 + variances[1] / 5)
         assert p == pytest.approx(t_sf((1.0 - estimate) / se, 2), rel=1e-12)
 
 
