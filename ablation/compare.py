@@ -34,7 +34,7 @@ THROUGHPUT_DF = 6
 MIN_TIMED_S = 5.0  # a study trained for less than this (either side) is too short to time
 # A passing cell's verdict by its equivalence (Verdict.equivalent); "ok": a bimodal cell with no band to hold to it.
 EQUIVALENCE_STATE = {True: "equivalent", False: "inconclusive", None: "ok"}
-MIN_PAIRED = 3  # shared seeds from which a study shift is a paired test (at 2, its single df loses to the pooled test's 2)
+MIN_PAIRED = 3  # shared seeds from which a study shift is paired (at 2, its 1 df loses to the pooled test's 2)
 
 
 def min_throughput(tolerance: Tolerance) -> float:

@@ -9,9 +9,9 @@ run's alarm budget split over its contrasts (Bonferroni).  Its df are the
 fewest replicates of a cell, less one (Hsu's): whatever the cells' spreads, a
 true claim then fails with at most that probability.  Welch-Satterthwaite's
 df would fail it up to 4 times as often at these alphas where the spreads
-differ (python -m bench.false_alarms --unpaired).  Every cell needs two replicates or more for a standard
-error; a finding whose cells lack them, or were not all measured, is not
-judged.
+differ (python -m bench.false_alarms --unpaired).  Every cell needs two
+replicates or more for a standard error; a finding whose cells lack them, or
+were not all measured, is not judged.
 
 The margins restate the document: ReLU's lead and rise of 5 points (the
 document shows 10-15), Sigmoid's rise of at most 2, BatchNorm trailing

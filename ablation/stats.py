@@ -113,10 +113,10 @@ def fisher_exact(a: int, b: int, c: int, d: int) -> float:
 
 def level_shift(series: list[float], alpha: float, min_shift: float,
                 min_side: int = 3) -> tuple[int, float, float, float] | None:
-    """The split of ``series`` into an earlier and a later level with the largest pooled t (exact with no change), when its p, times the
-    number of splits tried (Bonferroni), is below ``alpha`` and the levels differ by ``min_shift`` or more, as a
-    windowed t-test with a minimum effect flags a change point.  Returns (index where the later level starts,
-    earlier mean, later mean, adjusted p), or None.  Each level needs ``min_side`` values."""
+    """The split of ``series`` into an earlier and a later level with the largest pooled t (exact when nothing
+    changed), when its p, times the number of splits tried (Bonferroni), is below ``alpha`` and the levels differ by
+    ``min_shift`` or more, as a windowed t-test with a minimum effect flags a change point.  Returns (index where
+    the later level starts, earlier mean, later mean, adjusted p), or None.  Each level needs ``min_side`` values."""
     splits = range(min_side, len(series) - min_side + 1)
     best = None
     for k in splits:

@@ -214,11 +214,13 @@ SPREAD_RATIOS = (1, 3, 10)  # of a finding's two cells
 
 
 def t_beyond(t: torch.Tensor, df: torch.Tensor, upper: float) -> torch.Tensor:
-    """Exactly whether t_sf(t, df) < ``upper``, per element, for df that vary: the quantile is decreasing in df, so
-    a grid of df brackets it, and t_sf decides the few draws that fall inside a bracket."""
+    """Exactly whether t_sf(t, df) < ``upper``, per element, for df from 1 to 10,000 that vary: the quantile is
+    decreasing in df, so a grid of df brackets it, and t_sf decides the few draws that fall inside a bracket."""
+    if df.min() < 1 or df.max() > 1e4:
+        raise ValueError(f"df from 1 to 10,000 only, not {df.min().item():g} to {df.max().item():g}")
     grid = torch.logspace(0, 4, 801, dtype=torch.float64)
     quantiles = torch.tensor([t_quantile(upper, d) for d in grid.tolist()], dtype=torch.float64)
-    index = torch.searchsorted(grid, df.clamp(1.0, 1e4 - 1e-9), right=True).clamp(1, len(grid) - 1)
+    index = torch.searchsorted(grid, df, right=True).clamp(1, len(grid) - 1)
     beyond = t > quantiles[index - 1]
     unsure = (t > quantiles[index]) & ~beyond
     for i in unsure.nonzero().flatten().tolist():
