@@ -6,6 +6,8 @@
 # DATA: cifar10 or a .npz copy of CIFAR-10; OUT: a folder for the logs and results files; BASELINE: a results file
 # made on the same data and device kind (default: bench/recorded/h200-bench-graphs.json, made on the offline
 # copy). Stages, each logged to OUT/NAME.log with its exit status and time in OUT/summary.log:
+#   preflight   every study on the smoke profile, about half a minute: whatever STAGES says, it runs first, and if it
+#               fails nothing else does, so that a broken GPU path costs seconds, not a slot (PREFLIGHT=0 skips it)
 #   graphs      CUDA-graph replays train as the same step run eagerly (bench/test_graphs.py)
 #   run-all     the whole documented table as `run all` trains it, timed; run-all-again the same seeds once more,
 #               and their comparison: the nondeterminism floor of the loss curves (docs/statistics.md)
@@ -30,7 +32,8 @@
 # STAGES=variants (about 7), STAGES=step-times (a few, with its compiles), STAGES="bench held-out-2000
 # held-out-3000 held-out-pair" (about 5), the faults two or three at a time (FAULTS="label_noise batchnorm_eps"
 # STAGES="fault-label_noise fault-batchnorm_eps"), and the null runs five at a time into one OUT (STAGES="null-*"
-# NULL_FIRST=1 NULL_RUNS=5, then NULL_FIRST=6 ...; null-rates judges every pair in OUT).
+# NULL_FIRST=1 NULL_RUNS=5, then NULL_FIRST=6 ...; null-rates judges every pair in OUT). Each part also pays the
+# preflight, unless PREFLIGHT=0 (once it has passed on that machine and commit).
 set -u
 DATA=${1:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
 OUT=${2:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
@@ -42,9 +45,19 @@ mkdir -p "$OUT"
 summary="$OUT/summary.log"
 { nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__)"; git rev-parse --short HEAD; } >> "$summary" 2>&1
 
-stage() {  # stage NAME COMMAND...
+run_stage() {  # run_stage NAME COMMAND...: run it, log it, return its exit status
   local name=$1; shift
-  if [ -n "${STAGES:-}" ]; then  # names or patterns: STAGES="bench null-*"
+  local t0=$EPOCHREALTIME
+  "$@" > "$OUT/$name.log" 2>&1
+  local rc=$?
+  echo "== $name: exit $rc in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s" | tee -a "$summary"
+  tail -n 3 "$OUT/$name.log" >> "$summary"
+  return $rc
+}
+
+stage() {  # stage NAME COMMAND...: run_stage, where STAGES (names or patterns: STAGES="bench null-*") asks for it
+  local name=$1
+  if [ -n "${STAGES:-}" ]; then
     local patterns wanted=""
     read -ra patterns <<< "$STAGES"
     for pattern in "${patterns[@]}"; do
@@ -53,12 +66,14 @@ stage() {  # stage NAME COMMAND...
     done
     [ -n "$wanted" ] || return 0
   fi
-  local t0=$EPOCHREALTIME
-  "$@" > "$OUT/$name.log" 2>&1
-  local rc=$?
-  echo "== $name: exit $rc in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s" | tee -a "$summary"
-  tail -n 3 "$OUT/$name.log" >> "$summary"
+  run_stage "$@"
 }
+
+if [ "${PREFLIGHT:-1}" != 0 ] && ! run_stage preflight python3 -m ablation run all --profile smoke --data "$DATA" \
+    --out "$OUT/preflight.json"; then
+  echo "preflight failed (see $OUT/preflight.log): nothing else was run" | tee -a "$summary"
+  exit 1
+fi
 
 bench=(python3 -m pytest -m gpu -n 2 -p no:cacheprovider --require-gpu --bench-data="$DATA")
 stage graphs python3 -m pytest bench/test_graphs.py -m gpu -p no:cacheprovider -q --require-gpu

@@ -8,6 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_PYTHON = """#!/bin/bash
 echo "python3 $*"
+[[ -n $FAIL_ON && $* == *$FAIL_ON* ]] && exit 3
 previous=""
 for argument in "$@"; do [[ $previous == --out || $previous == -o ]] && touch "$argument"; previous=$argument; done
 """
@@ -34,8 +35,8 @@ def test_stages_by_name_and_pattern_and_null_runs_judged_across_parts(tmp_path):
     out = tmp_path / "out"
     first = verify(tmp_path, out, STAGES="nightly null-*", NULL_RUNS="2")
     assert first.returncode == 0, first.stderr
-    assert stages(out) == ["nightly", "null-1", "null-1-again", "null-2", "null-2-again", "null-rates"]
-    verify(tmp_path, out, STAGES="null-*", NULL_FIRST="3", NULL_RUNS="1")
+    assert stages(out) == ["preflight", "nightly", "null-1", "null-1-again", "null-2", "null-2-again", "null-rates"]
+    verify(tmp_path, out, STAGES="null-*", NULL_FIRST="3", NULL_RUNS="1", PREFLIGHT="0")
     rates = (out / "null-rates.log").read_text()
     judged = [f"{out}/null-{k}.json" for k in (1, 2, 3)]
     assert rates.split("--same-seeds")[0].split()[3:] == judged
@@ -44,7 +45,7 @@ def test_stages_by_name_and_pattern_and_null_runs_judged_across_parts(tmp_path):
 
 def test_the_variant_stages_report_the_long_run_and_run_cifar100_on_generated_data(tmp_path):
     out = tmp_path / "out"
-    assert verify(tmp_path, out, STAGES="long-* cifar100 variants").returncode == 0
+    assert verify(tmp_path, out, STAGES="long-* cifar100 variants", PREFLIGHT="0").returncode == 0
     assert stages(out) == ["long-1", "long-2", "long-merge", "long-report", "cifar100", "variants"]
     assert "--shard 2/2" in (out / "long-2.log").read_text()
     assert f"merge {out}/long-1.json {out}/long-2.json -o {out}/long.json" in (out / "long-merge.log").read_text()
@@ -56,5 +57,14 @@ def test_the_variant_stages_report_the_long_run_and_run_cifar100_on_generated_da
 
 def test_one_shard_of_the_long_run_is_not_merged_or_reported(tmp_path):
     out = tmp_path / "out"
-    assert verify(tmp_path, out, STAGES="long-1 long-merge long-report").returncode == 0
+    assert verify(tmp_path, out, STAGES="long-1 long-merge long-report", PREFLIGHT="0").returncode == 0
     assert stages(out) == ["long-1"]
+
+
+def test_a_failed_preflight_runs_nothing_else(tmp_path):
+    """The smoke run of every study goes first, whatever STAGES asks for; when it fails, the script stops there."""
+    out = tmp_path / "out"
+    failed = verify(tmp_path, out, STAGES="nightly", FAIL_ON="--profile smoke")
+    assert failed.returncode == 1 and stages(out) == ["preflight"]
+    assert "preflight failed" in (out / "summary.log").read_text()
+    assert "run all --profile smoke --data DATA.npz" in (out / "preflight.log").read_text()
