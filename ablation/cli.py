@@ -20,7 +20,7 @@ from ablation.data import DATA_ROOT_ENV, SOURCE_CLASSES, DataError, Dataset, loa
 from ablation.report import history, history_text, markdown_report, plot_results
 from ablation.results import (FORMATS, NOT_JUDGED, ResultsError, environment, extend_cell, format_results, new_results,
                               read_results, training_seconds, write_json)
-from ablation.power import in_points, power_rows, power_table
+from ablation.power import power_rows, power_table, takes_target
 from ablation.shard import Shard, deal, merge, parse_shard
 from ablation.runner import run_study
 from ablation.speed import MODES, available_modes, measure, speed_table
@@ -460,7 +460,7 @@ def show_power(args: argparse.Namespace) -> int:
         print(json.dumps([{"study": p.study, "metric": p.metric, "replicates": p.replicates, "test": p.test,
                            "seed_sd": p.seed_sd, "alpha": p.alpha, "power": p.power, "detectable_shift": p.detectable(),
                            "replicates_for_target": p.replicates_needed(args.target_shift)
-                           if args.target_shift and in_points(p.metric) else None} for p in powers], indent=1))
+                           if args.target_shift and takes_target(p.metric) else None} for p in powers], indent=1))
     else:
         print(power_table(powers, args.target_shift, args.markdown))
     return 0

@@ -142,7 +142,8 @@ def markdown_report(results: dict[str, Any], tolerance: Tolerance = Tolerance())
         lines += ["## Power", "", "The smallest shift of a whole study, and of its median cell, that its test "
                   "against a baseline of the same replicate counts and other seeds detects with 80 % probability "
                   "(`python -m ablation power`; against a baseline of the same seeds the tests are paired and see "
-                  "smaller shifts: `power --baseline FILE`):", "",
+                  "smaller shifts: `power --baseline FILE`), and how far below its margin each finding's weakest "
+                  "contrast must fall to fail with that probability:", "",
                   power_table(powers, None, True), ""]
     judged = [(f, f.judge(results, tolerance)) for f in findings if f.study in results["studies"]]
     judged = [(f, ok, detail) for f, (ok, detail) in judged if ok is not None]

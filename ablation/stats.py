@@ -72,6 +72,48 @@ def t_quantile(upper: float, df: float) -> float:
     return (low + high) / 2
 
 
+def t_test_power(critical: float, df: float, shift: float, two_sided: bool = True) -> float:
+    """The power of a t-test: P(|T| > critical), or P(T > critical) one-sided, for T = (Z + shift) / sqrt(V / df)
+    with V chi-square on ``df``, a true shift of ``shift`` standard errors (the noncentral t).  Integrated over
+    log V by Simpson's rule, on a range holding all but about 1e-12 of V."""
+    half = df / 2
+    log_norm = -half * math.log(2) - math.lgamma(half)
+    low = math.log(df) - max(28 / half, 12 * math.sqrt(2 / df))
+    high = math.log(df + 12 * math.sqrt(2 * df) + 60)
+    steps = 600
+    width = (high - low) / steps
+    total = 0.0
+    for i in range(steps + 1):
+        log_v = low + i * width
+        v = math.exp(log_v)
+        density = math.exp(half * log_v - v / 2 + log_norm)  # of log V
+        scale = critical * math.sqrt(v / df)
+        tail = 0.5 * math.erfc((scale - shift) / math.sqrt(2))
+        if two_sided:
+            tail += 0.5 * math.erfc((scale + shift) / math.sqrt(2))
+        total += (1 if i in (0, steps) else 4 if i % 2 else 2) * density * tail
+    return total * width / 3
+
+
+@functools.lru_cache(maxsize=4096)
+def detectable_in_se(alpha: float, df: float, power: float, two_sided: bool = True) -> float:
+    """The true shift, in standard errors, that a t-test at ``alpha`` on ``df`` finds with probability ``power``:
+    the noncentral t's, by bisection on t_test_power."""
+    critical = t_quantile(alpha / 2 if two_sided else alpha, df)
+    low, high = 0.0, critical + 10.0
+    while t_test_power(critical, df, high, two_sided) < power:
+        high *= 2
+    for _ in range(60):
+        middle = (low + high) / 2
+        if t_test_power(critical, df, middle, two_sided) < power:
+            low = middle
+        else:
+            high = middle
+        if high - low < 1e-6 * high:
+            break
+    return (low + high) / 2
+
+
 def pooled_t(a: list[float], b: list[float]) -> tuple[float, float, float]:
     """(mean of b minus mean of a, its standard error, df) of Student's two-sample t with the pooled variance: exact
     when both are drawn from one normal distribution, the null of unchanged training; 2 values or more a side."""

@@ -2,24 +2,49 @@
 
 import json
 import math
+import re
 import statistics
 from pathlib import Path
 
 import pytest
 
 from ablation.cli import main
-from ablation.power import Power, study_power
+from ablation.power import FINDING, Power, finding_power, study_power
 from ablation.results import read_results
-from ablation.stats import t_quantile
+from ablation.stats import detectable_in_se, t_quantile, t_test_power
 
 RECORDED = Path(__file__).resolve().parent.parent / "bench" / "recorded"
 
 
-def test_the_detectable_shift_is_the_tests_critical_value_plus_the_powers_quantile_in_standard_errors():
+def test_the_t_tests_power_is_its_alpha_at_no_shift_and_grows_with_the_shift():
+    for df in (2, 8, 40, 1000):
+        for alpha in (0.05, 1e-3, 1.5e-5):
+            critical = t_quantile(alpha / 2, df)
+            assert t_test_power(critical, df, 0.0) == pytest.approx(alpha, rel=1e-5)
+            assert t_test_power(t_quantile(alpha, df), df, 0.0, two_sided=False) == pytest.approx(alpha, rel=1e-5)
+            assert t_test_power(critical, df, 1.0) < t_test_power(critical, df, 3.0) < t_test_power(critical, df, 9.0)
+
+
+def test_the_noncentral_t_finds_its_detectable_shift_with_the_stated_power_where_the_shortcut_does_not():
+    """Simulated t statistics, 400,000 each: at the noncentral t's detectable shift, 80 %; at the shortcut's
+    t(alpha / 2) + t(1 - power), 65-70 % at these small df and alphas."""
+    import torch
+
+    generator = torch.Generator().manual_seed(3)
+    for df, alpha in ((4, 1e-3), (2, 1e-3), (8, 1.5e-5)):
+        critical = t_quantile(alpha / 2, df)
+        z = torch.randn(400_000, generator=generator, dtype=torch.float64)
+        spread = (torch.randn(df, 400_000, generator=generator, dtype=torch.float64).square().sum(0) / df).sqrt()
+        for shift, low, high in ((detectable_in_se(alpha, df, 0.8), 0.795, 0.805),
+                                 (critical + t_quantile(0.2, df), 0.6, 0.72)):
+            assert low < ((z + shift) / spread).abs().gt(critical).double().mean().item() < high, (df, alpha, shift)
+
+
+def test_the_detectable_shift_is_the_noncentral_ts_in_standard_errors():
     p = Power("sigmoid_vs_relu", "accuracy", 5, seed_sd=0.5, alpha=0.001, power=0.8)
-    df = 8
-    expected = (t_quantile(0.0005, df) + t_quantile(0.2, df)) * 0.5 * math.sqrt(2 / 5)
-    assert p.detectable() == pytest.approx(expected)
+    assert p.detectable() == pytest.approx(detectable_in_se(0.001, 8, 0.8) * 0.5 * math.sqrt(2 / 5))
+    paired = Power("sigmoid_vs_relu", "accuracy", 5, seed_sd=0.5, alpha=0.001, power=0.8, paired=True)
+    assert paired.detectable() == pytest.approx(detectable_in_se(0.001, 4, 0.8) * 0.5 / math.sqrt(5))
     assert p.detectable(20) < p.detectable(10) < p.detectable()  # more replicates, smaller shifts
     needed = p.replicates_needed(0.5)
     assert p.detectable(needed) <= 0.5 < p.detectable(needed - 1)
@@ -51,7 +76,7 @@ def test_power_of_a_recorded_run(capsys):
     assert main(["power", str(RECORDED / "h200-bench.json"), "--target-shift", "0.5"]) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("sigmoid_vs_relu") and "accuracy" in line)
-    assert row.split()[2:] == ["5", "pooled", "0.208", "0.001", "0.78", "points", "9"]
+    assert row.split()[2:] == ["5", "pooled", "0.208", "0.001", "0.82", "points", "9"]
     assert "replicates for 0.5 points" in out.splitlines()[0]
 
 
@@ -83,8 +108,8 @@ def test_report_states_the_power_beside_the_verdicts():
     from ablation.report import markdown_report
 
     text = markdown_report(read_results(RECORDED / "h200-bench.json"))
-    assert "## Power" in text and "| sigmoid_vs_relu | accuracy | 5 | pooled | 0.208 | 0.001 | 0.78 points |" in text
-    assert "| sigmoid_vs_relu | accuracy, median cell | 5 | band | 1.205 | 1.5e-05 | 7.73 points |" in text
+    assert "## Power" in text and "| sigmoid_vs_relu | accuracy | 5 | pooled | 0.208 | 0.001 | 0.82 points |" in text
+    assert "| sigmoid_vs_relu | accuracy, median cell | 5 | band | 1.205 | 1.5e-05 | 8.41 points |" in text
     assert len(study_power(read_results(RECORDED / "h200-run-order-eager.json"))) == 2
 
 
@@ -95,9 +120,9 @@ def test_against_a_same_seed_baseline_the_power_is_the_paired_tests(capsys):
     assert main(["power", str(RECORDED / "h200-bench-graphs.json"), "--baseline", str(RECORDED / "h200-bench.json"),
                  "--target-shift", "0.5"]) == 0
     rows = {tuple(line.split()[:2]): line.split()[2:] for line in capsys.readouterr().out.splitlines()[1:]}
-    assert rows["sigmoid_vs_relu", "accuracy"] == ["5", "paired", "0.084", "0.001", "0.36", "points", "5"]
-    assert rows["batchnorm_vs_groupnorm", "accuracy"] == ["8", "paired", "0.158", "0.001", "0.35", "points", "7"]
-    assert rows["conv_activation_norm_position", "accuracy"][:6] == ["3", "paired", "0.293", "0.001", "5.52", "points"]
+    assert rows["sigmoid_vs_relu", "accuracy"] == ["5", "paired", "0.084", "0.001", "0.40", "points", "5"]
+    assert rows["batchnorm_vs_groupnorm", "accuracy"] == ["8", "paired", "0.158", "0.001", "0.37", "points", "7"]
+    assert rows["conv_activation_norm_position", "accuracy"][:6] == ["3", "paired", "0.293", "0.001", "6.77", "points"]
 
 
 def test_the_nightly_plan_detects_half_a_point_where_the_seeds_pair():
@@ -122,7 +147,7 @@ def test_identical_same_seed_runs_state_no_power_rather_than_zero(capsys):
     path = str(RECORDED / "h200-bench.json")
     assert main(["power", path, "--baseline", path, "--target-shift", "0.5"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("sigmoid_vs_relu  "))
-    assert "paired  0 (identical runs: no power to state)" in row and row.split()[-2:] == ["-", "-"]
+    assert re.search(r"paired +0 \(identical runs: no power to state\)", row) and row.split()[-2:] == ["-", "-"]
 
 
 def cell_detectable(baseline, current):
@@ -157,9 +182,9 @@ def test_at_the_nightly_counts_a_cell_paired_by_seed_detects_shifts_several_time
         gains = [unpaired / paired for paired, unpaired in cells]
         table[study] = [round(statistics.median(p for p, _ in cells), 2), round(statistics.median(u for _, u in cells), 2),
                         round(min(gains), 2), round(max(gains), 1)]
-    assert table == {"sigmoid_vs_relu": [0.11, 2.59, 2.57, 112.1],
-                     "batchnorm_vs_groupnorm": [1.0, 2.39, 1.31, 13.4],
-                     "conv_activation_norm_position": [0.87, 1.64, 1.18, 5.2]}
+    assert table == {"sigmoid_vs_relu": [0.12, 2.63, 2.51, 109.6],
+                     "batchnorm_vs_groupnorm": [1.04, 2.44, 1.28, 13.1],
+                     "conv_activation_norm_position": [0.89, 1.66, 1.16, 5.2]}
 
 
 def sigmoid_relu_cells(differences, seeds=range(12)):
@@ -195,4 +220,38 @@ def test_power_prints_the_median_cell_beside_the_studies(capsys, tmp_path):
     assert main(["power", str(path), "--target-shift", "1"]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if "median cell" in line]
     assert [row[0] for row in rows] == ["sigmoid_vs_relu", "batchnorm_vs_groupnorm", "conv_activation_norm_position"]
-    assert rows[0][4:] == ["5", "band", "1.205", "1.5e-05", "7.73", "points", "82"]
+    assert rows[0][4:] == ["5", "band", "1.205", "1.5e-05", "8.41", "points", "83"]
+
+
+def test_a_findings_power_is_how_far_below_its_margin_its_weakest_contrast_must_fall():
+    """Two ReLU-against-Sigmoid depths (of 6 contrasts) spread more than the others; the finding's row is the
+    widest contrast's, at the finding's alpha over its 6 contrasts, one-sided on 4 df. A shortfall of that size is
+    found by the finding itself at least 80 % of the time (simulated; more, since the contrast's standard error
+    rests on two cells' spreads, not on 4 df alone)."""
+    import random
+
+    from ablation.findings import FINDINGS
+    from ablation.verdict import Tolerance
+
+    sds = {d: 3.0 if d in (4, 7) else 1.0 for d in range(1, 9)}
+    rng = random.Random(5)
+
+    def cells(lead_at_7):
+        return {f"blocks={d}-{a}": {"accuracy": [m + (lead_at_7 if (a, d) == ("relu", 7) else 0)
+                                                 + rng.gauss(0, sds[d]) for _ in range(5)]}
+                for d in range(1, 9) for a, m in (("sigmoid", 20.0), ("relu", 25.0))}
+
+    drawn = cells(0.0)
+    row = next(p for p in finding_power({"studies": {"sigmoid_vs_relu": {"cells": drawn}}})
+               if p.metric == FINDING + "relu_beats_sigmoid_at_depth")
+    widest = max(math.sqrt(sum(statistics.variance(drawn[f"blocks={d}-{a}"]["accuracy"]) for a in ("relu", "sigmoid"))
+                           / 5) for d in range(3, 9))
+    assert row.test == "contrast" and row.replicates == 5
+    assert row.alpha == pytest.approx(Tolerance().alpha("finding") / 6)
+    assert row.detectable() == pytest.approx(detectable_in_se(row.alpha, 4, 0.8, two_sided=False) * widest)
+    finding = next(f for f in FINDINGS if f.name == "relu_beats_sigmoid_at_depth")
+    true_sd = math.sqrt(2 * 9 / 5)  # depth 7's contrast, from the true spreads
+    shortfall = detectable_in_se(row.alpha, 4, 0.8, two_sided=False) * true_sd
+    failed = sum(finding.judge({"studies": {"sigmoid_vs_relu": {"cells": cells(-shortfall)}}})[0] is False
+                 for _ in range(1000))
+    assert 0.77 < failed / 1000 < 0.95
