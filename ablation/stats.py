@@ -118,8 +118,9 @@ def pooled_t(a: list[float], b: list[float]) -> tuple[float, float, float]:
     """(mean of b minus mean of a, its standard error, df) of Student's two-sample t with the pooled variance: exact
     when both are drawn from one normal distribution, the null of unchanged training; 2 values or more a side."""
     n, k = len(a), len(b)
-    variance = ((n - 1) * statistics.variance(a) + (k - 1) * statistics.variance(b)) / (n + k - 2)
-    return statistics.fmean(b) - statistics.fmean(a), math.sqrt(variance * (1 / n + 1 / k)), float(n + k - 2)
+    mean_a, mean_b = math.fsum(a) / n, math.fsum(b) / k
+    squares = math.fsum((x - mean_a) ** 2 for x in a) + math.fsum((x - mean_b) ** 2 for x in b)
+    return mean_b - mean_a, math.sqrt(squares / (n + k - 2) * (1 / n + 1 / k)), float(n + k - 2)
 
 
 def welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
@@ -160,14 +161,18 @@ def level_shift(series: list[float], alpha: float, min_shift: float,
     ``min_shift`` or more, as a windowed t-test with a minimum effect flags a change point.  Returns (index where
     the later level starts, earlier mean, later mean, adjusted p), or None.  Each level needs ``min_side`` values."""
     splits = range(min_side, len(series) - min_side + 1)
-    best = None
+    best = None  # (|t|, split); every split has the same df, so the largest |t| has the smallest p
     for k in splits:
-        change, se, df = pooled_t(series[:k], series[k:])
+        change, se, _ = pooled_t(series[:k], series[k:])
         if abs(change) < min_shift:
             continue
-        p = 1.0 if se == 0 and change == 0 else 0.0 if se == 0 else min(1.0, 2 * t_sf(abs(change) / se, df))
-        if best is None or p < best[3]:
-            best = (k, statistics.fmean(series[:k]), statistics.fmean(series[k:]), p)
-    if best is None or best[3] * len(splits) >= alpha:
+        t = abs(change) / se if se else math.inf if change else 0.0
+        if best is None or t > best[0]:
+            best = (t, k)
+    if best is None:
         return None
-    return best[0], best[1], best[2], min(1.0, best[3] * len(splits))
+    t, k = best
+    adjusted = min(1.0, 2 * t_sf(t, len(series) - 2) * len(splits)) if math.isfinite(t) else 0.0
+    if adjusted >= alpha:
+        return None
+    return k, statistics.fmean(series[:k]), statistics.fmean(series[k:]), adjusted
