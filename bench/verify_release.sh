@@ -6,8 +6,9 @@
 # DATA: cifar10 or a .npz copy of CIFAR-10; OUT: a folder for the logs and results files; BASELINE: a results file
 # made on the same data and device kind (default: bench/recorded/h200-bench-graphs.json, made on the offline
 # copy). Stages, each logged to OUT/NAME.log with its exit status and time in OUT/summary.log:
-#   preflight   every study on the smoke profile, about half a minute: whatever STAGES says, it runs first, and if it
-#               fails nothing else does, so that a broken GPU path costs seconds, not a slot (PREFLIGHT=0 skips it)
+#   preflight   every study on the smoke profile (131 s on 2 CPU cores, most of it evaluating; on a GPU projected at
+#               under a minute): whatever STAGES says, it runs first, and if it fails nothing else does, so that a
+#               broken GPU path costs a minute, not a slot (PREFLIGHT=0 skips it)
 #   graphs      CUDA-graph replays train as the same step run eagerly (bench/test_graphs.py)
 #   run-all     the whole documented table as `run all` trains it, timed; run-all-again the same seeds once more,
 #               and their comparison: the nondeterminism floor of the loss curves (docs/statistics.md)
