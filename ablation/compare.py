@@ -25,7 +25,7 @@ from ablation.results import ResultsError, render, training_mode, training_secon
 from ablation.stats import paired_t, pooled_t, t_quantile, t_sf
 from ablation.studies import get_study
 from ablation.verdict import (LOSS_METRICS, Tolerance, Verdict, band, check_against_baseline, equivalent, for_baseline,
-                              of_seeds, paired_band, paired_seeds)
+                              of_seeds, pair_by_seed, paired_band)
 
 # The sd of log(study images/s ratio) between unchanged reruns trained the same way on one H200: 6 ratios, from
 # h200-bench vs h200-repeat (the bench, eager, -n 2) and h200-run-side-by-side vs its no-bytecode rerun.
@@ -70,13 +70,13 @@ class MetricVerdict:
 
 def judge_metric(metric: str, before: dict[str, Any], after: dict[str, Any], tolerance: Tolerance) -> MetricVerdict:
     """A loss metric of a cell against a same-device baseline: Student's t on the replicates' logs, both ways;
-    on their per-seed differences where the records share enough seeds (paired_seeds)."""
+    on their per-seed differences where the records pair by seed (pair_by_seed)."""
     base, cur = metric_values(before, metric), metric_values(after, metric)
     exact, alpha = Tolerance(sd_floor=0.0, hardware=0.0), tolerance.alpha("metric")
-    seeds = paired_seeds(before, after)
-    if seeds:
-        base, cur = of_seeds(before, base, seeds), of_seeds(after, cur, seeds)
-    limits = paired_band(base, cur, exact, alpha) if seeds else band(base, cur, exact, False, alpha)
+    pairs = pair_by_seed(before, after, base, cur)
+    if pairs:
+        base, cur = pairs
+    limits = paired_band(base, cur, exact, alpha) if pairs else band(base, cur, exact, False, alpha)
     ratio = math.exp(statistics.fmean(cur) - statistics.fmean(base))
     return MetricVerdict(metric, limits.p >= alpha, ratio, limits.p, tolerance.adjusted(limits.p, "metric"))
 
@@ -269,11 +269,10 @@ def judge_study_shift(study_name: str, before: dict[str, dict[str, Any]], after:
     test is paired: a seed's mean moves with its seed across reruns and code
     changes that leave the training alone (a correlation of 0.89-0.96 between
     same-seed H200 runs), so the per-seed differences spread 3-6 times less
-    than the means.  Otherwise Student's two-sample t with the pooled variance,
-    exact when both runs' per-seed means come from one normal distribution:
-    unchanged training (Welch's df overstate at these alphas with unequal
-    counts).  The null is a true shift within the allowance, either way; p is
-    the chance of the observed shift at its edge.
+    than the means.  Otherwise Student's two-sample t with the pooled variance
+    (stats.pooled_t: exact for unchanged training).  The null is a true shift
+    within the allowance, either way; p is the chance of the observed shift at
+    its edge.
     A loss ``metric`` is judged on its logs, with no allowance (same device
     only).  None with fewer than two such cells or two seeds a side.
     """

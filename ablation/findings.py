@@ -53,16 +53,22 @@ class Contrast:
     weights: dict[str, float]
     margin: float
 
+    def se(self, cells: Cells) -> float:
+        """The standard error of the contrast's estimate, from each cell's own spread."""
+        return sum(w * w * statistics.variance(cells[c]["accuracy"]) / len(cells[c]["accuracy"])
+                   for c, w in self.weights.items()) ** 0.5
+
+    def df(self, cells: Cells) -> int:
+        """Hsu's: the fewest replicates of its cells, less one."""
+        return min(len(cells[c]["accuracy"]) for c in self.weights) - 1
+
     def test(self, cells: Cells) -> tuple[float, float]:
         """(estimate, one-sided p that a contrast this low arises when the claim holds at its margin)."""
         estimate = sum(w * statistics.fmean(cells[c]["accuracy"]) for c, w in self.weights.items())
-        variance = sum(w * w * statistics.variance(cells[c]["accuracy"]) / len(cells[c]["accuracy"])
-                       for c, w in self.weights.items())
-        if variance == 0:
+        se = self.se(cells)
+        if se == 0:
             return estimate, 0.0 if estimate < self.margin else 1.0
-        se = variance ** 0.5
-        df = min(len(cells[c]["accuracy"]) for c in self.weights) - 1
-        return estimate, t_sf((self.margin - estimate) / se, df)
+        return estimate, t_sf((self.margin - estimate) / se, self.df(cells))
 
 
 def difference(a: str, b: str) -> dict[str, float]:
@@ -78,18 +84,30 @@ class Finding:
     contrasts: Callable[[Cells], list[Contrast]]
     extra: Callable[[Cells], tuple[bool, str]] | None = None  # a rule on counts, beside the contrasts
 
-    def judge(self, results: dict[str, Any], tolerance: Tolerance = Tolerance()) -> tuple[bool | None, str]:
-        """(passed, detail), or (None, why not judged) when cells are missing or hold fewer than 2 replicates."""
-        cells = results["studies"].get(self.study, {}).get("cells", {})
+    def cells_of(self, results: dict[str, Any]) -> Cells:
+        return results["studies"].get(self.study, {}).get("cells", {})
+
+    def why_not_judged(self, cells: Cells) -> str:
+        """Why the finding cannot be judged on ``cells`` ("" when it can): cells missing, or with one replicate."""
         missing = [c for c in self.cells if c not in cells]
         if missing:
-            return None, f"not judged: {len(missing)} of its cells were not measured"
+            return f"not judged: {len(missing)} of its cells were not measured"
         single = [c for c in self.cells if len(cells[c]["accuracy"]) < 2]
         if single:
-            return None, (f"not judged: {len(single)} of its cells have one replicate, so no standard error "
-                          "(run 2 or more)")
+            return f"not judged: {len(single)} of its cells have one replicate, so no standard error (run 2 or more)"
+        return ""
+
+    def contrast_alpha(self, contrasts: list[Contrast], tolerance: Tolerance, alpha: float | None = None) -> float:
+        """Each contrast's alpha: the finding's (or ``alpha``) split over its contrasts."""
+        return (tolerance.alpha("finding") if alpha is None else alpha) / len(contrasts)
+
+    def judge(self, results: dict[str, Any], tolerance: Tolerance = Tolerance()) -> tuple[bool | None, str]:
+        """(passed, detail), or (None, why not judged) when cells are missing or hold fewer than 2 replicates."""
+        cells = self.cells_of(results)
+        if why := self.why_not_judged(cells):
+            return None, why
         contrasts = self.contrasts(cells)
-        alpha = tolerance.alpha("finding") / len(contrasts)
+        alpha = self.contrast_alpha(contrasts, tolerance)
         tested = [(c, *c.test(cells)) for c in contrasts]
         worst, estimate, p = min(tested, key=lambda item: item[2])
         ok = p >= alpha

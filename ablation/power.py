@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ablation.compare import MIN_PAIRED, comparable_cells, metric_values, paired_differences, seed_means
-from ablation.findings import FINDINGS, Contrast
+from ablation.findings import FINDINGS
 from ablation.results import ordered_studies, render
 from ablation.stats import detectable_in_se
 from ablation.studies import get_study
-from ablation.verdict import LOSS_METRICS, MIN_PAIRED_CELL, Tolerance, of_seeds, paired_seeds
+from ablation.verdict import LOSS_METRICS, MIN_PAIRED_CELL, Tolerance, pair_by_seed
 
 MAX_REPLICATES = 512  # replicates_needed looks no further
 CELL_ACCURACY = "accuracy, median cell"  # cell_power's metric
@@ -119,26 +119,25 @@ def cell_power(results: dict[str, Any], tolerance: Tolerance = Tolerance(), powe
                alpha: float | None = None, baseline: dict[str, Any] | None = None) -> list[Power]:
     """Per study, the band of its median cell among those whose runs learn (metric CELL_ACCURACY), at the band's
     alpha (half the baseline cell's unless ``alpha`` is given): from the cells' replicate sd, never below the sd
-    floor, or against a ``baseline`` whose every such cell pairs (paired_seeds) from the per-seed differences."""
+    floor, or against a ``baseline`` whose every such cell pairs (pair_by_seed) from the per-seed differences."""
     found = []
     for name, entry in ordered_studies(results):
         study, before = get_study(name), (baseline or {}).get("studies", {}).get(name, {}).get("cells", {})
         cells = {c: r for c, r in entry["cells"].items() if study.cell(c).level not in study.bimodal_levels}
         if not cells:
             continue
-        pairs = {c: paired_seeds(before[c], r) if c in before else [] for c, r in cells.items()}
-        if all(pairs.values()):
-            spreads = [statistics.stdev([a - b for a, b in zip(of_seeds(r, r["accuracy"], pairs[c]),
-                                                               of_seeds(before[c], before[c]["accuracy"], pairs[c]))])
-                       for c, r in cells.items()]
-            n = min(map(len, pairs.values()))
+        pairs = [pair_by_seed(before[c], r, before[c]["accuracy"], r["accuracy"]) if c in before else None
+                 for c, r in cells.items()]
+        if all(pairs):
+            spreads = [statistics.stdev([m - r for r, m in zip(*pair)]) for pair in pairs]
+            n = min(len(reference) for reference, _ in pairs)
         else:
             spreads = [max(statistics.stdev(r["accuracy"]), tolerance.sd_floor) for r in cells.values()
                        if len(r["accuracy"]) >= 3]
             n = min(len(r["accuracy"]) for r in cells.values())
         found.append(Power(name, CELL_ACCURACY, n, statistics.median(spreads) if spreads else None,
                            alpha if alpha is not None else tolerance.alpha("baseline_cell") / 2, power,
-                           all(pairs.values())))
+                           all(pairs)))
     return found
 
 
@@ -148,20 +147,15 @@ def finding_power(results: dict[str, Any], tolerance: Tolerance = Tolerance(), p
     contrast, the one of largest standard error, at the finding's alpha (or ``alpha``) split over its contrasts."""
     found = []
     for finding in FINDINGS:
-        cells = results["studies"].get(finding.study, {}).get("cells", {})
-        if any(c not in cells or len(cells[c]["accuracy"]) < 2 for c in finding.cells):
+        cells = finding.cells_of(results)
+        if finding.why_not_judged(cells):
             continue
         contrasts = finding.contrasts(cells)
-        n = min(len(cells[c]["accuracy"]) for c in finding.cells)
-        weakest = max(contrast_se(contrast, cells) for contrast in contrasts)
-        found.append(Power(finding.study, FINDING + finding.name, n, weakest * math.sqrt(n),
-                           (alpha if alpha is not None else tolerance.alpha("finding")) / len(contrasts), power))
+        weakest = max(contrasts, key=lambda contrast: contrast.se(cells))
+        n = weakest.df(cells) + 1
+        found.append(Power(finding.study, FINDING + finding.name, n, weakest.se(cells) * math.sqrt(n),
+                           finding.contrast_alpha(contrasts, tolerance, alpha), power))
     return found
-
-
-def contrast_se(contrast: Contrast, cells: dict[str, dict[str, Any]]) -> float:
-    return math.sqrt(sum(w * w * statistics.variance(cells[c]["accuracy"]) / len(cells[c]["accuracy"])
-                         for c, w in contrast.weights.items()))
 
 
 def power_rows(results: dict[str, Any], tolerance: Tolerance = Tolerance(), power: float = 0.8,

@@ -114,25 +114,23 @@ def detectable_in_se(alpha: float, df: float, power: float, two_sided: bool = Tr
     return (low + high) / 2
 
 
+def pooled_sd(a: list[float], b: list[float]) -> float:
+    """The spread of two samples around their own means, pooled (0 without a df)."""
+    df = len(a) + len(b) - 2
+    if df <= 0:
+        return 0.0
+    squares = sum(math.fsum((x - math.fsum(side) / len(side)) ** 2 for x in side) for side in (a, b))
+    return math.sqrt(squares / df)
+
+
 def pooled_t(a: list[float], b: list[float]) -> tuple[float, float, float]:
     """(mean of b minus mean of a, its standard error, df) of Student's two-sample t with the pooled variance: exact
-    when both are drawn from one normal distribution, the null of unchanged training; 2 values or more a side."""
+    when both are drawn from one normal distribution, the null of unchanged training.  Welch's test, the usual
+    choice for unequal spreads, is not: at the bench's alphas, with unequal counts, its estimated df overstate and
+    it alarms up to x12 as often as stated (python -m bench.false_alarms --unpaired).  2 values or more a side."""
     n, k = len(a), len(b)
-    mean_a, mean_b = math.fsum(a) / n, math.fsum(b) / k
-    squares = math.fsum((x - mean_a) ** 2 for x in a) + math.fsum((x - mean_b) ** 2 for x in b)
-    return mean_b - mean_a, math.sqrt(squares / (n + k - 2) * (1 / n + 1 / k)), float(n + k - 2)
-
-
-def welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
-    """(mean of b minus mean of a, its standard error, Welch-Satterthwaite df); both need 2 values or more.  Not
-    a rule of the bench: at its alphas, with unequal counts, its df overstate and it alarms up to x12 too often
-    (bench.false_alarms --unpaired)."""
-    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return statistics.fmean(b) - statistics.fmean(a), 0.0, float(len(a) + len(b) - 2)
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    return statistics.fmean(b) - statistics.fmean(a), se, df
+    change = math.fsum(b) / k - math.fsum(a) / n
+    return change, pooled_sd(a, b) * math.sqrt(1 / n + 1 / k), float(n + k - 2)
 
 
 def paired_t(differences: list[float]) -> tuple[float, float, float]:

@@ -43,7 +43,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from ablation.stats import fisher_exact, paired_t, t_quantile, t_sf
+from ablation.stats import fisher_exact, paired_t, pooled_sd, t_quantile, t_sf
 from ablation.studies import DOCUMENTED, get_study
 
 # The false-alarm budget of one bench run, split by kind of decision: (share of the budget, decisions of that kind
@@ -155,14 +155,6 @@ def at_chance(accuracy: float, collapsed: bool, classes: int, tolerance: Toleran
     return collapsed or accuracy <= 100 / classes + tolerance.collapse_margin
 
 
-def pooled_sd(a: list[float], b: list[float]) -> float:
-    df = len(a) + len(b) - 2
-    if df <= 0:
-        return 0.0
-    ss = sum((x - statistics.fmean(a)) ** 2 for x in a) + sum((x - statistics.fmean(b)) ** 2 for x in b)
-    return math.sqrt(ss / df)
-
-
 @dataclass(frozen=True)
 class Band:
     low: float
@@ -208,6 +200,14 @@ def paired_seeds(before: dict[str, Any], after: dict[str, Any]) -> list[int]:
     MIN_PAIRED_CELL or more; else none (judged unpaired)."""
     shared = sorted(set(before.get("seeds") or ()) & set(after.get("seeds") or ()))
     return shared if len(shared) >= MIN_PAIRED_CELL else []
+
+
+def pair_by_seed(before: dict[str, Any], after: dict[str, Any], before_values: list[float],
+                 after_values: list[float]) -> tuple[list[float], list[float]] | None:
+    """Two records' values (one per replicate) on the seeds they pair on (paired_seeds), in the same order; None
+    when they are judged unpaired."""
+    seeds = paired_seeds(before, after)
+    return (of_seeds(before, before_values, seeds), of_seeds(after, after_values, seeds)) if seeds else None
 
 
 def of_seeds(record: dict[str, Any], values: list[float], seeds: list[int]) -> list[float]:
@@ -312,9 +312,7 @@ def check_against_baseline(study_name: str, cell_id: str, record: dict[str, Any]
     """One cell's replicates against a baseline run's replicates of the same cell, by their accuracies and their
     one-class flags (``tolerance`` as for_baseline gives it; the same data, so no data-copy allowance), paired by
     seed where they share enough seeds (paired_seeds)."""
-    seeds = paired_seeds(baseline_record, record)
-    pairs = (of_seeds(baseline_record, baseline_record["accuracy"], seeds),
-             of_seeds(record, record["accuracy"], seeds)) if seeds else None
+    pairs = pair_by_seed(baseline_record, record, baseline_record["accuracy"], record["accuracy"])
     return check_cell(study_name, cell_id, record, baseline_record["accuracy"], tolerance, copy=False, classes=classes,
                       reference_collapsed=baseline_record["collapsed"], kind="baseline_cell", pairs=pairs)
 

@@ -198,13 +198,15 @@ def paired_table(draws: int, seed: int) -> str:
              "| differences | " + " | ".join(f"{n} pairs" for n in PAIRED_COUNTS) + " |",
              "|---|" + "---|" * len(PAIRED_COUNTS)]
     for shape in DIFFERENCE_SHAPES:
-        cells = []
-        for n in PAIRED_COUNTS:
-            alarms = paired_cell_alarms(n, shape, draws, tolerance, seed)
-            low, high = wilson(alarms, draws)
-            cells.append(f"x{alarms / draws / alpha:.2f} ({low / alpha:.2f}-{high / alpha:.2f})")
+        cells = [rate_text(paired_cell_alarms(n, shape, draws, tolerance, seed), draws, alpha) for n in PAIRED_COUNTS]
         lines.append(f"| {shape} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def rate_text(alarms: int, draws: int, alpha: float) -> str:
+    """The rate of ``alarms`` in ``draws`` as a multiple of ``alpha``, with its 95 % Wilson interval."""
+    low, high = wilson(alarms, draws)
+    return f"x{alarms / draws / alpha:.2f} ({low / alpha:.2f}-{high / alpha:.2f})"
 
 
 # (current, baseline) seeds of a study shift on other seeds: pr against pr, an adaptive run after two more rounds,
@@ -237,7 +239,12 @@ def two_sample_alarms(current: torch.Tensor, baseline: torch.Tensor, alpha: floa
         pooled = ((n - 1) * current.var(1) + (k - 1) * baseline.var(1)) / (n + k - 2)
         return change / (pooled * (1 / n + 1 / k)).sqrt() > t_quantile(alpha / 2, n + k - 2)
     a, b = current.var(1) / n, baseline.var(1) / k
-    return t_beyond(change / (a + b).sqrt(), (a + b) ** 2 / (a ** 2 / (n - 1) + b ** 2 / (k - 1)), alpha / 2)
+    return t_beyond(change / (a + b).sqrt(), welch_df(a, b, n, k), alpha / 2)
+
+
+def welch_df(a: torch.Tensor, b: torch.Tensor, n: int, k: int) -> torch.Tensor:
+    """Welch-Satterthwaite df of a difference of two means whose squared standard errors are ``a`` and ``b``."""
+    return (a + b) ** 2 / (a ** 2 / (n - 1) + b ** 2 / (k - 1))
 
 
 def contrast_alarms(first: torch.Tensor, second: torch.Tensor, alpha: float, rule: str) -> torch.Tensor:
@@ -246,7 +253,7 @@ def contrast_alarms(first: torch.Tensor, second: torch.Tensor, alpha: float, rul
     n, k = first.shape[1], second.shape[1]
     a, b = first.var(1) / n, second.var(1) / k
     t = (second.mean(1) - first.mean(1)) / (a + b).sqrt()
-    df = torch.full_like(t, min(n, k) - 1.0) if rule == "hsu" else (a + b) ** 2 / (a ** 2 / (n - 1) + b ** 2 / (k - 1))
+    df = torch.full_like(t, min(n, k) - 1.0) if rule == "hsu" else welch_df(a, b, n, k)
     return t_beyond(t, df, alpha)
 
 
@@ -254,11 +261,6 @@ def unpaired_table(draws: int, seed: int) -> str:
     """The study shift's rate on other seeds, and a finding's at its margin, as multiples of their alphas."""
     tolerance = Tolerance()
     generator = torch.Generator().manual_seed(seed)
-
-    def rate(alarms: int, alpha: float) -> str:
-        low, high = wilson(alarms, draws)
-        return f"x{alarms / draws / alpha:.2f} ({low / alpha:.2f}-{high / alpha:.2f})"
-
     alpha = tolerance.alpha("study_shift")
     lines = [f"Study shift on other seeds at its alpha {alpha:.2g}, {draws:,} simulated null comparisons each: "
              "the rate as a multiple of alpha, with its 95 % Wilson interval", "",
@@ -266,8 +268,9 @@ def unpaired_table(draws: int, seed: int) -> str:
              "|---|---|" + "---|" * len(UNPAIRED_COUNTS)]
     for shape, draw_shape in DIFFERENCE_SHAPES.items():
         for rule in ("pooled", "welch"):
-            cells = [rate(int(two_sample_alarms(draw_shape((draws, n), generator), draw_shape((draws, k), generator),
-                                                alpha, rule).sum()), alpha) for n, k in UNPAIRED_COUNTS]
+            alarms = [two_sample_alarms(draw_shape((draws, n), generator), draw_shape((draws, k), generator), alpha,
+                                        rule).sum() for n, k in UNPAIRED_COUNTS]
+            cells = [rate_text(int(count), draws, alpha) for count in alarms]
             lines.append(f"| {shape} | {'pooled t (the rule)' if rule == 'pooled' else 'Welch'} | "
                          + " | ".join(cells) + " |")
     alpha = tolerance.alpha("finding")
@@ -277,9 +280,10 @@ def unpaired_table(draws: int, seed: int) -> str:
               "|---|---|" + "---|" * len(SPREAD_RATIOS)]
     for n in (3, 5, 8):
         for rule in ("hsu", "welch"):
-            cells = [rate(int(contrast_alarms(torch.randn(draws, n, generator=generator, dtype=torch.float64),
-                                              torch.randn(draws, n, generator=generator, dtype=torch.float64) * ratio,
-                                              alpha, rule).sum()), alpha) for ratio in SPREAD_RATIOS]
+            cells = [rate_text(int(contrast_alarms(torch.randn(draws, n, generator=generator, dtype=torch.float64),
+                                                   torch.randn(draws, n, generator=generator, dtype=torch.float64)
+                                                   * ratio, alpha, rule).sum()), draws, alpha)
+                     for ratio in SPREAD_RATIOS]
             lines.append(f"| {n} | {'fewest replicates - 1 (the rule)' if rule == 'hsu' else 'Welch'} | "
                          + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -154,7 +154,8 @@ def cell_detectable(baseline, current):
     """Per non-bimodal cell of each study, its detectable shift at the nightly counts paired (from the per-seed
     differences' sd) and unpaired (from the runs' pooled sd, never below the sd floor, as the band takes it)."""
     from ablation.studies import DOCUMENTED
-    from ablation.verdict import Tolerance, pooled_sd
+    from ablation.stats import pooled_sd
+    from ablation.verdict import Tolerance
 
     alpha = Tolerance().alpha("baseline_cell") / 2
     found = {}
