@@ -20,8 +20,8 @@ def rates():
 def test_a_whole_bench_run_raises_a_false_alarm_less_often_than_its_budget(rates):
     """Documented table, baseline cells, shares at chance, study shifts, findings and throughput together: in 500
     simulated runs, no more alarms than a rate at the budget gives with probability 0.1 % (exact tests spend most of
-    the budget, so the estimate itself sits near it). The rules this replaced gave about 15 % per run in the same
-    kind of simulation, which fails this by far."""
+    the budget, so the estimate itself sits near it). The usual shortcuts (docs/statistics.md) give about 15 % per
+    run in the same kind of simulation, which fails this by far."""
     runs, budget = 500, Tolerance().alarm_budget
     alarms = round(rates["any"] * runs)
     as_many_at_the_budget = sum(math.comb(runs, x) * budget ** x * (1 - budget) ** (runs - x)

@@ -167,15 +167,15 @@ def test_at_chance(accuracy, collapsed, expected):
 
 def test_a_single_documented_run_at_chance_cannot_by_itself_prove_a_change_in_the_share():
     """One documented run at chance (BatchNorm at batch 2) and 3 of ours that learned: Fisher's exact p is 0.25,
-    far from an alarm; the rule this replaced treated the one run's share as known and failed the cell."""
+    far from an alarm, where taking the one run's share as known would fail the cell."""
     cell, tol = "batch_size=2-batchnorm", Tolerance()
     verdict = check_cell("batchnorm_vs_groupnorm", cell, record([25.7, 28.0, 30.0]), [10.01], tol, True)
     assert verdict.passed and verdict.reason == "0/3 replicates at chance; reference runs at chance: 1/1"
 
 
 def test_the_share_of_runs_at_chance_is_judged_by_fishers_exact_test():
-    """5 of 8 at chance against 0 of 8: p 0.026 by Fisher's exact test, not an alarm (the old rule, taking the
-    reference's share as known, put it at 4.7e-4 and failed it); all 8 against none: p 1.6e-4, an alarm at the
+    """5 of 8 at chance against 0 of 8: p 0.026 by Fisher's exact test, not an alarm (taking the reference's
+    share as known would put it at 4.7e-4 and fail it); all 8 against none: p 1.6e-4, an alarm at the
     chance_share alpha."""
     cell, tol = "batch_size=2-groupnorm", Tolerance(hardware=0.0)
     learned = record([30.0, 31.0, 29.0, 33.0, 28.0, 30.5, 32.0, 29.5])
