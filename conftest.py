@@ -249,10 +249,9 @@ def shard_cells(shard: Any, variants: bool) -> set[tuple[str, str]]:
 def shard_keeps(item: pytest.Item, shard: Any, mine: set[tuple[str, str]]) -> bool:
     """In shard K of N: the cell tests of its cells (``mine``); no findings or whole-study tests (they need every
     cell: judge the merged file with report and compare); every other test in shard 1 only."""
-    cell = item.get_closest_marker("bench_cell")
-    if cell is None:
+    if item.path.name != "test_cells.py":
         return shard.index == 1 and item.path.name not in ("test_findings.py", "test_whole_studies.py")
-    return tuple(cell.args) in mine
+    return tuple(item.get_closest_marker("trains").args) in mine
 
 
 def _in_bench_terms(error: Exception) -> str:
@@ -290,6 +289,7 @@ class Bench:
     copy: bool  # data other than torchvision CIFAR: the data_copy allowance applies
     baseline: dict[str, Any] | None
     min_throughput: float | None  # None: compare.min_throughput of the tolerance
+    trained: dict[str, Any]  # the cells this session's selected tests train, as a results file's "studies"
 
 
 def _bench_config(config: pytest.Config):
@@ -329,8 +329,19 @@ def cuda(pytestconfig: pytest.Config) -> None:
     _need_gpu(pytestconfig)
 
 
+def trained_cells(items: list[pytest.Item]) -> dict[str, Any]:
+    """The cells the selected GPU tests train (their ``trains`` marks), as a results file's "studies": the cells
+    that share the device in this session."""
+    studies: dict[str, Any] = {}
+    for item in items:
+        for mark in item.iter_markers("trains"):
+            study, *cells = mark.args
+            studies.setdefault(study, {"cells": {}})["cells"].update(dict.fromkeys(cells, {}))
+    return studies
+
+
 @pytest.fixture(scope="session")
-def bench(pytestconfig: pytest.Config) -> Bench:
+def bench(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> Bench:
     """The bench session of this worker: every GPU test takes it, so it also decides skip or fail without a GPU."""
     from ablation.data import DataError
     from ablation.results import read_results
@@ -349,8 +360,8 @@ def bench(pytestconfig: pytest.Config) -> Bench:
         problem = _in_bench_terms(error)
     if problem:
         pytest.fail(problem, pytrace=False)
-    return Bench(cache, _tolerance(pytestconfig),
-                 uses_data_copy(config.data), baseline, pytestconfig.getoption("min_throughput"))
+    return Bench(cache, _tolerance(pytestconfig), uses_data_copy(config.data), baseline,
+                 pytestconfig.getoption("min_throughput"), trained_cells(request.session.items))
 
 
 _merged: dict[str, Any] = {}

@@ -17,7 +17,7 @@ from bench.harness import variant_marks
 def cell_test(study_name: str):
     marks = [pytest.mark.gpu] + variant_marks(study_name)
 
-    @pytest.mark.parametrize("cell_id", [pytest.param(cell.id, marks=pytest.mark.bench_cell(study_name, cell.id))
+    @pytest.mark.parametrize("cell_id", [pytest.param(cell.id, marks=pytest.mark.trains(study_name, cell.id))
                                          for cell in get_study(study_name).cells])
     def test(cell_id, bench, benchmark):
         stored = bench.cache.get(study_name, cell_id,

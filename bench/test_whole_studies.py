@@ -12,12 +12,13 @@ from ablation.studies import STUDIES
 from ablation.verdict import Tolerance, for_baseline
 from bench.harness import variant_marks
 
-PARAMS = [pytest.param(name, marks=variant_marks(name)) for name in STUDIES]
+PARAMS = [pytest.param(name, marks=variant_marks(name) + [pytest.mark.trains(name, *(c.id for c in study.cells))])
+          for name, study in STUDIES.items()]
 
 
 def against_baseline(study_name: str, bench: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """The baseline's cells of the study, this run's records of the same cells, and this run as a results file's
-    header (environment, profile, bench); skips without a baseline holding the study."""
+    header (environment, profile, bench, the cells this session trains); skips without a baseline holding the study."""
     if bench.baseline is None or study_name not in bench.baseline["studies"]:
         pytest.skip("no --baseline with this study to compare against")
     base_cells = bench.baseline["studies"][study_name]["cells"]
@@ -26,7 +27,8 @@ def against_baseline(study_name: str, bench: Any) -> tuple[dict[str, Any], dict[
     if current["entry"]["data_checksum"] != bench.baseline["studies"][study_name]["data_checksum"]:
         pytest.skip("the baseline measured this study on other data (the cell tests fail on it)")
     config = bench.cache.config
-    header = {"environment": current["environment"], "profile": config.profile, "bench": {"workers": config.workers}}
+    header = {"environment": current["environment"], "profile": config.profile, "bench": {"workers": config.workers},
+              "studies": bench.trained}
     return base_cells, {c: s["record"] for c, s in stored.items()}, header
 
 

@@ -139,8 +139,7 @@ def test_run_deterministic_records_it_and_compare_then_takes_no_floor(capsys, tm
 
 
 def test_json_says_per_cell_which_metric_caught_a_change(capsys):
-    code, report = compared(capsys, RECORDED / "h200-bench.json", RECORDED / "h200-fault-no_scheduler.json",
-                            "--min-throughput", "0")
+    code, report = compared(capsys, RECORDED / "h200-bench.json", RECORDED / "h200-fault-no_scheduler.json")
     assert code == 1 and report["regressed"]
     caught = {c["cell"]: [m for m, v in c["verdicts"].items() if not v["passed"]] for c in report["cells"]}
     assert caught["order=conv_relu_bn"] == ["final_loss"] and caught["order=conv_bn_relu"] == []
