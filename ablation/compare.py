@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ablation.numerics import Numerics, compare_replicates, why_no_verdict
-from ablation.results import ResultsError, cells_sharing_the_device, render, training_mode, training_seconds
+from ablation.results import ResultsError, render, sharing_the_device, training_mode, training_seconds
 from ablation.stats import paired_t, pooled_t, t_quantile, t_sf
 from ablation.studies import get_study
 from ablation.verdict import (LOSS_METRICS, Tolerance, Verdict, band, check_against_baseline, equivalent, for_baseline,
@@ -351,10 +351,11 @@ def not_timed(baseline: dict[str, Any], current: dict[str, Any], before: list[di
     if ways[0] != ways[1]:
         differ = [key for key in ways[0] if ways[0][key] != ways[1][key]]
         return "trained another way (" + ", ".join(f"{k}: {ways[0][k]} vs {ways[1][k]}" for k in differ) + ")"
-    shared = cells_sharing_the_device(baseline), cells_sharing_the_device(current)
+    shared = sharing_the_device(baseline), sharing_the_device(current)
     if shared[0] != shared[1]:
-        return (f"other cells shared the device ({len(shared[0])} cells in the baseline's bench run, "
-                f"{len(shared[1])} in this one)")
+        (base_shards, base_cells), (shards, cells) = shared
+        return (f"other cells shared the device (the baseline's bench: {len(base_cells)} cells in {base_shards} "
+                f"shard{'s' * (base_shards > 1)}; this one: {len(cells)} in {shards})")
     if min(training_seconds(before), training_seconds(after)) < MIN_TIMED_S:
         return f"under {MIN_TIMED_S:.0f} s of training"
     return ""

@@ -72,7 +72,8 @@ def merge(files: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """One results file from shards (or any files) of one commit, profile, device and data, with no cell twice."""
     (first_name, first), others = files[0], files[1:]
     merged = dict(first, studies={}, merged_from=[name for name, _ in files])
-    merged.pop("shard", None)
+    if "shard" in merged:  # how the cells were dealt out, which changes what trained beside each other
+        merged["shards"] = merged.pop("shard")["count"]
     for name, results in others:
         for key, what, read in (("profile", "profile", lambda r: r["profile"]),
                                 ("commit", "code", lambda r: r["environment"].get("git_commit")),

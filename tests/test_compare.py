@@ -105,7 +105,7 @@ def test_a_bench_run_of_other_cells_than_the_baselines_is_not_timed_against_it(c
     (-n 0 or 1) each cell trains in its own study's groups and the study is timed."""
     run = RECORDED / f"h200-fault-{fault}.json"
     _, out, _ = compare(capsys, BENCH, run)
-    reason = "not judged: other cells shared the device (33 cells in the baseline's bench run, 19 in this one)"
+    reason = "not judged: other cells shared the device (the baseline's bench: 33 cells in 1 shard; this one: 19 in 1)"
     throughput_rows = [line for line in out.splitlines() if line.endswith(reason)]
     assert len(throughput_rows) == 2 and "img/s is x" not in out
     one_worker = []
@@ -116,6 +116,22 @@ def test_a_bench_run_of_other_cells_than_the_baselines_is_not_timed_against_it(c
         one_worker[-1].write_text(json.dumps(results))
     _, out, _ = compare(capsys, *one_worker)
     assert "other cells shared the device" not in out and "2 of 2 timed studies slower than x0.54" in out
+
+
+def test_bench_shards_merged_are_not_timed_against_a_bench_run_in_one_piece(capsys, tmp_path):
+    """The same 33 cells dealt into two shards, each on a device of its own, trained beside other cells than in
+    one bench run: not judged, saying why; against a baseline dealt the same way, judged."""
+    sharded = read_results(REPEAT)
+    sharded["shards"] = 2
+    (tmp_path / "sharded.json").write_text(json.dumps(sharded))
+    _, out, _ = compare(capsys, BENCH, tmp_path / "sharded.json")
+    reason = "not judged: other cells shared the device (the baseline's bench: 33 cells in 1 shard; this one: 33 in 2)"
+    assert len([line for line in out.splitlines() if line.endswith(reason)]) == 3
+    baseline = read_results(BENCH)
+    baseline["shards"] = 2
+    (tmp_path / "baseline.json").write_text(json.dumps(baseline))
+    _, out, _ = compare(capsys, tmp_path / "baseline.json", tmp_path / "sharded.json")
+    assert "0 of 3 timed studies slower than x0.54" in out
 
 
 def test_cells_side_by_side_count_their_shared_training_time_once(capsys, tmp_path):

@@ -43,7 +43,7 @@ def test_two_shards_merged_are_the_whole_run(capsys, tmp_path, run_norm_cells):
     merged = read_results(tmp_path / "merged.json")
     assert list(merged["studies"]["batchnorm_vs_groupnorm"]["cells"]) == ["batch_size=64-batchnorm",
                                                                           "batch_size=64-groupnorm"]
-    assert "shard" not in merged and merged["merged_from"] == [str(p) for p in shards]
+    assert "shard" not in merged and merged["shards"] == 2 and merged["merged_from"] == [str(p) for p in shards]
     assert main(["compare", str(whole), str(tmp_path / "merged.json"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [c["numerics"] for c in report["cells"]] == ["identical", "identical"]
