@@ -7,8 +7,8 @@ import pytest
 from ablation.findings import FINDINGS
 from bench.harness import variant_marks
 
-PARAMS = [pytest.param(f, id=f"{f.study}:{f.name}", marks=variant_marks(f.study) + [pytest.mark.trains(f.study, *f.cells)])
-          for f in FINDINGS]
+PARAMS = [pytest.param(f, id=f"{f.study}:{f.name}",
+                       marks=variant_marks(f.study) + [pytest.mark.trains(f.study, *f.cells)]) for f in FINDINGS]
 
 
 @pytest.mark.gpu

@@ -18,7 +18,8 @@ PARAMS = [pytest.param(name, marks=variant_marks(name) + [pytest.mark.trains(nam
 
 def against_baseline(study_name: str, bench: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """The baseline's cells of the study, this run's records of the same cells, and this run as a results file's
-    header (environment, profile, bench, the cells this session trains); skips without a baseline holding the study."""
+    header (environment, profile, bench, the cells this session trains); skips without a baseline holding the
+    study."""
     if bench.baseline is None or study_name not in bench.baseline["studies"]:
         pytest.skip("no --baseline with this study to compare against")
     base_cells = bench.baseline["studies"][study_name]["cells"]
