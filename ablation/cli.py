@@ -316,6 +316,8 @@ def run(args: argparse.Namespace) -> int:
     log = None if args.quiet else _log
     start = time.perf_counter()
     datasets = study_datasets(studies, args.data, args.data_root)
+    if log:
+        log(plan_text(studies, cells, args.replicates, device, args.profile))
     results = new_results(device, args.data or ",".join(dict.fromkeys(s.dataset for s in studies)), args.profile)
     if args.shard:
         results["shard"] = {"index": args.shard.index, "count": args.shard.count}
@@ -380,6 +382,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print("\n" + report(comparison, markdown=args.format == "markdown"))
     return 1 if comparison.regressed else 0
+
+
+def plan_text(studies: list[Study], cells: dict[str, list[Cell]], replicates: str | int, device: torch.device,
+              profile: str) -> str:
+    """What run is about to train, before it starts; on a CPU at the full profile, that it takes hours."""
+    counts = [(s.name, len(cells.get(s.name, s.cells)), s.replicates_for(replicates)) for s in studies]
+    text = (f"training {sum(n for _, n, _ in counts)} cells, {sum(n * r for _, n, r in counts)} models "
+            f"({', '.join(f'{name}: {n} x {r}' for name, n, r in counts)}) on {device.type}, profile {profile}")
+    if device.type == "cpu" and profile == "full":
+        text += ("\nnote: the full profile takes hours on a CPU (a CUDA GPU trains the whole table in about a "
+                 "minute); --profile smoke checks the pipeline in minutes")
+    return text
 
 
 def baseline_for(args: argparse.Namespace, studies: list[Study]) -> dict[str, Any] | None:

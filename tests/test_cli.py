@@ -39,6 +39,8 @@ def test_smoke_run_of_all_studies_on_the_real_copy(capsys, tmp_path, small_cifar
     assert "62.64" in out and "10.01" in out and "37.61" in out  # documented values beside the measured
     assert out.rstrip().endswith("Profile smoke: a check of the pipeline, too short to compare with the documented "
                                  "tables, so no cell or finding is judged.")
+    assert err.splitlines()[0] == ("training 33 cells, 33 models (sigmoid_vs_relu: 16 x 1, batchnorm_vs_groupnorm: "
+                                   "14 x 1, conv_activation_norm_position: 3 x 1) on cpu, profile smoke")
     assert "[conv_activation_norm_position 3/3] order=conv_leakyrelu_bn" in err  # progress on stderr
     summary = re.fullmatch(r"33 cells: ([\d.]+) s training, ([\d.]+) s model set-up, ([\d.]+) s evaluation; "
                            r"([\d.]+) s since the run began \(.*\)", err.splitlines()[-2])
@@ -361,6 +363,23 @@ def test_an_interrupted_run_keeps_its_finished_cells_and_exits_130(capsys, tmp_p
     started.clear()
     code, _, err = synthetic_run(capsys, tiny_npz, *three_cells)
     assert code == 130 and err.splitlines()[-1] == "ablation: interrupted"
+
+
+def test_a_full_run_on_the_cpu_says_first_that_it_takes_hours(capsys, monkeypatch):
+    """A full-profile cell of Sigmoid/ReLU alone trains for about a minute on two CPU cores, the table for hours:
+    before the first cell, run says so and names the smoke profile."""
+    import ablation.runner as runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_cell", interrupted)
+    code, _, err = run(capsys, "run", "all", "--device", "cpu", "--data", "synthetic")
+    assert code == 130 and err.splitlines()[:2] == [
+        "training 33 cells, 201 models (sigmoid_vs_relu: 16 x 5, batchnorm_vs_groupnorm: 14 x 8, "
+        "conv_activation_norm_position: 3 x 3) on cpu, profile full",
+        "note: the full profile takes hours on a CPU (a CUDA GPU trains the whole table in about a minute); "
+        "--profile smoke checks the pipeline in minutes"]
 
 
 def test_a_seed_offset_trains_other_seeds(tmp_path, run_norm_cells):
