@@ -165,9 +165,9 @@ def training_mode(results: dict[str, Any], cells: Iterable[dict[str, Any]]) -> d
 def sharing_the_device(results: dict[str, Any]) -> tuple[int, set[str]] | None:
     """What trained together in a bench run whose xdist workers shared the device: into how many shards its cells
     were dealt (each shard on a device of its own), and every cell, as "study[cell]". What trains beside a study
-    changes its speed: the recorded bench runs of 19 of the 33 cells ran a study x0.34-0.93 as fast as the full
-    bench did. None for `run` and a bench of one worker, whose cells train in groups of their own study
-    (training_mode's side_by_side)."""
+    changes its speed: three recorded bench runs of 19 of the 33 cells, trained as the full bench was, ran a study
+    x0.34-0.52 as fast as it did. None for `run` and a bench of one worker, whose cells train in groups of their
+    own study (training_mode's side_by_side)."""
     bench = results.get("bench")
     if bench is None or bench.get("workers") in (0, 1):  # None: a file from before workers were recorded: -n 2
         return None
