@@ -53,31 +53,33 @@ from conftest import trained_cells
 
 class Selected:
     def pytest_collection_finish(self, session):
-        self.studies = {study: sorted(entry["cells"]) for study, entry in trained_cells(session.items).items()}
+        self.studies = {study: len(entry["cells"]) for study, entry in trained_cells(session.items).items()}
 
-selected = Selected()
-pytest.main(["bench", "-m", "gpu", "--collect-only", "-q", "-p", "no:cacheprovider", *sys.argv[1:]], plugins=[selected])
-print(json.dumps(selected.studies))
+found = []
+for selection in json.loads(sys.argv[1]):
+    selected = Selected()
+    pytest.main(["bench", "-m", "gpu", "--collect-only", "-q", "-p", "no:cacheprovider", *selection], plugins=[selected])
+    found.append(selected.studies)
+print(json.dumps(found))
 """
+SELECTIONS = {  # -k selections of the bench, and the cells per study their tests train
+    "": {"sigmoid_vs_relu": 16, "batchnorm_vs_groupnorm": 14, "conv_activation_norm_position": 3},
+    "sigmoid_vs_relu or conv_activation_norm_position": {"sigmoid_vs_relu": 16, "conv_activation_norm_position": 3},
+    "sigmoid_vs_relu and 4-relu": {"sigmoid_vs_relu": 1},
+    "batchnorm_breaks_down_at_small_batches": {"batchnorm_vs_groupnorm": 4},
+    "test_throughput and conv_activation_norm_position": {"conv_activation_norm_position": 3},
+}
 
 
-@pytest.mark.parametrize("selection,expected", [
-    ([], {"sigmoid_vs_relu": 16, "batchnorm_vs_groupnorm": 14, "conv_activation_norm_position": 3}),
-    (["-k", "sigmoid_vs_relu or conv_activation_norm_position"], {"sigmoid_vs_relu": 16,
-                                                                 "conv_activation_norm_position": 3}),
-    (["-k", "sigmoid_vs_relu and 4-relu"], {"sigmoid_vs_relu": 1}),
-    (["-k", "batchnorm_breaks_down_at_small_batches"], {"batchnorm_vs_groupnorm": 4}),
-    (["-k", "test_throughput and conv_activation_norm_position"], {"conv_activation_norm_position": 3}),
-])
-def test_a_bench_session_knows_which_cells_share_its_device(selection, expected):
+def test_a_bench_session_knows_which_cells_share_its_device():
     """The cells the selected cell, finding and whole-study tests train, from their ``trains`` marks: what shares
     the device with a study, which its throughput against a baseline's needs to be the same (tests/test_compare.py).
     The variants' tests are deselected without --variants, and add nothing."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
-    proc = subprocess.run([sys.executable, "-c", SELECTED_CELLS, *selection], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env=env)
-    studies = json.loads(proc.stdout.splitlines()[-1])
-    assert {study: len(cells) for study, cells in studies.items()} == expected, proc.stdout[-2000:]
+    selections = [["-k", k] if k else [] for k in SELECTIONS]
+    proc = subprocess.run([sys.executable, "-c", SELECTED_CELLS, json.dumps(selections)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert json.loads(proc.stdout.splitlines()[-1]) == list(SELECTIONS.values()), proc.stdout[-2000:]
 
 
 def test_without_a_gpu_the_bench_skips_with_a_reason_or_fails_under_require_gpu(tmp_path, pytester):
