@@ -23,7 +23,7 @@ from ablation.results import (FORMATS, NOT_JUDGED, ResultsError, environment, ex
 from ablation.power import power_rows, power_table, takes_target
 from ablation.shard import Shard, deal, merge, parse_shard
 from ablation.runner import run_study
-from ablation.speed import MODES, available_modes, measure, speed_table
+from ablation.speed import MODES, NOTEBOOK_WORKERS, available_modes, measure, speed_table
 from ablation.studies import DOCUMENTED, PLANS, PROFILES, STUDIES, Cell, Study, get_study
 from ablation.train import use_deterministic_algorithms
 from ablation.verdict import Tolerance
@@ -99,7 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     speed = commands.add_parser("speed", help="time the notebooks' pipeline, the eager loop and the fused one "
                                               "(on CUDA also with CUDA graphs, as run trains each cell there)")
     add_selection_options(speed)
-    speed.add_argument("--workers", type=int, default=8, help="DataLoader workers of the notebook pipeline (default 8)")
+    workers = min(NOTEBOOK_WORKERS, os.cpu_count() or 1)
+    speed.add_argument("--workers", type=int, default=workers,
+                       help=f"DataLoader workers of the notebook pipeline (default {workers}: the notebooks' "
+                            f"{NOTEBOOK_WORKERS}, or this machine's CPU count where it is smaller)")
     speed.add_argument("--modes", type=speed_modes, metavar="M1,M2",
                        help=f"time only these of {','.join(MODES)} (default: all; graphs needs CUDA), e.g. "
                             "fused,graphs for the whole table without the slow notebook pipeline")

@@ -30,6 +30,7 @@ from ablation.train import make_optimizer, make_scheduler, prepare, synchronize
 
 MODES = ("notebook", "eager", "fused", "graphs")
 SEQUENTIAL = ("notebook", "eager")  # modes that train a cell's replicates one after another
+NOTEBOOK_WORKERS = 8  # the notebooks' DataLoader workers (ablation/reference/README.md)
 SPEED_UPS = (("eager", "notebook"), ("fused", "notebook"), ("fused", "eager"), ("graphs", "notebook"),
              ("graphs", "fused"))
 
@@ -101,6 +102,7 @@ def measure(study: Study, dataset: Dataset, device: torch.device, replicates: in
     cells = cells or list(study.cells)
     seconds = dict.fromkeys(modes or available_modes(device), 0.0)
     for cell in cells:
+        cell_seconds = {}
         for mode in seconds:
             trained = sequential if mode in SEQUENTIAL else count
             if mode == "notebook":
@@ -108,9 +110,10 @@ def measure(study: Study, dataset: Dataset, device: torch.device, replicates: in
             else:
                 timed = run_cell(study, cell, data, trained, profile, fuse=mode != "eager",
                                  graphs=mode == "graphs").wall_s
-            seconds[mode] += timed * count / trained
+            cell_seconds[mode] = timed * count / trained
+            seconds[mode] += cell_seconds[mode]
         if log:
-            log(f"[speed {study.name}] {cell.id}: " + ", ".join(f"{m} {s:.1f} s" for m, s in seconds.items()))
+            log(f"[speed {study.name}] {cell.id}: " + ", ".join(f"{m} {s:.1f} s" for m, s in cell_seconds.items()))
     return {"study": study.name, "images": len(cells) * count * len(data.train_y) * hp.epochs,
             "replicates": count, "timed_sequential": sequential, **seconds}
 

@@ -1,5 +1,6 @@
 """The speed comparison: the notebook pipeline sees the same images, and every mode is timed."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -63,8 +64,12 @@ def test_one_after_another_modes_can_time_a_sample_of_replicates_and_scale_up(mo
     monkeypatch.setattr(speed, "run_cell", run_cell)
     study = get_study("batchnorm_vs_groupnorm")
     cells = [study.cell("batch_size=64-groupnorm"), study.cell("batch_size=128-groupnorm")]
-    row = measure(study, tiny_data, torch.device("cpu"), 4, "smoke", 0, cells, sequential_replicates=1)
+    progress = []
+    row = measure(study, tiny_data, torch.device("cpu"), 4, "smoke", 0, cells, log=progress.append,
+                  sequential_replicates=1)
     assert trained == [("notebook", 1), ("eager", 1), ("fused", 4)] * 2
+    assert progress[1] == ("[speed batchnorm_vs_groupnorm] batch_size=128-groupnorm: notebook 2.0 s, eager 1.0 s, "
+                           "fused 1.0 s")  # the cell's own times, not the study's so far
     assert (row["notebook"], row["eager"], row["fused"]) == (2 * 0.5 * 4, 2 * 0.25 * 4, 2 * 1.0)
     table = speed_table([row], "cpu")
     assert table.endswith("notebook and eager timed on 1 of 4 replicates per cell (batchnorm_vs_groupnorm), "
@@ -83,6 +88,16 @@ def test_speed_command(capsys):
     assert "--workers must be 0 or more, got -1" in capsys.readouterr().err
     assert main(["speed", "all", "--sequential-replicates", "0", "--device", "cpu"]) == 2
     assert "argument --sequential-replicates: must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_the_notebook_pipeline_takes_no_more_workers_than_cpus(capsys, monkeypatch):
+    """The notebooks ran 8 DataLoader workers; on fewer cores that many oversubscribe them (and torch warns)."""
+    for cpus, default in ((2, 2), (16, 8)):
+        monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+        with pytest.raises(SystemExit):
+            main(["speed", "--help"])
+        help_text = " ".join(capsys.readouterr().out.split())
+        assert f"(default {default}: the notebooks' 8, or this machine's CPU count where it is smaller)" in help_text
 
 
 def test_speed_times_only_the_modes_asked_for(capsys):
