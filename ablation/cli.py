@@ -370,7 +370,7 @@ def run(args: argparse.Namespace) -> int:
         print("\n" + NOT_JUDGED.format(profile=args.profile))
     if log:
         records = [c for study in results["studies"].values() for c in study["cells"].values()]
-        log(f"{len(records)} cells: {training_seconds(records):.1f} s training, "
+        log(f"{plural(len(records), 'cell')}: {training_seconds(records):.1f} s training, "
             f"{sum(c['setup_s'] for c in records):.1f} s model set-up, {sum(c['eval_s'] for c in records):.1f} s "
             f"evaluation; {time.perf_counter() - start:.1f} s since the run began (the rest: loading data, starting "
             "the device)")
@@ -391,7 +391,8 @@ def plan_text(studies: list[Study], cells: dict[str, list[Cell]], replicates: st
               profile: str) -> str:
     """What run is about to train, before it starts; on a CPU at the full profile, that it takes hours."""
     counts = [(s.name, len(cells.get(s.name, s.cells)), s.replicates_for(replicates)) for s in studies]
-    text = (f"training {sum(n for _, n, _ in counts)} cells, {sum(n * r for _, n, r in counts)} models "
+    cells_total, models = sum(n for _, n, _ in counts), sum(n * r for _, n, r in counts)
+    text = (f"training {plural(cells_total, 'cell')}, {plural(models, 'model')} "
             f"({', '.join(f'{name}: {n} x {r}' for name, n, r in counts)}) on {device.type}, profile {profile}")
     if device.type == "cpu" and profile == "full":
         text += ("\nnote: the full profile takes hours on a CPU (a CUDA GPU trains the whole table in about a "
@@ -584,6 +585,11 @@ def check_writable(path: Path, option: str, example: str) -> None:
         raise UsageError(f"{option} {path}: directory {path.parent} does not exist; create it first")
     if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UsageError(f"{option} {path} is not writable; choose another path")
+
+
+def plural(n: int, noun: str) -> str:
+    """"1 cell", "2 cells"."""
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def _log(message: str) -> None:

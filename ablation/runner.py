@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any, Callable, Iterable
 
 import torch
@@ -10,11 +11,14 @@ import torch
 from ablation.data import Dataset
 from ablation.results import add_study, cell_record, measured_text
 from ablation.studies import Cell, Study
-from ablation.train import CellResult, CellTraining, DeviceData, fusing_pays, prepare, train_cell, train_side_by_side
+from ablation.train import (CellResult, CellTraining, DeviceData, Progress, fusing_pays, prepare, train_cell,
+                            train_side_by_side)
+
+HEARTBEAT_S = 30.0  # a log that is not a terminal (CI) gets a group's epoch line at most this often
 
 
 def run_cell(study: Study, cell: Cell, data: DeviceData, replicates: int, profile: str = "full",
-             fuse: bool | None = None, progress: Callable[[str], None] | None = None,
+             fuse: bool | None = None, progress: Progress | None = None,
              graphs: bool = False) -> CellResult:
     """Train a cell's replicates fused into one model, or one after another.
 
@@ -78,7 +82,11 @@ def run_study(
     prefixes = [f"[{study.name} {i}/{len(cells)}] {cell.id}" for i, cell in enumerate(cells, 1)]
     for first in range(0, len(cells), side_by_side):
         group = range(first, min(first + side_by_side, len(cells)))
-        progress = [_live(prefixes[i]) if log and sys.stderr.isatty() else None for i in group]
+        if log and sys.stderr.isatty():
+            progress = [_live(prefixes[i]) for i in group]
+        else:  # the group's cells take their epochs together: the first one's stand for all
+            label = prefixes[first] if len(group) == 1 else f"[{study.name} {first + 1}-{group[-1] + 1}/{len(cells)}]"
+            progress = [_heartbeat(label, log) if log else None] + [None] * (len(group) - 1)
         if len(group) == 1:
             group_results = [run_cell(study, cells[first], data, replicates, profile, fuse, progress[0], graphs)]
         else:
@@ -98,7 +106,21 @@ def run_study(
     return entry
 
 
-def _live(prefix: str) -> Callable[[str], None]:
-    def show(message: str) -> None:
-        print(f"\r{prefix}: {message}\033[K", end="", file=sys.stderr, flush=True)
+def _heartbeat(label: str, log: Callable[[str], None]) -> Progress:
+    """Progress for a log that is not a terminal: a line at most every HEARTBEAT_S, so that a long cell shows
+    that it is alive without a line per epoch of every short one."""
+    last = time.perf_counter()
+
+    def show(line: Callable[[], str]) -> None:
+        nonlocal last
+        if time.perf_counter() - last >= HEARTBEAT_S:
+            log(f"{label}: {line()}")
+            last = time.perf_counter()
+    return show
+
+
+def _live(prefix: str) -> Progress:
+    """Progress on a terminal: every epoch, one line rewritten in place."""
+    def show(line: Callable[[], str]) -> None:
+        print(f"\r{prefix}: {line()}\033[K", end="", file=sys.stderr, flush=True)
     return show

@@ -44,6 +44,9 @@ CHANNELS_LAST_MIN_BATCH = 256
 # at 16, x1.25 at 32, x0.6-0.8 at 64: at small batches a step is overhead, at large ones grouped convolutions
 # are slow.
 CPU_FUSE_MAX_BATCH = 32
+# Called after every epoch with a function that makes the epoch's progress line: the mean loss is read from the
+# device (a synchronization) only when the line is shown.
+Progress = Callable[[Callable[[], str]], None]
 _warned_cpu_amp = False
 
 
@@ -387,7 +390,7 @@ class CellTraining:
     """
 
     def __init__(self, study: Study, cell: Cell, data: DeviceData, seeds: list[int], profile: str = "full",
-                 dtype: torch.dtype = torch.float32, progress: Callable[[str], None] | None = None,
+                 dtype: torch.dtype = torch.float32, progress: Progress | None = None,
                  graphs: bool = False) -> None:
         setup_start = time.perf_counter()
         self.hp = study.settings(profile)
@@ -417,8 +420,8 @@ class CellTraining:
             if self.scheduler is not None:
                 self.scheduler.step()
             if self.progress is not None:
-                mean_loss = (step.loss_sum / n).mean().item()
-                self.progress(f"epoch {epoch + 1}/{self.hp.epochs}  mean loss {mean_loss:.3f}")
+                self.progress(lambda: f"epoch {epoch + 1}/{self.hp.epochs}  mean loss "
+                                      f"{(step.loss_sum / n).mean().item():.3f}")
 
     def result(self, wall_s: float, side_by_side: int = 1) -> CellResult:
         """Evaluate every replicate once training is done; ``wall_s``: the training time, shared with
@@ -448,7 +451,7 @@ class CellTraining:
 
 
 def train_cell(study: Study, cell: Cell, data: DeviceData, seeds: list[int], profile: str = "full",
-               dtype: torch.dtype = torch.float32, progress: Callable[[str], None] | None = None,
+               dtype: torch.dtype = torch.float32, progress: Progress | None = None,
                graphs: bool = False) -> CellResult:
     """Train ``len(seeds)`` replicates of ``cell`` as one fused model and evaluate each on the test set.
 

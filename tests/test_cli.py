@@ -338,6 +338,29 @@ def test_a_study_side_by_side_records_each_cell_as_alone_and_counts_shared_time_
                   side_by_side=2)
 
 
+def test_a_log_that_is_not_a_terminal_hears_from_long_cells_at_most_every_heartbeat(tiny_data, monkeypatch):
+    """In CI, where stderr is a file, a cell or a group of cells side by side that trains for minutes says which
+    epoch it is in every HEARTBEAT_S (a group by its first cell: its cells take their epochs together); short
+    cells say nothing until they finish."""
+    import ablation.runner as runner
+    from ablation.studies import get_study
+
+    study = get_study("batchnorm_vs_groupnorm")
+    cells = [study.cell(c) for c in ("batch_size=32-batchnorm", "batch_size=32-groupnorm", "batch_size=16-groupnorm")]
+    lines = []
+    runner.run_study({"studies": {}}, study, tiny_data, torch.device("cpu"), 2, "smoke", cells, log=lines.append,
+                     side_by_side=2)
+    assert len(lines) == 3 and not any("epoch" in line for line in lines)
+    monkeypatch.setattr(runner, "HEARTBEAT_S", 0.0)
+    lines.clear()
+    runner.run_study({"studies": {}}, study, tiny_data, torch.device("cpu"), 2, "smoke", cells, log=lines.append,
+                     side_by_side=2)
+    epochs = [line for line in lines if "epoch" in line]
+    assert [line.split("  mean loss")[0] for line in epochs] == [  # the smoke profile trains one epoch
+        "[batchnorm_vs_groupnorm 1-2/3]: epoch 1/1", "[batchnorm_vs_groupnorm 3/3] batch_size=16-groupnorm: epoch 1/1"]
+    assert all(re.fullmatch(r".*  mean loss \d+\.\d{3}", line) for line in epochs)
+
+
 def test_an_interrupted_run_keeps_its_finished_cells_and_exits_130(capsys, tmp_path, monkeypatch, tiny_npz):
     """Ctrl-C in the third cell: one line on stderr, no traceback, and --out holds the two cells before it."""
     import ablation.runner as runner

@@ -318,7 +318,8 @@ def test_cells_side_by_side_train_exactly_as_each_alone(generated, monkeypatch):
     step_call = TrainStep.__call__
     monkeypatch.setattr(TrainStep, "__call__", lambda self, indices: (stepped.append(indices.shape[1]),
                                                                       step_call(self, indices)))
-    trainings = [train.CellTraining(study, cell, data, [3, 4], progress=shown[cell.id].append) for cell in cells]
+    trainings = [train.CellTraining(study, cell, data, [3, 4], progress=lambda line, c=cell.id: shown[c].append(line()))
+                 for cell in cells]
     assert [t.total_steps for t in trainings] == [2 * 15, 2 * 8]
     together = train.train_side_by_side(trainings)
 
