@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import statistics
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -110,9 +111,10 @@ FAULTS = {
 
 
 def detection_report(paths: list[str], baseline_path: str | None = None) -> str:
-    """Per results file: its fault, the cells outside their band (against the documented table, and against
-    a baseline run when given), the studies shifted as a whole against the baseline, and the findings that
-    failed."""
+    """What caught each results file's fault: per file, the cells outside their documented band, and against the
+    baseline (when given) the cells outside their band, each study's accuracy shift (the fault's effect, with its
+    adjusted p and verdict), the loss metrics that moved, the same-seed numerics, the findings that failed, and
+    whether anything failed the run; then per fault, how many of its runs were caught and its mean effect."""
     from ablation.compare import compare
     from ablation.findings import FINDINGS
     from ablation.results import read_results
@@ -120,33 +122,56 @@ def detection_report(paths: list[str], baseline_path: str | None = None) -> str:
 
     tolerance = Tolerance()
     baseline = read_results(baseline_path) if baseline_path else None
-    lines = ["| run | fault | cells outside documented band | cells outside baseline band | studies shifted "
-             "| findings failed |", "|---|---|---|---|---|---|"]
+    lines = ["| run | fault | documented: cells out of band | accuracy: cells out of band | accuracy: study shifts "
+             "| loss metrics: cells moved | loss metrics: study shifts | numerics | findings failed | caught |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    per_fault: dict[str, list[tuple[bool, dict[str, float]]]] = {}
     for path in paths:
         results = read_results(path)
         documented = check_documented(results, tolerance)
-        comparison = compare(baseline, results, tolerance) if baseline else None
-        findings = [(f.name, f.judge(results)[0]) for f in FINDINGS]
-        failed = [name for name, ok in findings if ok is False]
+        findings = [ok for ok in (f.judge(results, tolerance)[0] for f in FINDINGS) if ok is not None]
         fault = (results.get("bench") or {}).get("fault") or "none"
-        lines.append(f"| {Path(path).name} | {fault} | {_count(documented)} | "
-                     f"{_count([d.verdict for d in comparison.drifts]) if comparison else '-'} | "
-                     f"{_shifted(comparison.shifts) if comparison else '-'} | "
-                     f"{_tally(failed, sum(ok is not None for _, ok in findings))} |")
+        caught = any(not v.passed for v in documented) or False in findings
+        columns = ["-"] * 5
+        effects = {}
+        if baseline is not None:
+            comparison = compare(baseline, results, tolerance)
+            caught = caught or comparison.regressed
+            accuracy = [s for s in comparison.shifts if s.metric == "accuracy"]
+            effects = {s.study: s.change for s in accuracy}
+            numerics = [d.numerics.verdict for d in comparison.drifts if d.numerics is not None]
+            columns = [
+                _tally([_cell(d.verdict) for d in comparison.drifts if not d.verdict.passed], len(comparison.drifts)),
+                "; ".join(f"{s.study} {s.change_text}, p adj {s.adjusted_p:.2g}: {s.state}" for s in accuracy) or "-",
+                _tally([f"{_cell(d.verdict)} " + ", ".join(m.metric for m in d.metrics if not m.passed)
+                        for d in comparison.drifts if not all(m.passed for m in d.metrics)],
+                       sum(bool(d.metrics) for d in comparison.drifts), shown=3),
+                _tally([f"{s.study} {s.metric} {s.change_text}" for s in comparison.shifts
+                        if s.metric != "accuracy" and not s.passed],
+                       sum(s.metric != "accuracy" for s in comparison.shifts)),
+                f"{numerics.count('changed')}/{len(numerics)} changed" if numerics else "-"]
+        per_fault.setdefault(fault, []).append((caught, effects))
+        out_of_band = _tally([_cell(v) for v in documented if not v.passed], len(documented))
+        lines.append(f"| {Path(path).name} | {fault} | {out_of_band} | " + " | ".join(columns)
+                     + f" | {findings.count(False)}/{len(findings)} | {'yes' if caught else 'no'} |")
+    lines += ["", "| fault | runs | caught | mean accuracy shift per study |", "|---|---|---|---|"]
+    for fault, runs in per_fault.items():
+        studies = dict.fromkeys(study for _, effects in runs for study in effects)
+        mean_effects = "; ".join(
+            f"{study} {statistics.fmean(e[study] for _, e in runs if study in e):+.2f} points" for study in studies)
+        lines.append(f"| {fault} | {len(runs)} | {sum(caught for caught, _ in runs)} of {len(runs)} "
+                     f"| {mean_effects or '-'} |")
     return "\n".join(lines)
 
 
-def _shifted(shifts: list) -> str:
-    return _tally([f"{s.study} {s.metric} ({s.change_text})" for s in shifts if not s.passed], len(shifts))
+def _cell(verdict) -> str:
+    return f"{verdict.study}[{verdict.cell}]"
 
 
-def _count(verdicts: list) -> str:
-    return _tally([f"{v.study}[{v.cell}]" for v in verdicts if not v.passed], len(verdicts))
-
-
-def _tally(failed: list[str], judged: int) -> str:
-    """'failed/judged', then which failed."""
-    return f"{len(failed)}/{judged}" + (": " + ", ".join(failed) if failed else "")
+def _tally(failed: list[str], judged: int, shown: int | None = None) -> str:
+    """'failed/judged', then which failed (the first ``shown`` of them, if given)."""
+    names = failed if shown is None or len(failed) <= shown else failed[:shown] + ["..."]
+    return f"{len(failed)}/{judged}" + (": " + ", ".join(names) if names else "")
 
 
 def main(argv: Sequence[str] | None = None) -> str:

@@ -16,7 +16,9 @@
 #   bench       the bench as CI runs it: cells, findings, drift against BASELINE
 #   held-out-N  two bench runs with seeds no recorded run used, judged against each other and BASELINE: the
 #               independent evidence for docs/statistics.md's false-alarm rates
-#   fault-NAME  planted faults (bench/faults.py): what the bench catches
+#   fault-NAME  planted faults (bench/faults.py): what the bench catches; FAULT_SEED_OFFSETS="0 2000 3000" repeats
+#               each with other seeds (fault-NAME-sOFFSET, judged against BASELINE on other seeds); fault-report
+#               tabulates every fault run in OUT: what caught it, per fault the runs caught and the mean effect
 #   nightly     the whole table with --replicates nightly, timed (the nightly plan's 5-minute target), and
 #   nightly-again  the same seeds once more: the paired test's spread at the nightly counts
 #   null-K      runs of unchanged code with their own seeds (offset 10000 + 1000 K, K = 1..NULL_RUNS) and
@@ -31,8 +33,8 @@
 # minutes of an H200 (the null runs 40 of them, the variants 14); in parts that fit 10-minute slots (times
 # projected): STAGES="nightly nightly-again nightly-power" (about 7 minutes), STAGES="long-* cifar100" (about 7),
 # STAGES=variants (about 7), STAGES=step-times (a few, with its compiles), STAGES="bench held-out-2000
-# held-out-3000 held-out-pair" (about 5), the faults two or three at a time (FAULTS="label_noise batchnorm_eps"
-# STAGES="fault-label_noise fault-batchnorm_eps"), and the null runs five at a time into one OUT (STAGES="null-*"
+# held-out-3000 held-out-pair" (about 5), the faults two or three at a time into one OUT (FAULTS="label_noise
+# batchnorm_eps" STAGES="fault-*": their runs, then fault-report of every fault run in OUT), and the null runs five at a time into one OUT (STAGES="null-*"
 # NULL_FIRST=1 NULL_RUNS=5, then NULL_FIRST=6 ...; null-rates judges every pair in OUT). Each part also pays the
 # preflight, unless PREFLIGHT=0 (once it has passed on that machine and commit).
 set -u
@@ -41,7 +43,7 @@ OUT=${2:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
 BASELINE=${3:-bench/recorded/h200-bench-graphs.json}
 FAULTS=${FAULTS:-"no_normalization lr_times_10 no_scheduler groupnorm_one_group norm_after_activation \
 weight_decay_dropped label_noise batchnorm_eps eval_with_batch_statistics"}
-NULL_RUNS=${NULL_RUNS:-20} NULL_FIRST=${NULL_FIRST:-1}
+NULL_RUNS=${NULL_RUNS:-20} NULL_FIRST=${NULL_FIRST:-1} FAULT_SEED_OFFSETS=${FAULT_SEED_OFFSETS:-0}
 mkdir -p "$OUT"
 summary="$OUT/summary.log"
 { nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__)"; git rev-parse --short HEAD; } >> "$summary" 2>&1
@@ -95,8 +97,17 @@ if [ -f "$OUT/held-out-2000.json" ] && [ -f "$OUT/held-out-3000.json" ]; then
   stage held-out-pair python3 -m ablation compare "$OUT/held-out-2000.json" "$OUT/held-out-3000.json"
 fi
 for fault in $FAULTS; do
-  stage "fault-$fault" "${bench[@]}" --plant-fault "$fault" --baseline="$BASELINE" --bench-out="$OUT/fault-$fault.json"
+  for offset in $FAULT_SEED_OFFSETS; do
+    name="fault-$fault"
+    [ "$offset" = 0 ] || name="$name-s$offset"
+    stage "$name" "${bench[@]}" --plant-fault "$fault" --seed-offset "$offset" --baseline="$BASELINE" \
+      --bench-out="$OUT/$name.json"
+  done
 done
+fault_runs=("$OUT"/fault-*.json)
+if [ -f "${fault_runs[0]}" ]; then
+  stage fault-report python3 -m bench.faults "${fault_runs[@]}" --baseline "$BASELINE"
+fi
 stage nightly python3 -m ablation run all --replicates nightly --data "$DATA" --out "$OUT/nightly.json"
 stage nightly-again python3 -m ablation run all --replicates nightly --data "$DATA" --out "$OUT/nightly-again.json"
 stage nightly-power python3 -m ablation power "$OUT/nightly-again.json" --baseline "$OUT/nightly.json"

@@ -10,7 +10,11 @@ FAKE_PYTHON = """#!/bin/bash
 echo "python3 $*"
 [[ -n $FAIL_ON && $* == *$FAIL_ON* ]] && exit 3
 previous=""
-for argument in "$@"; do [[ $previous == --out || $previous == -o ]] && touch "$argument"; previous=$argument; done
+for argument in "$@"; do
+  [[ $previous == --out || $previous == -o ]] && touch "$argument"
+  [[ $argument == --bench-out=* ]] && touch "${argument#--bench-out=}"
+  previous=$argument
+done
 """
 
 
@@ -68,3 +72,18 @@ def test_a_failed_preflight_runs_nothing_else(tmp_path):
     assert failed.returncode == 1 and stages(out) == ["preflight"]
     assert "preflight failed" in (out / "summary.log").read_text()
     assert "run all --profile smoke --data DATA.npz" in (out / "preflight.log").read_text()
+
+
+def test_faults_repeat_with_other_seeds_and_are_tabulated_together(tmp_path):
+    out = tmp_path / "out"
+    done = verify(tmp_path, out, STAGES="fault-*", FAULTS="lr_times_10 label_noise", FAULT_SEED_OFFSETS="0 2000",
+                  PREFLIGHT="0")
+    assert done.returncode == 0, done.stderr
+    assert stages(out) == ["fault-lr_times_10", "fault-lr_times_10-s2000", "fault-label_noise",
+                           "fault-label_noise-s2000", "fault-report"]
+    assert "--plant-fault label_noise --seed-offset 2000" in (out / "fault-label_noise-s2000.log").read_text()
+    report = (out / "fault-report.log").read_text().split()
+    assert report[:3] == ["python3", "-m", "bench.faults"] and report[-2:] == ["--baseline",
+                                                                               "bench/recorded/h200-bench-graphs.json"]
+    assert sorted(report[3:-2]) == sorted(f"{out}/fault-{name}.json" for name in (
+        "lr_times_10", "lr_times_10-s2000", "label_noise", "label_noise-s2000"))
