@@ -166,17 +166,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="replicates per cell: pr (each study's own count), nightly (16 / 16 / 24, for a 0.5-point "
                          "detectable study shift against a same-seed baseline) or a number (default %(default)s)")
     group.addoption("--baseline", help="results JSON of a known-good run: also check drift against it (default: none)")
-    group.addoption("--bench-out", default="bench-results.json", help="results JSON this run writes (default %(default)s)")
+    group.addoption("--bench-out", default="bench-results.json",
+                    help="results JSON this run writes (default %(default)s)")
     add_tolerance_options(group.addoption)
     group.addoption("--allowance-data", type=zero_or_more, default=default.data_copy,
                     help="points, downward, for data other than torchvision's CIFAR-10 (default %(default)s)")
     group.addoption("--shard", type=shard_option, metavar="K/N",
                     help="only the K-th of N shares of the cell tests, dealt as run --shard deals them; no findings "
                          "or whole-study tests: merge the shards' --bench-out files and judge them (default: all)")
-    group.addoption("--seed-offset", type=int, default=0, help="shift every replicate seed, for independent repeats (default %(default)s)")
-    group.addoption("--plant-fault", choices=sorted(FAULTS), metavar="NAME",
-                    help="plant a known bug, to measure what the bench catches: "
-                         + "; ".join(f"{name}: {fault.description}" for name, fault in FAULTS.items()))
+    group.addoption("--seed-offset", type=int, default=0,
+                    help="shift every replicate seed, for independent repeats (default %(default)s)")
+    faults = "; ".join(f"{name}: {fault.description}" for name, fault in FAULTS.items())
+    group.addoption("--plant-fault", choices=sorted(FAULTS), metavar="NAME",  # % doubled: argparse formats help
+                    help="plant a known bug, to measure what the bench catches: " + faults.replace("%", "%%"))
     group.addoption("--deterministic", action="store_true",
                     help="deterministic kernels only (python -m ablation run --deterministic)")
     group.addoption("--no-cuda-graphs", action="store_true",
