@@ -1,3 +1,5 @@
-from ablation.cli import entry_point
+import sys
 
-entry_point()
+from ablation.cli import main
+
+sys.exit(main())

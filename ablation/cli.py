@@ -38,10 +38,12 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="python -m ablation", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                    epilog="example:\n  python -m ablation run all --data cifar10 --out results.json\n"
-                           "  python -m ablation compare baseline.json results.json")
+def build_parser(prog: str = "python -m ablation") -> argparse.ArgumentParser:
+    """The command line's parser; ``prog``: how it was invoked (the installed ``ablation`` script, or python -m)."""
+    parser = Parser(prog=prog, description=__doc__.replace("python -m ablation", prog),
+                    formatter_class=argparse.RawDescriptionHelpFormatter,
+                    epilog=f"example:\n  {prog} run all --data cifar10 --out results.json\n"
+                           f"  {prog} compare baseline.json results.json")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     commands.add_parser("list", help="show the studies, their cells and hyperparameters")
@@ -186,9 +188,9 @@ def add_tolerance_options(add: Callable[..., Any]) -> None:
         help="the same for a cell (default %(default)s)")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m ablation") -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(prog).parse_args(argv)
         if args.command == "list":
             print(list_studies())
             return 0
@@ -599,4 +601,5 @@ def _log(message: str) -> None:
 
 
 def entry_point() -> None:
-    sys.exit(main())
+    """The installed ``ablation`` script."""
+    sys.exit(main(prog="ablation"))

@@ -388,6 +388,24 @@ def test_an_interrupted_run_keeps_its_finished_cells_and_exits_130(capsys, tmp_p
     assert code == 130 and err.splitlines()[-1] == "ablation: interrupted"
 
 
+def test_help_and_errors_name_the_command_as_it_was_invoked(capsys, monkeypatch):
+    """The installed script is `ablation`; from a checkout it is `python -m ablation`."""
+    from ablation.cli import entry_point
+
+    monkeypatch.setattr(sys, "argv", ["ablation", "--help"])
+    with pytest.raises(SystemExit):
+        entry_point()
+    out = capsys.readouterr().out
+    assert out.startswith("usage: ablation [-h]") and "  ablation run all --data cifar10" in out
+    monkeypatch.setattr(sys, "argv", ["ablation", "run", "all", "--replicates", "0"])
+    with pytest.raises(SystemExit) as exit_info:
+        entry_point()
+    assert exit_info.value.code == 2 and "(see ablation run --help)" in capsys.readouterr().err
+    proc = subprocess.run([sys.executable, "-m", "ablation", "--help"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.stdout.startswith("usage: python -m ablation [-h]")
+
+
 def test_a_full_run_on_the_cpu_says_first_that_it_takes_hours(capsys, monkeypatch):
     """A full-profile cell of Sigmoid/ReLU alone trains for about a minute on two CPU cores, the table for hours:
     before the first cell, run says so and names the smoke profile."""
