@@ -17,7 +17,8 @@
 #   held-out-N  two bench runs with seeds no recorded run used, judged against each other and BASELINE: the
 #               independent evidence for docs/statistics.md's false-alarm rates
 #   fault-NAME  planted faults (bench/faults.py): what the bench catches; FAULT_SEED_OFFSETS="0 2000 3000" repeats
-#               each with other seeds (fault-NAME-sOFFSET, judged against BASELINE on other seeds); fault-report
+#               each with other seeds (fault-NAME-sOFFSET, judged against BASELINE on other seeds),
+#               FAULT_REPLICATES=nightly trains the nightly plan's counts (use another OUT per plan); fault-report
 #               tabulates every fault run in OUT: what caught it, per fault the runs caught and the mean effect
 #   nightly     the whole table with --replicates nightly, timed (the nightly plan's 5-minute target), and
 #   nightly-again  the same seeds once more: the paired test's spread at the nightly counts
@@ -44,6 +45,7 @@ BASELINE=${3:-bench/recorded/h200-bench-graphs.json}
 FAULTS=${FAULTS:-"no_normalization lr_times_10 no_scheduler groupnorm_one_group norm_after_activation \
 weight_decay_dropped label_noise batchnorm_eps eval_with_batch_statistics"}
 NULL_RUNS=${NULL_RUNS:-20} NULL_FIRST=${NULL_FIRST:-1} FAULT_SEED_OFFSETS=${FAULT_SEED_OFFSETS:-0}
+FAULT_REPLICATES=${FAULT_REPLICATES:-pr}
 mkdir -p "$OUT"
 summary="$OUT/summary.log"
 { nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__)"; git rev-parse --short HEAD; } >> "$summary" 2>&1
@@ -100,8 +102,8 @@ for fault in $FAULTS; do
   for offset in $FAULT_SEED_OFFSETS; do
     name="fault-$fault"
     [ "$offset" = 0 ] || name="$name-s$offset"
-    stage "$name" "${bench[@]}" --plant-fault "$fault" --seed-offset "$offset" --baseline="$BASELINE" \
-      --bench-out="$OUT/$name.json"
+    stage "$name" "${bench[@]}" --plant-fault "$fault" --seed-offset "$offset" --replicates "$FAULT_REPLICATES" \
+      --baseline="$BASELINE" --bench-out="$OUT/$name.json"
   done
 done
 fault_runs=("$OUT"/fault-*.json)

@@ -81,7 +81,8 @@ def test_faults_repeat_with_other_seeds_and_are_tabulated_together(tmp_path):
     assert done.returncode == 0, done.stderr
     assert stages(out) == ["fault-lr_times_10", "fault-lr_times_10-s2000", "fault-label_noise",
                            "fault-label_noise-s2000", "fault-report"]
-    assert "--plant-fault label_noise --seed-offset 2000" in (out / "fault-label_noise-s2000.log").read_text()
+    assert "--plant-fault label_noise --seed-offset 2000 --replicates pr" in (
+        out / "fault-label_noise-s2000.log").read_text()
     report = (out / "fault-report.log").read_text().split()
     assert report[:3] == ["python3", "-m", "bench.faults"] and report[-2:] == ["--baseline",
                                                                                "bench/recorded/h200-bench-graphs.json"]
