@@ -406,6 +406,24 @@ def test_help_and_errors_name_the_command_as_it_was_invoked(capsys, monkeypatch)
     assert proc.stdout.startswith("usage: python -m ablation [-h]")
 
 
+@pytest.mark.parametrize("command", ["list", "run", "compare", "report", "history", "speed", "merge", "power"])
+def test_every_commands_help_renders(capsys, command):
+    """argparse formats help text only when it is asked for (a bare % there crashes --help)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.startswith(f"usage: python -m ablation {command}")
+
+
+@pytest.mark.parametrize("module", ["faults", "false_alarms", "null_runs", "roofline", "side_by_side_gain",
+                                    "step_times"])
+def test_every_bench_tools_help_renders(capsys, module):
+    import importlib
+
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(f"bench.{module}").main(["--help"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.startswith(f"usage: python -m bench.{module}")
+
+
 def test_a_full_run_on_the_cpu_says_first_that_it_takes_hours(capsys, monkeypatch):
     """A full-profile cell of Sigmoid/ReLU alone trains for about a minute on two CPU cores, the table for hours:
     before the first cell, run says so and names the smoke profile."""
