@@ -68,8 +68,13 @@ def deal(cells: list[tuple[Study, Cell]], shard: Shard) -> list[tuple[Study, Cel
     return [cell for i, cell in enumerate(cells) if i in mine]
 
 
+def _seeds_text(seeds: list[int]) -> str:
+    return f"{len(seeds)} from {seeds[0]}" if seeds else "none"
+
+
 def merge(files: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    """One results file from shards (or any files) of one commit, profile, device and data, with no cell twice."""
+    """One results file from shards (or any files) of one commit, profile, device and data, with no cell twice and
+    every cell of a study trained with the same seeds (the same --seed-offset and --replicates)."""
     (first_name, first), others = files[0], files[1:]
     merged = dict(first, studies={}, merged_from=[name for name, _ in files])
     if "shard" in merged:  # how the cells were dealt out, which changes what trained beside each other
@@ -82,6 +87,7 @@ def merge(files: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
             if read(results) != read(first):
                 raise ResultsError(f"{name} ran other {what} than {first_name} ({read(results)} vs {read(first)}); "
                                    "merge the shards of one run")
+    seeds_of: dict[str, tuple[str, list[int]]] = {}  # study -> the first file that holds it, and its seeds
     for name, results in files:
         for study, entry in ordered_studies(results):
             into = merged["studies"].setdefault(study, dict(entry, cells={}))
@@ -92,6 +98,11 @@ def merge(files: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
                 if cell_id in into["cells"]:
                     raise ResultsError(f"{study}[{cell_id}] is in more than one file ({name} among them); merge "
                                        "each shard once")
+                seen_in, seeds = seeds_of.setdefault(study, (name, record["seeds"]))
+                if record["seeds"] != seeds:
+                    raise ResultsError(f"{name} trained {study} with other seeds ({_seeds_text(record['seeds'])}) "
+                                       f"than {seen_in} ({_seeds_text(seeds)}); merge the shards of one run, trained "
+                                       "with the same --seed-offset and --replicates")
                 into["cells"][cell_id] = record
         merged["created"] = max(merged["created"], results["created"])
     merged["studies"] = {name: dict(entry, cells={c.id: entry["cells"][c.id] for c in STUDIES[name].cells

@@ -65,6 +65,20 @@ def test_merge_refuses_shards_of_other_runs_in_one_line(capsys, tmp_path, run_no
     assert message in err and err.count("\n") == 1 and not (tmp_path / "m.json").exists()
 
 
+@pytest.mark.parametrize("other", [["--seed-offset", "5"], ["--replicates", "3"]])
+def test_merge_refuses_shards_trained_with_other_seeds(capsys, tmp_path, run_norm_cells, other):
+    """Shards of one run train every cell of a study with the same seeds; a shard with another --seed-offset or
+    --replicates would leave the merged study's replicate r a different seed in different cells, which the
+    study shift pairs as one."""
+    first = run_norm_cells(tmp_path / "a.json", "--shard", "1/2")
+    second = run_norm_cells(tmp_path / "b.json", "--shard", "2/2", *other)
+    assert main(["merge", str(first), str(second), "-o", str(tmp_path / "m.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and not (tmp_path / "m.json").exists()
+    assert f"{second} trained batchnorm_vs_groupnorm with other seeds (" in err
+    assert f"than {first} (2 from 84035); merge the shards of one run, trained with the same --seed-offset" in err
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--shard", "3/2"], "argument --shard: K must be between 1 and N in 3/2, e.g. 1/2"),
     (["--shard", "two"], "argument --shard: 'two' is not K/N, e.g. 1/4"),
