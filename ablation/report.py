@@ -165,8 +165,10 @@ def history(directory: str | Path, tolerance: Tolerance = Tolerance(),
     cell's series of run means splits into an earlier and a later level that
     differ by ``min_shift`` points or more, by a pooled t-test over the split
     (stats.level_shift; HISTORY_ALPHA over all cells), so a slow drift or a
-    step that no single pair of runs shows is seen.  Returns the table and
-    notes: files passed over, and each level shift.
+    step that no single pair of runs shows is seen.  A series holds the runs on
+    the same data (checksum): a run on other data, the smoke profile's or
+    another copy's, is no change of the code.  Returns the table and notes:
+    files passed over, and each level shift.
     """
     runs, notes = [], []
     for path in sorted(Path(directory).glob("*.json")):
@@ -179,13 +181,13 @@ def history(directory: str | Path, tolerance: Tolerance = Tolerance(),
     runs.sort(key=lambda r: r["created"])
     columns = [f"{r['created'][:16]} {short_commit(r['environment'])}".strip() for r in runs]
     table: dict[str, dict[str, str]] = {}
-    series: dict[str, list[tuple[str, float]]] = {}
+    series: dict[tuple[str, str], list[tuple[str, float]]] = {}  # (cell, data checksum) -> (column, mean) per run
     previous: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for column, results in zip(columns, runs):
         for name, entry in results["studies"].items():
             for cell_id, record in entry["cells"].items():
-                key = f"{name}[{cell_id}]"
-                text = f"{statistics.fmean(record['accuracy']):.2f}"
+                key, mean = f"{name}[{cell_id}]", statistics.fmean(record["accuracy"])
+                text = f"{mean:.2f}"
                 if key in previous and previous[key][1]["data_checksum"] == entry["data_checksum"]:
                     before = previous[key][0]
                     near = for_baseline(tolerance, results["environment"]["device_name"],
@@ -195,9 +197,9 @@ def history(directory: str | Path, tolerance: Tolerance = Tolerance(),
                     if not verdict.passed:
                         text += " !"
                 table.setdefault(key, {})[column] = text
-                series.setdefault(key, []).append((column, statistics.fmean(record["accuracy"])))
+                series.setdefault((key, entry["data_checksum"]), []).append((column, mean))
                 previous[key] = (results, entry)
-    for key, points in series.items():
+    for (key, _), points in series.items():
         shift = level_shift([mean for _, mean in points], HISTORY_ALPHA / len(series), min_shift)
         if shift is not None:
             start, before, after, p = shift

@@ -202,6 +202,34 @@ def test_history_flags_a_step_in_a_cells_level_that_no_pair_of_runs_shows(tmp_pa
     assert not frame.loc["sigmoid_vs_relu[blocks=6-relu]"].str.endswith("^").any()
 
 
+def test_history_looks_for_level_shifts_among_runs_on_the_same_data(tmp_path):
+    """Five runs on one copy of the data, then five on another where one cell learns 3 points less: a new level of
+    the data, not of the code. Each copy's runs are a series of their own, and neither shifts."""
+    rng = random.Random(2)
+    base = json.loads((RECORDED / "h200-bench.json").read_text())
+    for run in range(10):
+        results = copy.deepcopy(base)
+        results["created"] = f"2026-11-{10 + run:02d}T00:00"
+        for name, entry in results["studies"].items():
+            if run >= 5:
+                entry["data_checksum"] = "other copy"
+            for cell_id, record in entry["cells"].items():
+                drop = 3.0 if cell_id == "blocks=4-relu" and run >= 5 else 0.0
+                record["accuracy"] = [a - drop + rng.gauss(0, 0.15) for a in record["accuracy"]]
+        (tmp_path / f"run{run}.json").write_text(json.dumps(results))
+    frame, notes = history(tmp_path)
+    assert not [note for note in notes if note.startswith("level shift")]
+    assert not frame.loc["sigmoid_vs_relu[blocks=4-relu]"].str.endswith("^").any()
+    for run in range(5, 10):  # the same runs on the first copy's data: there the step is a change of level
+        results = json.loads((tmp_path / f"run{run}.json").read_text())
+        for name, entry in results["studies"].items():
+            entry["data_checksum"] = base["studies"][name]["data_checksum"]
+        (tmp_path / f"run{run}.json").write_text(json.dumps(results))
+    frame, notes = history(tmp_path)
+    assert [note.split(" from ")[0] for note in notes if note.startswith("level shift")] == [
+        "level shift: sigmoid_vs_relu[blocks=4-relu]"]
+
+
 def test_a_history_with_no_change_is_flagged_at_most_at_its_alpha():
     """2,000 histories of 30 runs with no change (normal run means), no minimum effect, alpha 1 %: the pooled t over
     every split, Bonferroni, flags fewer than 1 %."""
