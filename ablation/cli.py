@@ -15,7 +15,7 @@ from typing import Any, Callable, NoReturn, Sequence
 import torch
 
 from ablation.adaptive import adaptive_compare, looks_text
-from ablation.compare import as_json, compare, min_throughput, report
+from ablation.compare import MIN_PAIRED, as_json, compare, min_throughput, report
 from ablation.data import DATA_ROOT_ENV, SOURCE_CLASSES, DataError, Dataset, load_dataset, sources_with
 from ablation.report import history, history_text, markdown_report, plot_results
 from ablation.results import (FORMATS, NOT_JUDGED, ResultsError, environment, extend_cell, format_results, new_results,
@@ -483,6 +483,11 @@ def show_power(args: argparse.Namespace) -> int:
                            if args.target_shift and takes_target(p.metric) else None} for p in powers], indent=1))
     else:
         print(power_table(powers, args.target_shift, args.markdown))
+        unpaired = [p.study for p in powers if p.metric == "accuracy" and not p.paired]
+        if baseline is not None and unpaired:
+            print(f"\nnote: {args.baseline} shares too few seeds with {args.results} to pair {', '.join(unpaired)} "
+                  f"({MIN_PAIRED} or more in every compared cell): those rows are the two-sample test's, from the "
+                  f"spread of {args.results} alone")
     return 0
 
 

@@ -125,6 +125,21 @@ def test_against_a_same_seed_baseline_the_power_is_the_paired_tests(capsys):
     assert rows["conv_activation_norm_position", "accuracy"][:6] == ["3", "paired", "0.293", "0.001", "6.77", "points"]
 
 
+def test_a_baseline_on_other_seeds_gives_the_two_sample_power_and_says_why(capsys):
+    """`power --baseline` with a baseline that shares no seed (the independent H200 run): the rows are the
+    two-sample test's from the file's own spread, and a note names the studies that could not pair; a same-seed
+    baseline gets no note."""
+    assert main(["power", str(RECORDED / "h200-bench.json"), "--baseline", str(RECORDED / "h200-repeat.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split()[:5] == ["sigmoid_vs_relu", "accuracy", "5", "pooled", "0.208"]
+    assert out.rstrip().endswith(
+        f"note: {RECORDED / 'h200-repeat.json'} shares too few seeds with {RECORDED / 'h200-bench.json'} to pair "
+        "sigmoid_vs_relu, batchnorm_vs_groupnorm, conv_activation_norm_position (3 or more in every compared cell): "
+        f"those rows are the two-sample test's, from the spread of {RECORDED / 'h200-bench.json'} alone")
+    assert main(["power", str(RECORDED / "h200-bench.json"), "--baseline", str(RECORDED / "h100-bench.json")]) == 0
+    assert "note:" not in capsys.readouterr().out
+
+
 def test_the_nightly_plan_detects_half_a_point_where_the_seeds_pair():
     """The nightly counts meet the 0.5-point target with the paired spread measured between same-seed runs; the pr
     counts do not for the order study, and unpaired (other seeds) the nightly counts do not either."""
