@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -162,6 +163,23 @@ def test_bench_without_xdist_reaches_pytest_benchmark_and_refuses_a_baseline_fro
     assert stored[0]["extra_info"]["images_per_s"] > 0 and stored[0]["stats"]["rounds"] == 1
     results = json.loads((tmp_path / "bench.json").read_text())
     assert results["studies"]["batchnorm_vs_groupnorm"]["cells"]["batch_size=128-groupnorm"]["seeds"] == [84040]
+
+
+def test_a_cell_test_that_finds_its_cell_trained_leaves_pytest_benchmark_alone(tmp_path, tiny_npz):
+    """The finding runs first and trains the order cells; each cell test then reads its cell and takes no
+    pytest-benchmark fixture (an unused one warns in every such test)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "bench/test_findings.py", "bench/test_cells.py", "-m", "gpu",
+                           "-p", "no:cacheprovider", "--bench-device", "cpu", f"--bench-data={tiny_npz}",
+                           "--bench-profile", "smoke", "--replicates", "2", "-k", "conv_activation_norm_position",
+                           f"--bench-out={tmp_path / 'bench.json'}", f"--benchmark-json={tmp_path / 'timing.json'}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    ran = [m.groups() for m in (re.match(r"(bench/test_\w+\.py) ([.FEsx]+) ", line)
+                                 for line in proc.stdout.splitlines()) if m]
+    assert [(path, len(outcomes)) for path, outcomes in ran] == [("bench/test_findings.py", 1),
+                                                                 ("bench/test_cells.py", 3)], proc.stdout[-2000:]
+    assert "Benchmark fixture was not used" not in proc.stdout
+    assert not (tmp_path / "timing.json").exists()  # the finding trained every cell: nothing was timed twice
 
 
 class Options:
