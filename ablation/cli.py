@@ -513,7 +513,14 @@ def at_least_one(text: str) -> int:
 
 def replicate_plan(text: str) -> str | int:
     """--replicates: a plan of PLANS or a count."""
-    return text if text in PLANS else at_least_one(text)
+    if text in PLANS:
+        return text
+    try:
+        int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a plan ({' or '.join(PLANS)}) nor a whole number "
+                                         "of replicates per cell") from None
+    return at_least_one(text)
 
 
 def above_zero(text: str) -> float:
