@@ -119,8 +119,8 @@ def null_rates(runs: list[dict[str, Any]], reruns: list[dict[str, Any]] | None =
     if reruns is not None:
         again = [p for run in reruns for p in whole(run)]
         if len(again) != len(parts):
-            raise ValueError(f"the same-seed reruns hold {len(again)} pseudo-runs, the runs {len(parts)}; rerun each "
-                             "run with its seeds")
+            raise ValueError(f"the same-seed reruns hold {len(again)} pseudo-run{'s' * (len(again) != 1)}, the runs "
+                             f"{len(parts)}; give one rerun per run, in the same order, each with its run's seeds")
         rates["same seeds"] = tally([comparison_alarms(compare(a, b, tolerance)) for a, b in zip(parts, again)])
     return rates
 

@@ -75,6 +75,17 @@ def test_a_run_too_small_to_cut_is_refused_in_one_line(capsys):
     assert "fewer than two pseudo-runs of the pr plan's replicates per cell; train more" in capsys.readouterr().err
 
 
+def test_reruns_that_do_not_match_the_runs_are_refused_in_one_line(capsys):
+    """Two runs of other seeds and a same-seed rerun of only the first: every run needs its rerun."""
+    with pytest.raises(SystemExit) as stop:
+        main([str(RECORDED / "h200-bench.json"), str(RECORDED / "h200-repeat.json"), "--same-seeds",
+              str(RECORDED / "h200-bench-graphs.json")])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        "the same-seed reruns hold 1 pseudo-run, the runs 2; give one rerun per run, in the same order, each with its "
+        "run's seeds")
+
+
 def test_runs_of_other_seeds_add_pseudo_runs_and_shared_seeds_are_refused(big):
     """The recorded independent H200 runs (offsets 0 and 1000) are one pseudo-run each; a run twice is refused."""
     rates = null_rates([read_results(RECORDED / "h200-bench.json"), read_results(RECORDED / "h200-repeat.json")])
