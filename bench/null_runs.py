@@ -110,8 +110,12 @@ def null_rates(runs: list[dict[str, Any]], reruns: list[dict[str, Any]] | None =
         names = [s.name for s in DOCUMENTED if s.name in results["studies"]]
         return [p for p in blocks(results, plan) if all(name in p["studies"] for name in names)]
 
+    def seeds_of(part: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        """Each study's seeds in a pseudo-run (every cell of a study trains the same ones)."""
+        return {name: tuple(next(iter(e["cells"].values()))["seeds"]) for name, e in part["studies"].items()}
+
     parts = [p for run in runs for p in whole(run)]
-    seeds = [tuple(c["seeds"]) for p in parts for e in p["studies"].values() for c in list(e["cells"].values())[:1]]
+    seeds = [s for p in parts for s in seeds_of(p).values()]
     if len(seeds) != len(set(seeds)):
         raise ValueError("two pseudo-runs share seeds; give runs of other seeds (run --seed-offset)")
     rates = {"documented table": tally([table_alarms(p, tolerance) for p in parts])}
@@ -121,6 +125,9 @@ def null_rates(runs: list[dict[str, Any]], reruns: list[dict[str, Any]] | None =
         if len(again) != len(parts):
             raise ValueError(f"the same-seed reruns hold {len(again)} pseudo-run{'s' * (len(again) != 1)}, the runs "
                              f"{len(parts)}; give one rerun per run, in the same order, each with its run's seeds")
+        if any(seeds_of(a) != seeds_of(b) for a, b in zip(parts, again)):
+            raise ValueError("a same-seed rerun trained other seeds than its run; give the reruns in the runs' order, "
+                             "each with its run's seeds")
         rates["same seeds"] = tally([comparison_alarms(compare(a, b, tolerance)) for a, b in zip(parts, again)])
     return rates
 

@@ -86,6 +86,18 @@ def test_reruns_that_do_not_match_the_runs_are_refused_in_one_line(capsys):
         "run's seeds")
 
 
+def test_reruns_in_another_order_are_refused_rather_than_judged_as_same_seed_pairs(capsys):
+    """Given in the wrong order, a rerun pairs with a run of other seeds: its comparison would be the two-sample
+    one, counted as a same-seed pair."""
+    runs = [str(RECORDED / "h200-bench.json"), str(RECORDED / "h200-repeat.json")]
+    with pytest.raises(SystemExit) as stop:
+        main([*runs, "--same-seeds", *reversed(runs)])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        "a same-seed rerun trained other seeds than its run; give the reruns in the runs' order, each with its run's "
+        "seeds")
+
+
 def test_runs_of_other_seeds_add_pseudo_runs_and_shared_seeds_are_refused(big):
     """The recorded independent H200 runs (offsets 0 and 1000) are one pseudo-run each; a run twice is refused."""
     rates = null_rates([read_results(RECORDED / "h200-bench.json"), read_results(RECORDED / "h200-repeat.json")])
