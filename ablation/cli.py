@@ -19,7 +19,7 @@ from ablation.compare import MIN_PAIRED, as_json, compare, min_throughput, repor
 from ablation.data import DATA_ROOT_ENV, SOURCE_CLASSES, DataError, Dataset, load_dataset, sources_with
 from ablation.report import history, history_text, markdown_report, plot_results
 from ablation.results import (FORMATS, NOT_JUDGED, ResultsError, environment, extend_cell, format_results, new_results,
-                              read_results, training_seconds, write_json)
+                              plural, read_results, training_seconds, write_json)
 from ablation.power import power_rows, power_table, takes_target
 from ablation.shard import Shard, deal, merge, parse_shard
 from ablation.runner import run_study
@@ -499,13 +499,13 @@ def speed_modes(text: str) -> tuple[str, ...]:
     return modes
 
 
-def at_least_one(text: str) -> int:
+def at_least_one(text: str, expected: str = "a whole number") -> int:
     """A count option (replicates, cells side by side): a whole number, 1 or more (0 would silently mean the
-    default where a count is optional)."""
+    default where a count is optional); ``expected``: what else the option takes, for the error."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {expected}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
     return value
@@ -513,14 +513,7 @@ def at_least_one(text: str) -> int:
 
 def replicate_plan(text: str) -> str | int:
     """--replicates: a plan of PLANS or a count."""
-    if text in PLANS:
-        return text
-    try:
-        int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a plan ({' or '.join(PLANS)}) nor a whole number "
-                                         "of replicates per cell") from None
-    return at_least_one(text)
+    return text if text in PLANS else at_least_one(text, f"a plan ({' or '.join(PLANS)}) or a whole number")
 
 
 def above_zero(text: str) -> float:
@@ -599,11 +592,6 @@ def check_writable(path: Path, option: str, example: str) -> None:
         raise UsageError(f"{option} {path}: directory {path.parent} does not exist; create it first")
     if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UsageError(f"{option} {path} is not writable; choose another path")
-
-
-def plural(n: int, noun: str) -> str:
-    """"1 cell", "2 cells"."""
-    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def _log(message: str) -> None:

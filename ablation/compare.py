@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ablation.numerics import Numerics, compare_replicates, why_no_verdict
-from ablation.results import ResultsError, render, sharing_the_device, training_mode, training_seconds
+from ablation.results import ResultsError, plural, render, sharing_the_device, training_mode, training_seconds
 from ablation.stats import paired_t, pooled_t, t_quantile, t_sf
 from ablation.studies import get_study
 from ablation.verdict import (LOSS_METRICS, Tolerance, Verdict, band, check_against_baseline, equivalent, for_baseline,
@@ -354,8 +354,8 @@ def not_timed(baseline: dict[str, Any], current: dict[str, Any], before: list[di
     shared = sharing_the_device(baseline), sharing_the_device(current)
     if shared[0] != shared[1]:
         (base_shards, base_cells), (shards, cells) = shared
-        return (f"other cells shared the device (the baseline's bench: {len(base_cells)} cells in {base_shards} "
-                f"shard{'s' * (base_shards > 1)}; this one: {len(cells)} in {shards})")
+        return (f"other cells shared the device (the baseline's bench: {len(base_cells)} cells in "
+                f"{plural(base_shards, 'shard')}; this one: {len(cells)} in {shards})")
     if min(training_seconds(before), training_seconds(after)) < MIN_TIMED_S:
         return f"under {MIN_TIMED_S:.0f} s of training"
     return ""

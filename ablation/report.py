@@ -160,15 +160,15 @@ def history(directory: str | Path, tolerance: Tolerance = Tolerance(),
             min_shift: float = 1.0) -> tuple[pd.DataFrame, list[str]]:
     """Each cell's mean accuracy over the results files in ``directory``, oldest first.
 
-    A value is marked ``!`` where it drifted from the run before it (outside the
-    band against that run's replicates), and ``^`` where a new level starts: the
-    cell's series of run means splits into an earlier and a later level that
-    differ by ``min_shift`` points or more, by a pooled t-test over the split
-    (stats.level_shift; HISTORY_ALPHA over all cells), so a slow drift or a
-    step that no single pair of runs shows is seen.  A series holds the runs on
-    the same data (checksum): a run on other data, the smoke profile's or
-    another copy's, is no change of the code.  Returns the table and notes:
-    files passed over, and each level shift.
+    A cell's series is its runs on the same data (checksum): a run on other
+    data, the smoke profile's or another copy's, is no change of the code.  A
+    value is marked ``!`` where it drifted from the run before it in its series
+    (outside the band against that run's replicates), and ``^`` where a new
+    level starts: the series of run means splits into an earlier and a later
+    level that differ by ``min_shift`` points or more, by a pooled t-test over
+    the split (stats.level_shift; HISTORY_ALPHA over all series), so a slow
+    drift or a step that no single pair of runs shows is seen.  Returns the
+    table and notes: files passed over, and each level shift.
     """
     runs, notes = [], []
     for path in sorted(Path(directory).glob("*.json")):
@@ -181,15 +181,16 @@ def history(directory: str | Path, tolerance: Tolerance = Tolerance(),
     runs.sort(key=lambda r: r["created"])
     columns = [f"{r['created'][:16]} {short_commit(r['environment'])}".strip() for r in runs]
     table: dict[str, dict[str, str]] = {}
-    series: dict[tuple[str, str], list[tuple[str, float]]] = {}  # (cell, data checksum) -> (column, mean) per run
-    previous: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    # (cell, data checksum) -> per run on that data: its column, the cell's mean and the run
+    series: dict[tuple[str, str], list[tuple[str, float, dict[str, Any]]]] = {}
     for column, results in zip(columns, runs):
         for name, entry in results["studies"].items():
             for cell_id, record in entry["cells"].items():
                 key, mean = f"{name}[{cell_id}]", statistics.fmean(record["accuracy"])
+                same_data = key, entry["data_checksum"]
                 text = f"{mean:.2f}"
-                if key in previous and previous[key][1]["data_checksum"] == entry["data_checksum"]:
-                    before = previous[key][0]
+                if same_data in series:
+                    before = series[same_data][-1][2]
                     near = for_baseline(tolerance, results["environment"]["device_name"],
                                         before["environment"]["device_name"])
                     verdict = check_against_baseline(name, cell_id, record, before["studies"][name]["cells"][cell_id],
@@ -197,10 +198,9 @@ def history(directory: str | Path, tolerance: Tolerance = Tolerance(),
                     if not verdict.passed:
                         text += " !"
                 table.setdefault(key, {})[column] = text
-                series.setdefault((key, entry["data_checksum"]), []).append((column, mean))
-                previous[key] = (results, entry)
+                series.setdefault(same_data, []).append((column, mean, results))
     for (key, _), points in series.items():
-        shift = level_shift([mean for _, mean in points], HISTORY_ALPHA / len(series), min_shift)
+        shift = level_shift([mean for _, mean, _ in points], HISTORY_ALPHA / len(series), min_shift)
         if shift is not None:
             start, before, after, p = shift
             table[key][points[start][0]] += " ^"

@@ -175,6 +175,11 @@ def sharing_the_device(results: dict[str, Any]) -> tuple[int, set[str]] | None:
     return shards, {f"{study}[{cell}]" for study, entry in results["studies"].items() for cell in entry["cells"]}
 
 
+def plural(n: int, noun: str) -> str:
+    """"1 cell", "2 cells"."""
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
 def write_json(data: dict[str, Any], path: str | Path) -> None:
     """Write the file whole or not at all (through a temporary file), so that an interrupt or a reader on another
     process never sees it half written."""

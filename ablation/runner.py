@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from ablation.data import Dataset
-from ablation.results import add_study, cell_record, measured_text
+from ablation.results import add_study, cell_record, measured_text, plural
 from ablation.studies import Cell, Study
 from ablation.train import (CellResult, CellTraining, DeviceData, Progress, fusing_pays, prepare, train_cell,
                             train_side_by_side)
@@ -100,7 +100,7 @@ def run_study(
                 after_cell()
             if log:
                 others = len(group) - 1
-                beside = f" beside {others} other cell{'s' * (others > 1)}" if others else ""
+                beside = f" beside {plural(others, 'other cell')}" if others else ""
                 log(f"{prefixes[i]}: {measured_text(record, data.classes)}  {result.wall_s:.1f} s{beside}, "
                     f"{result.images_per_s:,.0f} img/s")
     return entry

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 from ablation.compare import Comparison, compare
 from ablation.findings import FINDINGS
-from ablation.results import PER_REPLICATE, read_results
+from ablation.results import PER_REPLICATE, plural, read_results
 from ablation.studies import DOCUMENTED, PLANS, get_study
 from ablation.verdict import Tolerance, check_documented
 
@@ -123,8 +123,8 @@ def null_rates(runs: list[dict[str, Any]], reruns: list[dict[str, Any]] | None =
     if reruns is not None:
         again = [p for run in reruns for p in whole(run)]
         if len(again) != len(parts):
-            raise ValueError(f"the same-seed reruns hold {len(again)} pseudo-run{'s' * (len(again) != 1)}, the runs "
-                             f"{len(parts)}; give one rerun per run, in the same order, each with its run's seeds")
+            raise ValueError(f"the same-seed reruns hold {plural(len(again), 'pseudo-run')}, the runs {len(parts)}; "
+                             "give one rerun per run, in the same order, each with its run's seeds")
         if any(seeds_of(a) != seeds_of(b) for a, b in zip(parts, again)):
             raise ValueError("a same-seed rerun trained other seeds than its run; give the reruns in the runs' order, "
                              "each with its run's seeds")

@@ -177,22 +177,32 @@ def test_variant_of_cifar100_runs_on_generated_100_class_data(capsys, tmp_path):
         get_study("batchnorm_vs_groupnorm_cifar100").cells[1], classes=100)[0].norm.num_groups == 16
 
 
-def test_history_flags_a_step_in_a_cells_level_that_no_pair_of_runs_shows(tmp_path):
-    """Ten runs; from the sixth on, ReLU at depth 4 runs 1.5 points lower, each run within its band of the one
-    before (a step of 1.5 against 5 replicates of spread 1). The change point is found where the new level starts;
-    the other cells, which only wander, and a single low run are not flagged."""
-    rng = random.Random(1)
+def write_history(folder, seed, drop, other_data_from=None):
+    """Ten runs of the recorded H200 bench a day apart, every replicate moved by noise of sd 0.15 and lowered by
+    drop(run, cell_id) points; from run ``other_data_from`` on, trained on another copy of the data."""
+    rng = random.Random(seed)
     base = json.loads((RECORDED / "h200-bench.json").read_text())
     for run in range(10):
         results = copy.deepcopy(base)
         results["created"] = f"2026-11-{10 + run:02d}T00:00"
-        for name, entry in results["studies"].items():
+        for entry in results["studies"].values():
+            if other_data_from is not None and run >= other_data_from:
+                entry["data_checksum"] = "other copy"
             for cell_id, record in entry["cells"].items():
-                drop = 1.5 if cell_id == "blocks=4-relu" and run >= 5 else 0.0
-                drop += 4.0 if cell_id == "blocks=6-relu" and run == 7 else 0.0
-                record["accuracy"] = [a - drop + rng.gauss(0, 0.15) for a in record["accuracy"]]
-        (tmp_path / f"run{run}.json").write_text(json.dumps(results))
-    frame, notes = history(tmp_path)
+                record["accuracy"] = [a - drop(run, cell_id) + rng.gauss(0, 0.15) for a in record["accuracy"]]
+        (folder / f"run{run}.json").write_text(json.dumps(results))
+    return folder
+
+
+def test_history_flags_a_step_in_a_cells_level_that_no_pair_of_runs_shows(tmp_path):
+    """Ten runs; from the sixth on, ReLU at depth 4 runs 1.5 points lower, each run within its band of the one
+    before (a step of 1.5 against 5 replicates of spread 1). The change point is found where the new level starts;
+    the other cells, which only wander, and a single low run are not flagged."""
+    def drop(run, cell_id):
+        return (1.5 if cell_id == "blocks=4-relu" and run >= 5 else 0.0) + (
+            4.0 if cell_id == "blocks=6-relu" and run == 7 else 0.0)
+
+    frame, notes = history(write_history(tmp_path, 1, drop))
     flagged = [note for note in notes if note.startswith("level shift")]
     assert len(flagged) == 1 and re.match(r"level shift: sigmoid_vs_relu\[blocks=4-relu\] from 33\.0\d to 31\.5\d from "
                                           r"2026-11-15T00:00 abd3fd8 on \(pooled t, adjusted p ", flagged[0])
@@ -204,30 +214,35 @@ def test_history_flags_a_step_in_a_cells_level_that_no_pair_of_runs_shows(tmp_pa
 
 def test_history_looks_for_level_shifts_among_runs_on_the_same_data(tmp_path):
     """Five runs on one copy of the data, then five on another where one cell learns 3 points less: a new level of
-    the data, not of the code. Each copy's runs are a series of their own, and neither shifts."""
-    rng = random.Random(2)
-    base = json.loads((RECORDED / "h200-bench.json").read_text())
-    for run in range(10):
-        results = copy.deepcopy(base)
-        results["created"] = f"2026-11-{10 + run:02d}T00:00"
-        for name, entry in results["studies"].items():
-            if run >= 5:
-                entry["data_checksum"] = "other copy"
-            for cell_id, record in entry["cells"].items():
-                drop = 3.0 if cell_id == "blocks=4-relu" and run >= 5 else 0.0
-                record["accuracy"] = [a - drop + rng.gauss(0, 0.15) for a in record["accuracy"]]
-        (tmp_path / f"run{run}.json").write_text(json.dumps(results))
-    frame, notes = history(tmp_path)
+    the data, not of the code. Each copy's runs are a series of their own, and neither shifts; the same runs all on
+    one copy shift there."""
+    def drop(run, cell_id):
+        return 3.0 if cell_id == "blocks=4-relu" and run >= 5 else 0.0
+
+    (tmp_path / "two").mkdir()
+    (tmp_path / "one").mkdir()
+    frame, notes = history(write_history(tmp_path / "two", 2, drop, other_data_from=5))
     assert not [note for note in notes if note.startswith("level shift")]
     assert not frame.loc["sigmoid_vs_relu[blocks=4-relu]"].str.endswith("^").any()
-    for run in range(5, 10):  # the same runs on the first copy's data: there the step is a change of level
-        results = json.loads((tmp_path / f"run{run}.json").read_text())
-        for name, entry in results["studies"].items():
-            entry["data_checksum"] = base["studies"][name]["data_checksum"]
-        (tmp_path / f"run{run}.json").write_text(json.dumps(results))
-    frame, notes = history(tmp_path)
+    _, notes = history(write_history(tmp_path / "one", 2, drop))
     assert [note.split(" from ")[0] for note in notes if note.startswith("level shift")] == [
         "level shift: sigmoid_vs_relu[blocks=4-relu]"]
+
+
+def test_history_marks_drift_from_the_run_before_on_the_same_data(tmp_path):
+    """A run on another copy in between does not hide a drop: the third run is judged against the first."""
+    def drop(run, cell_id):
+        return 20.0 if cell_id == "blocks=4-relu" and run == 2 else 0.0
+
+    write_history(tmp_path, 3, drop)
+    between = json.loads((tmp_path / "run1.json").read_text())
+    for entry in between["studies"].values():
+        entry["data_checksum"] = "other copy"
+    (tmp_path / "run1.json").write_text(json.dumps(between))
+    for run in range(3, 10):
+        (tmp_path / f"run{run}.json").unlink()
+    frame, _ = history(tmp_path)
+    assert frame.loc["sigmoid_vs_relu[blocks=4-relu]"].tolist()[2].endswith(" !")
 
 
 def test_a_history_with_no_change_is_flagged_at_most_at_its_alpha():
