@@ -488,6 +488,11 @@ def show_power(args: argparse.Namespace) -> int:
             print(f"\nnote: {args.baseline} shares too few seeds with {args.results} to pair {', '.join(unpaired)} "
                   f"({MIN_PAIRED} or more in every compared cell): those rows are the two-sample test's, from the "
                   f"spread of {args.results} alone")
+        if any(p.paired for p in powers):
+            print(f"\nnote: the paired rows are the power against a change that leaves each seed's run as close to "
+                  f"its baseline as {args.results} is to {args.baseline}; a change to what a seed's run does spreads "
+                  "the per-seed differences wider (the recorded planted faults: 2-10 times unchanged training's) "
+                  "and needs a shift that much larger (docs/statistics.md, Power)")
     return 0
 
 

@@ -407,9 +407,10 @@ def summary(comparison: Comparison) -> str:
     changed = sum(d.numerics is not None and d.numerics.verdict == "changed" for d in comparison.drifts)
     numerics = (f"; numerics changed in {changed} of {sum(d.numerics is not None for d in comparison.drifts)} "
                 "same-seed cells (not a failure by itself)" if any(d.numerics for d in comparison.drifts) else "")
+    timed = (f"{len(slow)} of {judged} timed studies slower than x{comparison.throughput_limit:.2f} of the baseline"
+             if judged else "no study timed")
     head = (f"{len(comparison.drifts)} cells compared: {len(worse)} outside their band, {len(moved)} loss metrics "
-            f"moved, {len(shifted)} of {len(comparison.shifts)} study shifts, {len(slow)} of {judged} timed studies "
-            f"slower than x{comparison.throughput_limit:.2f} of the baseline (alarm budget "
+            f"moved, {len(shifted)} of {len(comparison.shifts)} study shifts, {timed} (alarm budget "
             f"{tolerance.alarm_budget * 100:.3g}% per {comparison.per}: a decision fails at adjusted p < "
             f"{tolerance.alarm_budget:.3g}; sd floor {tolerance.sd_floor} points; "
             f"hardware allowance ±{tolerance.hardware:g} points){numerics}")
