@@ -22,7 +22,7 @@ from ablation.results import (FORMATS, NOT_JUDGED, ResultsError, environment, ex
                               plural, read_results, training_seconds, write_json)
 from ablation.power import power_rows, power_table, takes_target
 from ablation.shard import Shard, deal, merge, parse_shard
-from ablation.runner import run_study
+from ablation.runner import OutOfDeviceMemory, run_study
 from ablation.speed import MODES, NOTEBOOK_WORKERS, available_modes, measure, speed_table
 from ablation.studies import DOCUMENTED, PLANS, PROFILES, STUDIES, Cell, Study, get_study
 from ablation.train import use_deterministic_algorithms
@@ -365,8 +365,9 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         if not args.out:
             raise
-        finished = sum(len(study["cells"]) for study in results["studies"].values())
-        raise KeyboardInterrupt(f"{args.out} holds the {finished} cells finished before it") from None
+        raise KeyboardInterrupt(kept(results, args.out)) from None
+    except OutOfDeviceMemory as error:
+        raise UsageError(f"{error}{'; ' + kept(results, args.out) if args.out else ''}") from None
     print(format_results(results, args.format))
     if args.profile != "full" and args.format in ("table", "markdown"):
         print("\n" + NOT_JUDGED.format(profile=args.profile))
@@ -587,6 +588,12 @@ def check_directory(path: Path) -> None:
         raise UsageError(f"--plot {path} is a file; give a folder for the figures")
     if not path.exists() and not path.parent.is_dir():
         raise UsageError(f"--plot {path}: directory {path.parent} does not exist; create it first")
+
+
+def kept(results: dict[str, Any], out: str) -> str:
+    """What an interrupted run's --out file holds."""
+    finished = sum(len(study["cells"]) for study in results["studies"].values())
+    return f"{out} holds the {plural(finished, 'cell')} finished before it"
 
 
 def check_writable(path: Path, option: str, example: str) -> None:

@@ -17,6 +17,11 @@ from ablation.train import (CellResult, CellTraining, DeviceData, Progress, fusi
 HEARTBEAT_S = 30.0  # a log that is not a terminal (CI) gets a group's epoch line at most this often
 
 
+class OutOfDeviceMemory(RuntimeError):
+    """The device ran out of memory training a group of cells; the message says what was training and what to
+    train fewer of at once."""
+
+
 def run_cell(study: Study, cell: Cell, data: DeviceData, replicates: int, profile: str = "full",
              fuse: bool | None = None, progress: Progress | None = None,
              graphs: bool = False) -> CellResult:
@@ -87,12 +92,21 @@ def run_study(
         else:  # the group's cells take their epochs together: the first one's stand for all
             label = prefixes[first] if len(group) == 1 else f"[{study.name} {first + 1}-{group[-1] + 1}/{len(cells)}]"
             progress = [_heartbeat(label, log) if log else None] + [None] * (len(group) - 1)
-        if len(group) == 1:
-            group_results = [run_cell(study, cells[first], data, replicates, profile, fuse, progress[0], graphs)]
-        else:
-            group_results = train_side_by_side([
-                CellTraining(study, cells[i], data, study.seeds(replicates), profile, progress=shown, graphs=graphs)
-                for i, shown in zip(group, progress)])
+        try:
+            if len(group) == 1:
+                group_results = [run_cell(study, cells[first], data, replicates, profile, fuse, progress[0], graphs)]
+            else:
+                group_results = train_side_by_side([
+                    CellTraining(study, cells[i], data, study.seeds(replicates), profile, progress=shown,
+                                 graphs=graphs)
+                    for i, shown in zip(group, progress)])
+        except torch.cuda.OutOfMemoryError:
+            beside = f", {len(group)} cells at once" if len(group) > 1 else ""
+            fewer = "--side-by-side 1 (one cell at a time) or fewer --replicates" if len(group) > 1 else \
+                "fewer --replicates"
+            raise OutOfDeviceMemory(
+                f"out of {device.type} memory training {study.name} {', '.join(cells[i].id for i in group)} "
+                f"({plural(replicates, 'replicate')}{beside}); train fewer at once: {fewer}") from None
         for i, result in zip(group, group_results):
             record = cell_record(study, cells[i].id, result, profile)
             entry["cells"][cells[i].id] = record

@@ -389,6 +389,43 @@ def test_an_interrupted_run_keeps_its_finished_cells_and_exits_130(capsys, tmp_p
     assert code == 130 and err.splitlines()[-1] == "ablation: interrupted"
 
 
+def test_a_run_out_of_device_memory_says_what_to_train_fewer_of_in_one_line(capsys, tmp_path, monkeypatch, tiny_npz,
+                                                                            tiny_data):
+    """The device's memory runs out in the second cell (more fused replicates than fit): exit 2, one line naming
+    the cell and what to lower, no traceback, and --out keeps the cell before it.  Cells side by side are named
+    together, with --side-by-side 1 offered first."""
+    import ablation.runner as runner
+    from ablation.studies import get_study
+
+    run_cell, started = runner.run_cell, []
+
+    def out_of_memory_at_the_second(study, cell, *args, **kwargs):
+        started.append(cell.id)
+        if len(started) == 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return run_cell(study, cell, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_cell", out_of_memory_at_the_second)
+    out_file = tmp_path / "results.json"
+    code, out, err = synthetic_run(capsys, tiny_npz, "--out", str(out_file))
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.splitlines()[-1] == (
+        "ablation: error: out of cpu memory training batchnorm_vs_groupnorm batch_size=64-groupnorm (2 replicates); "
+        f"train fewer at once: fewer --replicates; {out_file} holds the 1 cell finished before it")
+    assert list(read_results(out_file)["studies"]["batchnorm_vs_groupnorm"]["cells"]) == started[:1]
+
+    def out_of_memory(trainings):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(runner, "train_side_by_side", out_of_memory)
+    study = get_study("batchnorm_vs_groupnorm")
+    with pytest.raises(runner.OutOfDeviceMemory, match=re.escape(
+            "training batchnorm_vs_groupnorm batch_size=2-batchnorm, batch_size=2-groupnorm (1 replicate, 2 cells at "
+            "once); train fewer at once: --side-by-side 1 (one cell at a time) or fewer --replicates")):
+        runner.run_study({"studies": {}}, study, tiny_data, torch.device("cpu"), 1, "smoke", study.cells[:2],
+                         side_by_side=2)
+
+
 def test_help_and_errors_name_the_command_as_it_was_invoked(capsys, monkeypatch):
     """The installed script is `ablation`; from a checkout it is `python -m ablation`."""
     from ablation.cli import entry_point
