@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -142,7 +143,8 @@ def detection_report(paths: list[str], baseline_path: str | None = None) -> str:
             numerics = [d.numerics.verdict for d in comparison.drifts if d.numerics is not None]
             columns = [
                 _tally([_cell(d.verdict) for d in comparison.drifts if not d.verdict.passed], len(comparison.drifts)),
-                "; ".join(f"{s.study} {s.change_text}, p adj {s.adjusted_p:.2g}: {s.state}" for s in accuracy) or "-",
+                "; ".join(f"{s.study} {s.change_text}{_spread(s)}, p adj {s.adjusted_p:.2g}: {s.state}"
+                          for s in accuracy) or "-",
                 _tally([f"{_cell(d.verdict)} " + ", ".join(m.metric for m in d.metrics if not m.passed)
                         for d in comparison.drifts if not all(m.passed for m in d.metrics)],
                        sum(bool(d.metrics) for d in comparison.drifts), shown=3),
@@ -162,6 +164,12 @@ def detection_report(paths: list[str], baseline_path: str | None = None) -> str:
         lines.append(f"| {fault} | {len(runs)} | {sum(caught for caught, _ in runs)} of {len(runs)} "
                      f"| {mean_effects or '-'} |")
     return "\n".join(lines)
+
+
+def _spread(shift) -> str:
+    """A paired shift's per-seed differences' sd: how far the fault moved each seed's run apart from its baseline
+    (unchanged training on the H200: 0.08-0.29 points; docs/statistics.md, Power)."""
+    return f" (seed sd {shift.se * math.sqrt(shift.df + 1):.2f})" if shift.test == "paired" else ""
 
 
 def _cell(verdict) -> str:
