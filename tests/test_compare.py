@@ -257,3 +257,25 @@ def test_cells_sharing_twelve_seeds_are_judged_seed_by_seed(capsys, tmp_path):
     after.write_text(json.dumps(other_seeds))
     code, out, _ = compare(capsys, before, after)
     assert "blocks=4-relu" not in out.split("cells compared")[1] and "judged seed by seed" not in out
+
+
+def test_a_study_trained_for_under_5_seconds_is_too_short_to_time(tmp_path):
+    """A study's throughput is judged from 5 s of training a side: the order study of a recorded run, its training
+    time scaled to 4.9 s on one side, is not timed and says why; at 5.1 s it is."""
+    from ablation.compare import compare
+    from ablation.results import training_seconds
+    from ablation.verdict import Tolerance
+
+    run = read_results(RECORDED / "h200-run-side-by-side.json")
+    verdicts = {}
+    for seconds in (4.9, 5.1):
+        short = json.loads(json.dumps(run))
+        cells = short["studies"]["conv_activation_norm_position"]["cells"].values()
+        scale = seconds / training_seconds(cells)
+        for cell in cells:
+            cell["wall_s"] *= scale
+            cell["images_per_s"] /= scale
+        throughput = {t.study: t for t in compare(run, short, Tolerance()).throughputs}
+        verdicts[seconds] = throughput["conv_activation_norm_position"]
+    assert verdicts[4.9].ok is None and verdicts[4.9].why_not_judged == "under 5 s of training"
+    assert verdicts[5.1].ok is True and verdicts[5.1].why_not_judged == ""

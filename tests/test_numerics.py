@@ -110,6 +110,25 @@ def test_a_planted_fault_changes_the_numerics_of_every_cell_it_touches():
     assert {d.numerics.verdict for d in comparison.drifts} == {"changed"} and len(comparison.drifts) == 19
 
 
+def test_the_floor_is_0_6_accuracy_points_and_5e_4_of_each_loss_per_replicate():
+    """The floor as docs/statistics.md states it, at its edges: within it "within noise", just beyond it "changed",
+    naming what moved (a curve by the first epoch that departs)."""
+    record = {"seeds": [1, 2], "accuracy": [10.0, 40.0], "final_loss": [1.0, 0.5],
+              "train_loss_curve": [[2.0, 1.5, 1.0], [1.8, 0.9, 0.5]]}
+
+    def nudged(**changes):
+        return compare_replicates(record, dict(record, **changes))
+
+    assert nudged(accuracy=[10.6, 40.0]).verdict == "within noise"
+    assert nudged(accuracy=[10.0, 40.625]).detail == "accuracy differs by up to 0.62 points"
+    assert nudged(final_loss=[1.0005, 0.5]).verdict == "within noise"
+    assert nudged(final_loss=[1.00051, 0.5]).detail == "final loss differs by 0.1%"
+    curve = nudged(train_loss_curve=[[2.0, 1.5, 1.0], [1.8, 0.9, 0.50025]])
+    assert curve.verdict == "within noise"
+    curve = nudged(train_loss_curve=[[2.0, 1.5, 1.001], [1.8, 0.9006, 0.5]])
+    assert curve.verdict == "changed" and curve.detail.startswith("training loss departs at epoch 2 (by 0.1%")
+
+
 def test_deterministic_runs_take_no_floor():
     record = {"seeds": [1], "accuracy": [50.0], "final_loss": [1.0]}
     nudged = dict(record, accuracy=[50.0 + ACCURACY_FLOOR / 2])

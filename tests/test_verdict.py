@@ -221,6 +221,21 @@ def test_one_run_at_chance_fails_a_cell_whose_runs_learn_when_it_is_far_below_th
     assert loose.passed
 
 
+def test_a_run_at_chance_is_judged_by_the_prediction_interval_of_one_new_run_at_its_stated_rate():
+    """chance_run_p's p for one new run drawn from the reference's own normal is uniform: at alpha 5 % one new run
+    in 20 falls below the bound (the mean's confidence interval in its place would flag about one in four at 5
+    reference runs).  No allowance and no sd floor, so the rule alone is simulated."""
+    from ablation.verdict import chance_run_p
+
+    rng, draws, alpha = random.Random(11), 20_000, 0.05
+    bare = Tolerance(sd_floor=0.0, hardware=0.0)
+    alarms = 0
+    for _ in range(draws):
+        reference = [rng.gauss(50.0, 2.0) for _ in range(5)]
+        alarms += chance_run_p(reference, [rng.gauss(50.0, 2.0)], bare, copy=False) < alpha
+    assert abs(alarms / draws - alpha) < 4 * math.sqrt(alpha * (1 - alpha) / draws)
+
+
 def test_one_learned_run_on_each_side_is_not_judged_and_few_learners_take_the_cells_own_spread():
     """One learner a side gives no spread at all, so no band; with a side of fewer than 3 learners the band's sd
     is at least the cell's own learned-run spread (6.5 points at BatchNorm batch 2, not a pooled 3.6)."""
