@@ -194,15 +194,28 @@ def write_history(folder, seed, drop, other_data_from=None):
     return folder
 
 
-def test_history_flags_a_step_in_a_cells_level_that_no_pair_of_runs_shows(tmp_path):
+def test_history_flags_a_step_in_a_cells_level_that_no_pair_of_runs_shows(tmp_path, monkeypatch):
     """Ten runs; from the sixth on, ReLU at depth 4 runs 1.5 points lower, each run within its band of the one
     before (a step of 1.5 against 5 replicates of spread 1). The change point is found where the new level starts;
-    the other cells, which only wander, and a single low run are not flagged."""
+    the other cells, which only wander, and a single low run are not flagged.  Each of the 33 cells' series is
+    tested at the history's alpha over the 33 (Bonferroni), so the whole history keeps it."""
+    import ablation.report as report
+
+    alphas = []
+
+    def recorded_level_shift(series, alpha, *args):
+        alphas.append(alpha)
+        return level_shift(series, alpha, *args)
+
+    level_shift = report.level_shift
+    monkeypatch.setattr(report, "level_shift", recorded_level_shift)
+
     def drop(run, cell_id):
         return (1.5 if cell_id == "blocks=4-relu" and run >= 5 else 0.0) + (
             4.0 if cell_id == "blocks=6-relu" and run == 7 else 0.0)
 
     frame, notes = history(write_history(tmp_path, 1, drop))
+    assert alphas == [report.HISTORY_ALPHA / 33] * 33
     flagged = [note for note in notes if note.startswith("level shift")]
     assert len(flagged) == 1 and re.match(r"level shift: sigmoid_vs_relu\[blocks=4-relu\] from 33\.0\d to 31\.5\d from "
                                           r"2026-11-15T00:00 abd3fd8 on \(pooled t, adjusted p ", flagged[0])

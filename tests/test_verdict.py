@@ -373,9 +373,12 @@ def test_relu_must_lead_sigmoid_by_five_points_at_every_depth_from_three_unless_
     assert judged("relu_beats_sigmoid_at_depth", cells)[0]
     cells["blocks=5-relu"] = spread(24.0, n=8)  # a lead of 4: below the claim's 5, but only 4 se below it
     assert judged("relu_beats_sigmoid_at_depth", cells)[0]
-    cells["blocks=5-relu"] = spread(21.0, n=8)  # a lead of 1: 16 se below the claim
-    ok, detail = judged("relu_beats_sigmoid_at_depth", cells)
-    assert not ok and detail.startswith("ReLU minus Sigmoid at depth 5 +1.00 points (claim: >= +5;")
+    cells["blocks=5-relu"] = spread(30.0, n=8)
+    for depth in range(3, 9):  # at every depth from 3 on, a lead of 1 (16 se below the claim) fails it
+        ok, detail = judged("relu_beats_sigmoid_at_depth", dict(cells, **{f"blocks={depth}-relu": spread(21.0, n=8)}))
+        assert not ok and detail.startswith(f"ReLU minus Sigmoid at depth {depth} +1.00 points (claim: >= +5;")
+    cells["blocks=2-relu"] = spread(21.0, n=8)  # depth 2 is not claimed
+    assert judged("relu_beats_sigmoid_at_depth", cells)[0]
 
 
 def test_sigmoid_may_rise_two_points_at_most_and_relu_must_rise_five():
@@ -425,9 +428,10 @@ def test_at_large_batches_batchnorm_may_trail_groupnorm_by_three_points():
     assert judged(name, cells, study)[0]
     cells["batch_size=32-groupnorm"] = spread(54.0, n=8)  # 4 points behind, 4 se beyond the claim: not shown
     assert judged(name, cells, study)[0]
-    cells["batch_size=32-groupnorm"] = spread(60.0, n=8)  # 28 se beyond
-    ok, detail = judged(name, cells, study)
-    assert not ok and detail.startswith("BatchNorm minus GroupNorm at batch 32 -10.00 points (claim: >= -3;")
+    for b in (8, 16, 32, 64, 128):  # at every batch size from 8 on, one cell 10 points behind (28 se) fails it
+        behind = dict(cells, **{f"batch_size={b}-groupnorm": spread(60.0, n=8)})
+        ok, detail = judged(name, behind, study)
+        assert not ok and detail.startswith(f"BatchNorm minus GroupNorm at batch {b} -10.00 points (claim: >= -3;")
 
 
 def test_on_cifar100_batchnorm_must_lose_more_than_groupnorm_from_its_best_batch_size_to_batch_2():
