@@ -279,3 +279,18 @@ def test_a_study_trained_for_under_5_seconds_is_too_short_to_time(tmp_path):
         verdicts[seconds] = throughput["conv_activation_norm_position"]
     assert verdicts[4.9].ok is None and verdicts[4.9].why_not_judged == "under 5 s of training"
     assert verdicts[5.1].ok is True and verdicts[5.1].why_not_judged == ""
+
+
+def test_replicates_trained_one_after_another_are_not_timed_against_fused_ones():
+    """`run --no-fuse` trains each replicate alone (fused 1 in the file), several times slower on a GPU than the
+    fused default: another way of training, whose speed says nothing about the code's."""
+    from ablation.compare import compare
+    from ablation.verdict import Tolerance
+
+    run = read_results(RECORDED / "h200-run-side-by-side.json")
+    one_by_one = json.loads(json.dumps(run))
+    for cell in one_by_one["studies"]["sigmoid_vs_relu"]["cells"].values():
+        cell["fused"] = 1
+    throughput = {t.study: t for t in compare(run, one_by_one, Tolerance()).throughputs}
+    assert throughput["sigmoid_vs_relu"].why_not_judged == "trained another way (fused: [5] vs [1])"
+    assert throughput["conv_activation_norm_position"].ok is True

@@ -92,6 +92,16 @@ def test_other_devices_get_no_numerics_verdict_and_no_loss_bands(capsys):
     assert all(set(c["verdicts"]) == {"accuracy"} for c in report["cells"])
 
 
+def test_another_torch_version_gets_no_numerics_verdict(tmp_path, capsys):
+    """Kernels change between torch versions: the same seeds on the same device are no longer a numerics check."""
+    other = read_results(RECORDED / "h200-run-graphs.json")
+    other["environment"]["torch"] = "2.12.0+cu130"
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    code, report = compared(capsys, RECORDED / "h200-bench-graphs.json", tmp_path / "other.json")
+    assert code == 0 and all(c["numerics"] is None for c in report["cells"])
+    assert report["notes"][0] == "no numerics verdict: other torch versions (2.11.0+cu130 vs 2.12.0+cu130)"
+
+
 def test_every_recorded_same_seed_pair_of_unchanged_h200_runs_is_within_the_floor():
     """The floor was set from these pairs (largest: 0.51 points, 2e-4 of the final loss); no held-out pair."""
     names = ["run-side-by-side", "run-side-by-side-no-bytecode", "bench-1018f58", "run-order-eager", "run-graphs",

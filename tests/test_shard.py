@@ -46,6 +46,9 @@ def test_a_variant_is_estimated_from_its_base_studys_time_scaled_by_its_work():
 def test_two_shards_merged_are_the_whole_run(capsys, tmp_path, run_norm_cells):
     whole = run_norm_cells(tmp_path / "whole.json")
     shards = [run_norm_cells(tmp_path / f"shard{k}.json", "--shard", f"{k}/2") for k in (1, 2)]
+    later = read_results(shards[1])
+    later["created"] = "2099-01-01T00:00:00+00:00"  # the shards finish at different times
+    shards[1].write_text(json.dumps(later))
     parts = [read_results(p) for p in shards]
     assert [p["shard"] for p in parts] == [{"index": 1, "count": 2}, {"index": 2, "count": 2}]
     assert [len(p["studies"]["batchnorm_vs_groupnorm"]["cells"]) for p in parts] == [1, 1]
@@ -55,6 +58,7 @@ def test_two_shards_merged_are_the_whole_run(capsys, tmp_path, run_norm_cells):
     assert list(merged["studies"]["batchnorm_vs_groupnorm"]["cells"]) == ["batch_size=64-batchnorm",
                                                                           "batch_size=64-groupnorm"]
     assert "shard" not in merged and merged["shards"] == 2 and merged["merged_from"] == [str(p) for p in shards]
+    assert merged["created"] == "2099-01-01T00:00:00+00:00"  # the last shard's: where history places the run
     assert main(["compare", str(whole), str(tmp_path / "merged.json"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [c["numerics"] for c in report["cells"]] == ["identical", "identical"]

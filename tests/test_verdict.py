@@ -273,6 +273,23 @@ def test_failure_message_names_documented_value_replicates_band_and_reason():
     assert "band [" in message and "above the band" in message
 
 
+def test_only_data_other_than_torchvisions_takes_the_data_copy_allowance():
+    """torchvision's CIFAR-10 and CIFAR-100 are the documented data; an .npz copy (the offline JPEG-derived one)
+    or generated images get the 3-point downward allowance: a cell 2 points below its band on torchvision's data
+    passes on a copy."""
+    from ablation.verdict import uses_data_copy
+
+    assert [uses_data_copy(s) for s in ("cifar10", "cifar100", "cifar10-small.npz", "synthetic")] == [
+        False, False, True, True]
+    documented, tolerance = [23.88, 21.63, 22.37, 23.11, 24.05], Tolerance()
+    torchvision = check_cell("sigmoid_vs_relu", "blocks=1-relu", record([20.0] * 5), documented, tolerance, False)
+    below = record([torchvision.low - 2.0 + d for d in (-0.2, -0.1, 0.0, 0.1, 0.2)])
+    assert not check_cell("sigmoid_vs_relu", "blocks=1-relu", below, documented, tolerance,
+                          uses_data_copy("cifar10")).passed
+    assert check_cell("sigmoid_vs_relu", "blocks=1-relu", below, documented, tolerance,
+                      uses_data_copy("cifar10-small.npz")).passed
+
+
 @pytest.fixture(scope="module")
 def recorded():
     return {p.stem.removeprefix("h200-"): read_results(p) for p in RECORDED.glob("h[12]00-*.json")}
