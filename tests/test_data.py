@@ -44,6 +44,7 @@ def test_real_copy_loads_as_documented(cifar_npz):
     ({"train_y": np.full(40, 1.0)}, "train_y is float64"),
     ({"test_y": np.arange(20) % 12}, r"test_y holds labels outside 0..9"),
     ({"train_y": np.arange(40) % 10 - 1}, r"train_y holds labels outside"),
+    ({"test_x": np.zeros((0, 32, 32, 3), np.uint8), "test_y": np.zeros(0, np.int64)}, "test split is empty"),
 ])
 def test_malformed_npz_is_rejected_with_the_reason(tmp_path, overrides, message):
     with pytest.raises(DataError, match=message):

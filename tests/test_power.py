@@ -94,7 +94,7 @@ def test_power_as_json_and_too_few_replicates_said(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--power", "0.3"], "--power must be 0.5 or more, got 0.3"),
+    (["--power", "0.49"], "--power must be 0.5 or more, got 0.49"),
     (["--alpha", "2"], "argument --alpha: must be between 0 and 1, got 2"),
     (["--target-shift", "0"], "argument --target-shift: must be above 0, got 0"),
 ])
