@@ -75,12 +75,19 @@ SELECTIONS = {  # -k selections of the bench, and the cells per study their test
 def test_a_bench_session_knows_which_cells_share_its_device():
     """The cells the selected cell, finding and whole-study tests train, from their ``trains`` marks: what shares
     the device with a study, which its throughput against a baseline's needs to be the same (tests/test_compare.py).
-    The variants' tests are deselected without --variants, and add nothing."""
+    The variants' tests are deselected without --variants, and add nothing.  Shard 1 of 3 keeps its dealt cells'
+    tests only: no finding or whole-study test, which would train the other shards' cells."""
+    from ablation.shard import Shard, deal
+    from ablation.studies import DOCUMENTED
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
-    selections = [["-k", k] if k else [] for k in SELECTIONS]
+    selections = [["-k", k] if k else [] for k in SELECTIONS] + [["--shard", "1/3"]]
     proc = subprocess.run([sys.executable, "-c", SELECTED_CELLS, json.dumps(selections)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120, env=env)
-    assert json.loads(proc.stdout.splitlines()[-1]) == list(SELECTIONS.values()), proc.stdout[-2000:]
+    shard = {}
+    for study, _ in deal([(s, c) for s in DOCUMENTED for c in s.cells], Shard(1, 3)):
+        shard[study.name] = shard.get(study.name, 0) + 1
+    assert json.loads(proc.stdout.splitlines()[-1]) == [*SELECTIONS.values(), shard], proc.stdout[-2000:]
 
 
 def test_without_a_gpu_the_bench_skips_with_a_reason_or_fails_under_require_gpu(tmp_path, pytester):

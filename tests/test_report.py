@@ -215,7 +215,7 @@ def test_history_flags_a_step_in_a_cells_level_that_no_pair_of_runs_shows(tmp_pa
             4.0 if cell_id == "blocks=6-relu" and run == 7 else 0.0)
 
     frame, notes = history(write_history(tmp_path, 1, drop))
-    assert alphas == [report.HISTORY_ALPHA / 33] * 33
+    assert alphas == [0.01 / 33] * 33  # docs/statistics.md: 1 % over the whole history
     flagged = [note for note in notes if note.startswith("level shift")]
     assert len(flagged) == 1 and re.match(r"level shift: sigmoid_vs_relu\[blocks=4-relu\] from 33\.0\d to 31\.5\d from "
                                           r"2026-11-15T00:00 abd3fd8 on \(pooled t, adjusted p ", flagged[0])
