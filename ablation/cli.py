@@ -591,7 +591,7 @@ def check_directory(path: Path) -> None:
 
 
 def kept(results: dict[str, Any], out: str) -> str:
-    """What an interrupted run's --out file holds."""
+    """What the --out file of a run stopped early (interrupted, out of memory) holds."""
     finished = sum(len(study["cells"]) for study in results["studies"].values())
     return f"{out} holds the {plural(finished, 'cell')} finished before it"
 
