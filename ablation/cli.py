@@ -432,6 +432,7 @@ def report_file(args: argparse.Namespace) -> int:
     text = markdown_report(results)
     if args.markdown:
         Path(args.markdown).write_text(text)
+        print(f"report written to {args.markdown}", file=sys.stderr)
     else:
         print(text, end="")
     for path in plot_results(results, args.plot) if args.plot else []:

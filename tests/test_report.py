@@ -128,9 +128,11 @@ def test_report_and_history_commands(capsys, tmp_path):
     assert main(["report", str(tmp_path / "a.json"), "--markdown", str(tmp_path / "r.md"),
                  "--plot", str(tmp_path / "png")]) == 0
     assert (tmp_path / "r.md").read_text().startswith("# ablation-bench report")
+    assert capsys.readouterr().err.splitlines() == [f"report written to {tmp_path / 'r.md'}"] + [
+        f"figure written to {tmp_path / 'png' / name}.png" for name in
+        ("sigmoid_vs_relu", "batchnorm_vs_groupnorm", "conv_activation_norm_position")]
     assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [
         "batchnorm_vs_groupnorm.png", "conv_activation_norm_position.png", "sigmoid_vs_relu.png"]
-    capsys.readouterr()
     assert main(["history", str(tmp_path), "--markdown"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("| cell | 2026-11-26T05:42 abd3fd8 |")
