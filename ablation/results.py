@@ -49,8 +49,13 @@ def environment(device: torch.device) -> dict[str, Any]:
 @functools.cache  # asked once per process: the bench records the environment with every cell
 def _git_commit(package: Path = Path(__file__).resolve().parent) -> str | None:
     """HEAD of the checkout ``package`` (by default the one this package runs from) is in, with "+dirty" when
-    tracked files differ from it."""
+    tracked files differ from it; None where the package's files are not tracked there (installed into a virtual
+    environment inside another project's checkout, whose commit says nothing of this code)."""
     try:
+        tracked = subprocess.run(["git", "ls-files", "--error-unmatch", "__init__.py"], capture_output=True,
+                                 timeout=5, cwd=package)
+        if tracked.returncode != 0:
+            return None
         head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=package)
         changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
                                  text=True, timeout=5, cwd=package)

@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -132,6 +133,9 @@ def test_results_name_the_commit_and_whether_the_checkout_had_changes(tmp_path):
     (clone / "README.md").write_text("edited\n")
     assert commit(clone / "ablation") == head + "+dirty"
     assert commit(tmp_path) is None  # not a checkout
+    installed = clone / ".venv" / "site-packages" / "ablation"  # installed into a venv inside another checkout
+    shutil.copytree(clone / "ablation", installed)
+    assert commit(installed) is None
     assert results.environment(torch.device("cpu"))["git_commit"] == results._git_commit()  # this checkout's
     assert short_commit({"git_commit": head + "+dirty"}) == head[:7] + "+dirty"  # how report and history show it
 
