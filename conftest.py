@@ -272,6 +272,9 @@ def _check_bench_inputs(config: pytest.Config) -> None:
     try:
         if config.getoption("baseline"):
             read_results(config.getoption("baseline"))
+        elif config.getoption("same_training"):
+            raise UsageError("--same-training needs --baseline=FILE: it compares each cell's replicates with the "
+                             "baseline's of the same seeds")
         for option, (studies, dataset) in BENCH_DATA.items():
             source, classes = config.getoption(option), SOURCE_CLASSES[dataset]
             if source.endswith(".npz"):

@@ -17,6 +17,7 @@ import torch
 from ablation.adaptive import adaptive_compare, looks_text
 from ablation.compare import MIN_PAIRED, as_json, compare, min_throughput, report
 from ablation.data import DATA_ROOT_ENV, SOURCE_CLASSES, DataError, Dataset, load_dataset, sources_with
+from ablation.numerics import check_same_training
 from ablation.report import history, history_text, markdown_report, plot_results
 from ablation.results import (FORMATS, NOT_JUDGED, ResultsError, environment, extend_cell, format_results, new_results,
                               plural, read_results, training_seconds, write_json)
@@ -186,6 +187,10 @@ def add_tolerance_options(add: Callable[..., Any]) -> None:
              "equivalent (default %(default)s)")
     add("--cell-margin", type=above_zero, default=default.cell_margin,
         help="the same for a cell (default %(default)s)")
+    add("--same-training", action="store_true",
+        help="the change claims to leave the training alone (a refactor, a speed-up): fail where a cell's "
+             "numerics changed against the baseline's same seeds on the same device and torch (bitwise, when both "
+             "ran --deterministic)")
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m ablation") -> int:
@@ -314,7 +319,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable(Path(args.out), "--out", "results.json")
     if args.plot:
         check_directory(Path(args.plot))
-    baseline = baseline_for(args, studies)
+    baseline = baseline_for(args, studies, cells, device)
 
     if args.deterministic:
         use_deterministic_algorithms()
@@ -403,11 +408,15 @@ def plan_text(studies: list[Study], cells: dict[str, list[Cell]], replicates: st
     return text
 
 
-def baseline_for(args: argparse.Namespace, studies: list[Study]) -> dict[str, Any] | None:
+def baseline_for(args: argparse.Namespace, studies: list[Study], cells: dict[str, list[Cell]],
+                 device: torch.device) -> dict[str, Any] | None:
     """The --baseline file run judges against, checked before any training (None without one)."""
     if args.adaptive and not args.baseline:
         raise UsageError("--adaptive needs --baseline FILE: it trains more replicates where the comparison with a "
                          "baseline is inconclusive")
+    if args.same_training and not args.baseline:
+        raise UsageError("--same-training needs --baseline FILE: it compares this run's replicates with the "
+                         "baseline's of the same seeds")
     if not args.baseline:
         return None
     baseline = read_results(args.baseline)
@@ -420,6 +429,14 @@ def baseline_for(args: argparse.Namespace, studies: list[Study]) -> dict[str, An
     if args.format in ("csv", "json"):
         raise UsageError(f"--baseline prints its verdicts as tables, which --format {args.format} output cannot "
                          "hold; write --out FILE and run `compare BASELINE FILE --json`")
+    if args.same_training:  # refused before training, not after it
+        current = {"environment": environment(device)}
+        for study in studies:
+            base_cells = baseline["studies"].get(study.name, {}).get("cells", {})
+            for cell in cells.get(study.name, study.cells):
+                if cell.id in base_cells:
+                    check_same_training(baseline, current, f"{study.name}[{cell.id}]", base_cells[cell.id]["seeds"],
+                                        study.seeds(study.replicates_for(args.replicates)))
     return baseline
 
 
@@ -581,7 +598,7 @@ def tolerance_of(args: argparse.Namespace, **more: float) -> Tolerance:
     """The Tolerance of add_tolerance_options' options in ``args`` (the command line's, or the bench's), and
     ``more`` fields."""
     return Tolerance(alarm_budget=args.alarm_budget, sd_floor=args.sd_floor, hardware=args.allowance_hardware,
-                     margin=args.margin, cell_margin=args.cell_margin, **more)
+                     margin=args.margin, cell_margin=args.cell_margin, same_training=args.same_training, **more)
 
 
 def check_directory(path: Path) -> None:

@@ -20,7 +20,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from ablation.numerics import Numerics, compare_replicates, why_no_verdict
+from ablation.numerics import Numerics, compare_replicates, deterministic, same_training, why_no_verdict
 from ablation.results import ResultsError, plural, render, sharing_the_device, training_mode, training_seconds
 from ablation.stats import paired_t, pooled_t, t_quantile, t_sf
 from ablation.studies import get_study
@@ -88,6 +88,7 @@ class Drift:
     current: dict[str, Any]
     metrics: tuple[MetricVerdict, ...] = ()  # the loss metrics, where judged
     numerics: Numerics | None = None  # same seeds, device and torch only
+    same_training: bool = False  # --same-training: a numerics change fails the cell
 
     @property
     def throughput_ratio(self) -> float | None:
@@ -98,16 +99,20 @@ class Drift:
         return self.current["images_per_s"] / self.baseline["images_per_s"]
 
     @property
+    def numerics_failed(self) -> bool:
+        return self.same_training and self.numerics is not None and self.numerics.verdict == "changed"
+
+    @property
     def passed(self) -> bool:
-        return self.verdict.passed and all(m.passed for m in self.metrics)
+        return self.verdict.passed and all(m.passed for m in self.metrics) and not self.numerics_failed
 
     @property
     def label(self) -> str:
         """REGRESSION (lower, or runs at chance); CHANGED: higher, which fails the run too (see report); the loss
-        metrics that moved; else equivalent (within the cell margin), inconclusive (neither shown), or ok (a
-        bimodal cell without learned runs a side to hold to the margin)."""
+        metrics that moved, and numerics under --same-training; else equivalent (within the cell margin),
+        inconclusive (neither shown), or ok (a bimodal cell without learned runs a side to hold to the margin)."""
         if self.verdict.passed:
-            moved = [m.metric for m in self.metrics if not m.passed]
+            moved = [m.metric for m in self.metrics if not m.passed] + ["numerics"] * self.numerics_failed
             if moved:
                 return "CHANGED: " + ", ".join(moved)
             return EQUIVALENCE_STATE[self.verdict.equivalent]
@@ -207,10 +212,13 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
     tolerance = for_baseline(tolerance, *devices)
     limit = min_throughput(tolerance) if throughput_limit is None else throughput_limit
     no_numerics = why_no_verdict(baseline, current)
-    exact = all(r["environment"].get("deterministic", False) for r in (baseline, current))
+    exact = deterministic(baseline, current)
     notes = []
-    if no_numerics:
+    if no_numerics and not tolerance.same_training:
         notes.append(f"no numerics verdict: {no_numerics}")
+    if tolerance.same_training and not exact:
+        notes.append("--same-training without --deterministic on both sides: numerics are held to the floor of GPU "
+                     "nondeterminism (docs/statistics.md), not to bitwise equality")
     if devices[0] != devices[1]:
         notes.append("loss metrics not judged: other device (their spread across devices is not measured)")
     elif 1 in (baseline["schema"], current["schema"]):
@@ -225,9 +233,13 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
         same_device = devices[0] == devices[1]
         for cell_id in cells:
             b, c = base["cells"][cell_id], cur["cells"][cell_id]
+            if tolerance.same_training:
+                numerics = same_training(baseline, current, b, c, f"{name}[{cell_id}]")
+            else:
+                numerics = None if no_numerics else compare_replicates(b, c, exact)
             drifts.append(Drift(check_against_baseline(name, cell_id, c, b, tolerance, cur.get("classes", 10)), b, c,
-                                judge_cell_metrics(name, cell_id, b, c, tolerance, same_device),
-                                None if no_numerics else compare_replicates(b, c, exact)))
+                                judge_cell_metrics(name, cell_id, b, c, tolerance, same_device), numerics,
+                                tolerance.same_training))
         shifts += judge_study_shifts(name, base["cells"], cur["cells"], tolerance, same_device)
         if cells:
             before, after = ([files["cells"][c] for c in cells] for files in (base, cur))
@@ -401,12 +413,14 @@ def summary(comparison: Comparison) -> str:
     tolerance = comparison.tolerance
     slow = [t for t in comparison.throughputs if t.ok is False]
     worse = [d for d in comparison.drifts if not d.verdict.passed]
+    gated = tolerance.same_training
     moved = [(d, m) for d in comparison.drifts for m in d.metrics if not m.passed]
     shifted = [s for s in comparison.shifts if not s.passed]
     judged = sum(t.ok is not None for t in comparison.throughputs)
     changed = sum(d.numerics is not None and d.numerics.verdict == "changed" for d in comparison.drifts)
     numerics = (f"; numerics changed in {changed} of {sum(d.numerics is not None for d in comparison.drifts)} "
-                "same-seed cells (not a failure by itself)" if any(d.numerics for d in comparison.drifts) else "")
+                f"same-seed cells ({'each a failure: --same-training' if gated else 'not a failure by itself'})"
+                if any(d.numerics for d in comparison.drifts) else "")
     timed = (f"{len(slow)} of {judged} timed studies slower than x{comparison.throughput_limit:.2f} of the baseline"
              if judged else "no study timed")
     head = (f"{len(comparison.drifts)} cells compared: {len(worse)} outside their band, {len(moved)} loss metrics "

@@ -6,8 +6,10 @@ metrics), "within noise" (no difference beyond the nondeterminism floor of
 CUDA kernels), or "changed", with the first epoch whose training loss departs.
 This verdict does not fail a comparison by itself: a change that was meant
 to happen shows here, and the statistical verdicts say whether it matters.
-But a pull request that claims "no change in training" has a check that
-cannot miss one.
+A pull request that claims "no change in training" (a refactor, a speed-up)
+makes it a gate with --same-training: every compared cell must then be
+"identical" or "within noise", and files that cannot be compared replicate by
+replicate are refused.
 
 The floor: across 28 pairs of same-seed H200 runs of unchanged training (8
 recorded files of 4 commits, eager and CUDA-graph steps, cells alone and side
@@ -27,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ablation.results import PER_REPLICATE
+from ablation.results import PER_REPLICATE, ResultsError
 from ablation.verdict import of_seeds
 
 ACCURACY_FLOOR = 0.6  # points, per replicate
@@ -47,6 +49,31 @@ def why_no_verdict(baseline: dict[str, Any], current: dict[str, Any]) -> str:
         if baseline["environment"][key] != current["environment"][key]:
             return f"other {what} ({baseline['environment'][key]} vs {current['environment'][key]})"
     return ""
+
+
+def deterministic(baseline: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Both ran with deterministic algorithms: any difference is a change (no floor)."""
+    return all(r["environment"].get("deterministic", False) for r in (baseline, current))
+
+
+def check_same_training(baseline: dict[str, Any], current: dict[str, Any], cell: str = "",
+                        base_seeds: list[int] | None = None, seeds: list[int] | None = None) -> None:
+    """A ResultsError (one line) where --same-training cannot compare two runs (results files, or anything with
+    their "environment") replicate by replicate: other device or torch, or ``cell``'s seeds not shared."""
+    why = why_no_verdict(baseline, current)
+    if why:
+        raise ResultsError(f"--same-training compares the same seeds on the same device and torch, and these ran on "
+                           f"{why}; make the baseline there")
+    if cell and not set(base_seeds or ()) & set(seeds or ()):
+        raise ResultsError(f"--same-training: {cell} shares no seed with the baseline; train the baseline's seeds "
+                           "(the same --seed-offset)")
+
+
+def same_training(baseline: dict[str, Any], current: dict[str, Any], base_record: dict[str, Any],
+                  record: dict[str, Any], cell: str) -> Numerics:
+    """The numerics verdict --same-training holds ``cell`` to (check_same_training says when there is none)."""
+    check_same_training(baseline, current, cell, base_record["seeds"], record["seeds"])
+    return compare_replicates(base_record, record, deterministic(baseline, current))
 
 
 def relative(a: float, b: float) -> float:

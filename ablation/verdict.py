@@ -99,6 +99,7 @@ class Tolerance:
     collapse_margin: float = 0.5  # accuracy at most this far above chance counts as a run at chance
     margin: float = 1.0  # points beyond the hardware allowance within which a study's shift counts as equivalent
     cell_margin: float = 3.0  # the same for a cell against a baseline
+    same_training: bool = False  # the change claims to leave the training alone: a numerics change fails
 
     def alpha(self, kind: str) -> float:
         """The false-alarm probability of one decision of this kind (a key of BUDGET)."""

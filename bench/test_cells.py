@@ -9,6 +9,8 @@ from __future__ import annotations
 import pytest
 
 from ablation.compare import judge_cell_metrics
+from ablation.numerics import same_training
+from ablation.results import ResultsError
 from ablation.studies import get_study
 from ablation.verdict import check_against_baseline, check_cell, for_baseline
 from bench.harness import variant_marks
@@ -52,6 +54,14 @@ def cell_test(study_name: str):
             failures += [f"against the baseline: {study_name}[{cell_id}]: {m.describe()}"
                          for m in judge_cell_metrics(study_name, cell_id, base, record, tolerance, same_device)
                          if not m.passed]
+            if bench.tolerance.same_training:
+                try:
+                    numerics = same_training(bench.baseline, stored, base, record, f"{study_name}[{cell_id}]")
+                except ResultsError as error:
+                    failures.append(str(error))
+                else:
+                    if numerics.verdict == "changed":
+                        failures.append(f"against the baseline: numerics changed (--same-training): {numerics.detail}")
         assert not failures, "\n".join(failures)
 
     test.__name__ = f"test_{study_name}"

@@ -131,7 +131,7 @@ def test_the_bench_help_says_what_each_planted_fault_breaks_and_every_default():
     recorder = OptionRecorder()
     pytest_addoption(recorder)
     quiet = {"--require-gpu", "--variants", "--no-cuda-graphs", "--deterministic", "--plant-fault", "--replicates",
-             "--baseline"}
+             "--baseline", "--same-training"}
     for name, settings in recorder.options.items():
         assert name in quiet or "default" in settings["help"], name
 
@@ -193,8 +193,8 @@ class Options:
     """The bench's options as pytest.Config.getoption reads them: the defaults, some replaced."""
 
     def __init__(self, tmp_path, **given):
-        self.values = {"baseline": None, "bench_data": "cifar10", "bench_data_cifar100": "cifar100",
-                       "bench_out": str(tmp_path / "bench.json"), **given}
+        self.values = {"baseline": None, "same_training": False, "bench_data": "cifar10",
+                       "bench_data_cifar100": "cifar100", "bench_out": str(tmp_path / "bench.json"), **given}
 
     def getoption(self, name):
         return self.values[name.lstrip("-").replace("-", "_")]
@@ -305,3 +305,25 @@ def test_a_bench_shard_trains_only_its_dealt_cells_and_leaves_the_findings_to_th
     assert list(results["studies"]["conv_activation_norm_position"]["cells"]) == dealt and 0 < len(dealt) < 3
     assert results["shard"] == {"index": 2, "count": 3}
     assert "test_finding" not in proc.stdout and "deselected" in proc.stdout.splitlines()[-1]
+
+
+def test_bench_same_training_fails_a_cell_whose_numerics_changed(tmp_path, tiny_npz, run_norm_cells):
+    """--same-training in the bench: against a same-seed baseline, a cell test adds no failure when the training is
+    the same, and names the first epoch that departs under a planted fault.  (On the smoke profile every cell test
+    fails against the documented table: one epoch on 20 images per class ends at chance.)"""
+    baseline = run_norm_cells(tmp_path / "base.json")
+    cell = ["--bench-device", "cpu", f"--bench-data={tiny_npz}", "--bench-profile", "smoke", "--replicates", "2",
+            "-k", "batchnorm_vs_groupnorm and 64-groupnorm", f"--baseline={baseline}", "--same-training"]
+    for fault, changed in (([], False), (["--plant-fault=groupnorm_one_group"], True)):
+        proc = bench(tmp_path, *cell, *fault)
+        failures = [line for line in proc.stdout.splitlines() if line.startswith("E       AssertionError: ")]
+        assert proc.returncode == 1 and len(failures) == 1, proc.stdout[-2000:]
+        assert "against the documented table" in failures[0]
+        assert ("numerics changed (--same-training): training loss departs at epoch 1" in proc.stdout) == changed
+
+
+def test_bench_same_training_needs_a_baseline(tmp_path):
+    from conftest import _check_bench_inputs
+
+    with pytest.raises(pytest.UsageError, match="ablation-bench: --same-training needs --baseline=FILE"):
+        _check_bench_inputs(Options(tmp_path, same_training=True))

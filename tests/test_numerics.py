@@ -3,6 +3,7 @@
 import copy
 import itertools
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,82 @@ def test_a_run_of_fewer_seeds_is_compared_on_the_seeds_it_shares_with_the_baseli
     moved["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"]["accuracy"][0] += 2.0
     verdicts = {d.verdict.cell: d.numerics.verdict for d in compare(baseline, moved, Tolerance()).drifts}
     assert verdicts["blocks=4-relu"] == "changed" and verdicts["blocks=5-relu"] == "identical"
+
+
+def test_same_training_fails_exactly_the_cells_whose_numerics_changed(capsys, tmp_path, run_norm_cells):
+    """compare --same-training, for a change that claims to leave the training alone: other GroupNorm groups
+    (which do change it) fail the GroupNorm cell though no statistical verdict does; the BatchNorm cell, identical,
+    passes, as do two same-seed runs of the same code."""
+    default = run_norm_cells(tmp_path / "default.json")
+    fewer = run_norm_cells(tmp_path / "fewer.json", "--groups", "2,4,4")
+    code, report = compared(capsys, default, fewer)
+    assert code == 0 and all(c["passed"] for c in report["cells"])
+    code, report = compared(capsys, default, fewer, "--same-training")
+    assert code == 1 and report["regressed"]
+    assert {c["cell"]: c["passed"] for c in report["cells"]} == {"batch_size=64-batchnorm": True,
+                                                                 "batch_size=64-groupnorm": False}
+    assert main(["compare", str(default), str(fewer), "--same-training"]) == 1
+    out = capsys.readouterr().out
+    assert "numerics changed in 1 of 2 same-seed cells (each a failure: --same-training)" in out
+    assert ("- batchnorm_vs_groupnorm[batch_size=64-groupnorm]: numerics changed: training loss departs at epoch 1"
+            in out)
+    assert re.search(r"batch_size=64-groupnorm .* CHANGED: numerics +changed", out)
+    assert "note: --same-training without --deterministic on both sides" in out
+    rerun = run_norm_cells(tmp_path / "again.json")
+    assert compared(capsys, default, rerun, "--same-training")[0] == 0
+
+
+def test_same_training_catches_every_recorded_fault_and_no_unchanged_same_seed_pair():
+    """On the recorded H200 runs: the five planted faults all fail (two of them, ToTensor without Normalize and one
+    GroupNorm group, pass every statistical verdict), and none of the 28 same-seed pairs of unchanged training does
+    (the pairs the floor was set from: a consistency check, not a rate; docs/statistics.md states the rate)."""
+    baseline = read_results(RECORDED / "h200-bench.json")
+    missed_by_statistics, failed_cells = set(), 0
+    for path in sorted(RECORDED.glob("h200-fault-*.json")):
+        fault = read_results(path)
+        gated = compare(baseline, fault, Tolerance(same_training=True))
+        assert gated.regressed and all(d.numerics_failed for d in gated.drifts if d.numerics.verdict == "changed")
+        failed_cells += sum(d.numerics_failed for d in gated.drifts)
+        if not compare(baseline, fault, Tolerance()).regressed:
+            missed_by_statistics.add(path.name)
+    assert missed_by_statistics == {"h200-fault-no_normalization.json", "h200-fault-groupnorm_one_group.json"}
+    assert failed_cells == 65  # all but the 16 Sigmoid/ReLU cells of the dropped scheduler, which has none there
+    names = ["run-side-by-side", "run-side-by-side-no-bytecode", "bench-1018f58", "run-order-eager", "run-graphs",
+             "bench-graphs", "run-replicate-sgd", "bench-replicate-sgd"]
+    runs = {n: read_results(RECORDED / f"h200-{n}.json") for n in names}
+    assert not any(compare(runs[a], runs[b], Tolerance(same_training=True)).regressed
+                   for a, b in itertools.combinations(names, 2))
+
+
+@pytest.mark.parametrize("baseline,current,message", [
+    ("h100-run.json", "h200-run-side-by-side.json", "--same-training compares the same seeds on the same device and "
+     "torch, and these ran on other devices (NVIDIA H100 80GB HBM3 vs NVIDIA H200); make the baseline there"),
+    ("h200-bench.json", "h200-repeat.json", "--same-training: batchnorm_vs_groupnorm[batch_size=2-batchnorm] shares "
+     "no seed with the baseline; train the baseline's seeds (the same --seed-offset)"),
+])
+def test_same_training_refuses_runs_it_cannot_compare_replicate_by_replicate(capsys, baseline, current, message):
+    assert main(["compare", str(RECORDED / baseline), str(RECORDED / current), "--same-training"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"ablation: error: {message}\n"
+
+
+def test_run_same_training_judges_numerics_and_refuses_what_it_cannot_judge_before_training(capsys, tmp_path,
+                                                                                             run_norm_cells, tiny_npz):
+    baseline = run_norm_cells(tmp_path / "base.json")
+    argv = ["run", "batchnorm_vs_groupnorm", "--data", str(tiny_npz), "--device", "cpu", "--profile", "smoke",
+            "--replicates", "2", "--quiet", "--cell", "batch_size=64-batchnorm", "--cell", "batch_size=64-groupnorm",
+            "--same-training"]
+    assert main(argv + ["--baseline", str(baseline)]) == 0
+    assert "numerics changed in 0 of 2 same-seed cells (each a failure: --same-training)" in capsys.readouterr().out
+    assert main(argv + ["--baseline", str(baseline), "--groups", "2,4,4"]) == 1
+    assert "CHANGED: numerics" in capsys.readouterr().out
+    other_torch = read_results(baseline)
+    other_torch["environment"]["torch"] = "2.0.0"
+    (tmp_path / "other.json").write_text(json.dumps(other_torch))
+    for extra, message in (([], "--same-training needs --baseline FILE"),
+                           (["--baseline", str(baseline), "--seed-offset", "100"],
+                            "batchnorm_vs_groupnorm[batch_size=64-batchnorm] shares no seed with the baseline"),
+                           (["--baseline", str(tmp_path / "other.json")], "other torch versions (2.0.0 vs")):
+        assert main(argv + extra) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and message in err and err.count("\n") == 1  # nothing trained, one line
