@@ -14,7 +14,9 @@ the same code.  Judged, with the bench's own rules:
   and current: independent comparisons on other seeds (the two-sample test);
 - with --same-seeds, the runs trained once more with the same seeds, in the
   same order: each pseudo-run against its rerun, the paired comparisons of a
-  same-seed baseline.
+  same-seed baseline, and the --same-training gate (a cell whose numerics
+  changed), which is outside the alarm budget and so outside the whole
+  pseudo-run's rate.
 
 Per decision kind and for the whole pseudo-run: pseudo-runs judged, those
 with a false alarm, the rate and its 95 % interval (Wilson).  Throughput is
@@ -36,6 +38,7 @@ from ablation.studies import DOCUMENTED, PLANS, get_study
 from ablation.verdict import Tolerance, check_documented
 
 COMPARISON_KINDS = ("baseline_cell", "chance_share", "study_shift", "metric")
+OUTSIDE_BUDGET = ("same_training",)  # opt-in gates with a rate of their own, not in the whole pseudo-run's
 TABLE_KINDS = ("documented_cell", "finding")
 
 
@@ -78,10 +81,12 @@ def comparison_alarms(comparison: Comparison) -> dict[str, bool | None]:
     metrics = [m for d in comparison.drifts for m in d.metrics] + [s for s in comparison.shifts
                                                                   if s.metric != "accuracy"]
     shifts = [s for s in comparison.shifts if s.metric == "accuracy"]
+    numerics = [d.numerics for d in comparison.drifts if d.numerics is not None]
     return {"baseline_cell": len(failed) > len(chance) if comparison.drifts else None,
             "chance_share": bool(chance) if comparison.drifts else None,
             "study_shift": any(not s.passed for s in shifts) if shifts else None,
-            "metric": any(not m.passed for m in metrics) if metrics else None}
+            "metric": any(not m.passed for m in metrics) if metrics else None,
+            "same_training": any(n.verdict == "changed" for n in numerics) if numerics else None}
 
 
 def wilson(alarms: int, runs: int, z: float = 1.96) -> tuple[float, float]:
@@ -94,11 +99,14 @@ def wilson(alarms: int, runs: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def tally(judgements: list[dict[str, bool | None]]) -> dict[str, tuple[int, int]]:
-    """Per kind and "any": (pseudo-runs with an alarm, pseudo-runs judged)."""
+    """Per kind judged at least once, and "any" of the alarm budget's kinds: (pseudo-runs with an alarm,
+    pseudo-runs judged)."""
     kinds = list(dict.fromkeys(k for j in judgements for k in j))
     counts = {kind: (sum(bool(j.get(kind)) for j in judgements), sum(j.get(kind) is not None for j in judgements))
               for kind in kinds}
-    counts["any"] = (sum(any(j.values()) for j in judgements), len(judgements))
+    counts = {kind: count for kind, count in counts.items() if count[1]}
+    counts["any"] = (sum(any(v for k, v in j.items() if k not in OUTSIDE_BUDGET) for j in judgements),
+                     len(judgements))
     return counts
 
 

@@ -11,8 +11,10 @@
 #               broken GPU path costs a minute, not a slot (PREFLIGHT=0 skips it)
 #   graphs      CUDA-graph replays train as the same step run eagerly (bench/test_graphs.py)
 #   run-all     the whole documented table as `run all` trains it, timed; run-all-again the same seeds once more,
-#               and their comparison: the nondeterminism floor of the loss curves (docs/statistics.md)
+#               and their comparison: the nondeterminism floor of the loss curves (docs/statistics.md), and whether
+#               --same-training passes the unchanged pair (exit 0)
 #   deterministic-a/-b  the order study with --deterministic, twice: its cost against run-all, and "identical"
+#               (deterministic-pair: --same-training, bitwise)
 #   bench       the bench as CI runs it: cells, findings, drift against BASELINE
 #   held-out-N  two bench runs with seeds no recorded run used, judged against each other and BASELINE: the
 #               independent evidence for docs/statistics.md's false-alarm rates
@@ -23,7 +25,8 @@
 #   nightly     the whole table with --replicates nightly, timed (the nightly plan's 5-minute target), and
 #   nightly-again  the same seeds once more: the paired test's spread at the nightly counts
 #   null-K      runs of unchanged code with their own seeds (offset 10000 + 1000 K, K = 1..NULL_RUNS) and
-#   null-K-again  their same-seed reruns; null-rates: bench/null_runs.py's measured false-alarm rates
+#   null-K-again  their same-seed reruns; null-rates: bench/null_runs.py's measured false-alarm rates (and
+#               --same-training's on the same-seed pairs)
 #   step-times  milliseconds per step of sample cells, each way of training, torch.compile's too (docs/performance.md)
 #   long-1, long-2  the 100-epoch variant of the norm study (batchnorm_vs_groupnorm_long) in two shards, timed (a
 #               shard's cells finish together, so an overrun loses one shard, not the run); long-merge joins them,
@@ -84,12 +87,13 @@ bench=(python3 -m pytest -m gpu -n 2 -p no:cacheprovider --require-gpu --bench-d
 stage graphs python3 -m pytest bench/test_graphs.py -m gpu -p no:cacheprovider -q --require-gpu
 stage run-all python3 -m ablation run all --data "$DATA" --out "$OUT/run-all.json"
 stage run-all-again python3 -m ablation run all --data "$DATA" --out "$OUT/run-all-again.json"
-stage same-seeds python3 -m ablation compare "$OUT/run-all.json" "$OUT/run-all-again.json" --json
+stage same-seeds python3 -m ablation compare "$OUT/run-all.json" "$OUT/run-all-again.json" --json --same-training
 for side in a b; do
   stage "deterministic-$side" python3 -m ablation run conv_activation_norm_position --deterministic --data "$DATA" \
     --out "$OUT/deterministic-$side.json"
 done
-stage deterministic-pair python3 -m ablation compare "$OUT/deterministic-a.json" "$OUT/deterministic-b.json" --json
+stage deterministic-pair python3 -m ablation compare "$OUT/deterministic-a.json" "$OUT/deterministic-b.json" --json \
+  --same-training
 stage bench "${bench[@]}" --baseline="$BASELINE" --bench-out="$OUT/bench.json"
 for offset in 2000 3000; do
   stage "held-out-$offset" "${bench[@]}" --seed-offset "$offset" --baseline="$BASELINE" \

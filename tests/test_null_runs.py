@@ -61,6 +61,19 @@ def test_the_rates_count_pseudo_runs_and_a_same_seed_shift_is_caught_in_every_bl
     assert shifted["same seeds"]["study_shift"] == (5, 5)  # paired: 0.6 points against 0.05 of rerun noise
 
 
+def test_same_seed_reruns_measure_the_same_training_gate_outside_the_whole_pseudo_runs_rate(big):
+    """Rerun noise within the floor (0.05 points) trips no gate; one replicate's final loss 0.1 % off in one
+    pseudo-run trips --same-training's there and no statistical decision, so the whole pseudo-run's rate (the
+    alarm budget's) stays 0."""
+    assert null_rates([big], [rerun(big)])["same seeds"]["same_training"] == (0, 5)
+    again = rerun(big)
+    record = again["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"]
+    record["final_loss"] = [record["final_loss"][0] * 1.001] + record["final_loss"][1:]
+    rates = null_rates([big], [again])["same seeds"]
+    assert rates["same_training"] == (1, 5) and rates["any"] == (0, 5)
+    assert "same_training" not in null_rates([big])["other seeds"]  # no shared seeds: not judged, no row
+
+
 def test_the_table_states_each_rate_with_its_interval(big, tmp_path):
     assert wilson(0, 20)[0] == 0 and wilson(0, 20)[1] == pytest.approx(0.161, abs=0.001)
     text = rates_table({"same seeds": {"study_shift": (1, 20), "any": (1, 20)}})
