@@ -19,6 +19,9 @@ from ablation.studies import get_study
 from ablation.verdict import Tolerance
 
 RECORDED = Path(__file__).resolve().parent.parent / "bench" / "recorded"
+# The recorded H200 runs of unchanged training with the default seeds (h200-NAME.json): 28 same-seed pairs
+UNCHANGED_SAME_SEEDS = ["run-side-by-side", "run-side-by-side-no-bytecode", "bench-1018f58", "run-order-eager",
+                        "run-graphs", "bench-graphs", "run-replicate-sgd", "bench-replicate-sgd"]
 
 
 def compared(capsys, *argv):
@@ -105,11 +108,9 @@ def test_another_torch_version_gets_no_numerics_verdict(tmp_path, capsys):
 
 def test_every_recorded_same_seed_pair_of_unchanged_h200_runs_is_within_the_floor():
     """The floor was set from these pairs (largest: 0.51 points, 2e-4 of the final loss); no held-out pair."""
-    names = ["run-side-by-side", "run-side-by-side-no-bytecode", "bench-1018f58", "run-order-eager", "run-graphs",
-             "bench-graphs", "run-replicate-sgd", "bench-replicate-sgd"]
-    runs = {n: read_results(RECORDED / f"h200-{n}.json") for n in names}
+    runs = {n: read_results(RECORDED / f"h200-{n}.json") for n in UNCHANGED_SAME_SEEDS}
     verdicts = set()
-    for a, b in itertools.combinations(names, 2):
+    for a, b in itertools.combinations(UNCHANGED_SAME_SEEDS, 2):
         for drift in compare(runs[a], runs[b], Tolerance()).drifts:
             verdicts.add(drift.numerics.verdict)
     assert verdicts == {"identical", "within noise"}
@@ -232,11 +233,9 @@ def test_same_training_catches_every_recorded_fault_and_no_unchanged_same_seed_p
             missed_by_statistics.add(path.name)
     assert missed_by_statistics == {"h200-fault-no_normalization.json", "h200-fault-groupnorm_one_group.json"}
     assert failed_cells == 65  # all but the 16 Sigmoid/ReLU cells of the dropped scheduler, which has none there
-    names = ["run-side-by-side", "run-side-by-side-no-bytecode", "bench-1018f58", "run-order-eager", "run-graphs",
-             "bench-graphs", "run-replicate-sgd", "bench-replicate-sgd"]
-    runs = {n: read_results(RECORDED / f"h200-{n}.json") for n in names}
+    runs = {n: read_results(RECORDED / f"h200-{n}.json") for n in UNCHANGED_SAME_SEEDS}
     assert not any(compare(runs[a], runs[b], Tolerance(same_training=True)).regressed
-                   for a, b in itertools.combinations(names, 2))
+                   for a, b in itertools.combinations(UNCHANGED_SAME_SEEDS, 2))
 
 
 @pytest.mark.parametrize("baseline,current,message", [
