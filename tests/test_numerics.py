@@ -167,6 +167,11 @@ def test_run_deterministic_records_it_and_compare_then_takes_no_floor(capsys, tm
     (tmp_path / "nudged.json").write_text(json.dumps(nudged))
     _, report = compared(capsys, path, tmp_path / "nudged.json")
     assert {c["cell"]: c["numerics"] for c in report["cells"]}["batch_size=64-batchnorm"] == "changed"
+    assert compared(capsys, path, tmp_path / "nudged.json", "--same-training")[0] == 1  # the gate is bitwise too
+    for name, results in (("floor-base.json", read_results(path)), ("floor-nudged.json", nudged)):
+        results["environment"]["deterministic"] = False
+        (tmp_path / name).write_text(json.dumps(results))
+    assert compared(capsys, tmp_path / "floor-base.json", tmp_path / "floor-nudged.json", "--same-training")[0] == 0
 
 
 def test_json_says_per_cell_which_metric_caught_a_change(capsys):
