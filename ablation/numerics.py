@@ -18,9 +18,10 @@ their final training loss by at most 2e-4 relative (133 of 201 replicates
 identical in accuracy in the closest pair).  Rounded up, that is the floor.
 If unchanged same-seed pairs are exchangeable, a new one exceeds the 28
 accuracy maxima with probability 1/29 at most, and the loss maxima likewise:
-"changed" for at most 2/29 of them.  The per-epoch curve and the test loss
-use the loss floor; they were not in those files, so their floor on a GPU is
-not yet measured.  On the CPU runs are deterministic: every metric is
+"changed" for at most 2/29 of them, at that size: two nightly runs compare
+2.7 times as many replicates, and up to about 20 %.  The per-epoch curve and
+the test loss use the loss floor; they were not in those files, so their
+floor on a GPU is not yet measured.  On the CPU runs are deterministic: every metric is
 identical.
 """
 
