@@ -218,7 +218,9 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
         notes.append(f"no numerics verdict: {no_numerics}")
     if tolerance.same_training and not exact:
         notes.append("--same-training without --deterministic on both sides: numerics are held to the floor of GPU "
-                     "nondeterminism (docs/statistics.md), not to bitwise equality")
+                     "nondeterminism, which an unchanged pair crosses up to 7 % of the time at the pr counts and "
+                     "about 20 % between nightly runs (docs/statistics.md); train both with --deterministic for a "
+                     "bitwise gate")
     if devices[0] != devices[1]:
         notes.append("loss metrics not judged: other device (their spread across devices is not measured)")
     elif 1 in (baseline["schema"], current["schema"]):
