@@ -35,10 +35,12 @@
 #               (trains the long one again)
 # STAGES="bench fault-lr_times_10" runs only those (patterns too: STAGES="null-*"). The whole script takes about 90
 # minutes of an H200 (the null runs 40 of them, the variants 14); in parts that fit 10-minute slots (times
-# projected): STAGES="nightly nightly-again nightly-power" (about 7 minutes), STAGES="long-* cifar100" (about 7),
-# STAGES=variants (about 7), STAGES=step-times (a few, with its compiles), STAGES="bench held-out-2000
-# held-out-3000 held-out-pair" (about 5), the faults two or three at a time into one OUT (FAULTS="label_noise
-# batchnorm_eps" STAGES="fault-*": their runs, then fault-report of every fault run in OUT), and the null runs five at a time into one OUT (STAGES="null-*"
+# projected), first STAGES="graphs run-all* same-seeds deterministic-* bench" (about 6 minutes: the GPU paths, the
+# curves' nondeterminism floor, --same-training on unchanged pairs, the bench), then STAGES="nightly
+# nightly-again nightly-power" (about 7), STAGES="long-* cifar100" (about 7), STAGES=variants (about 7),
+# STAGES=step-times (a few, with its compiles), STAGES="held-out-2000 held-out-3000 held-out-pair" (about 4), the
+# faults two or three at a time into one OUT (FAULTS="label_noise batchnorm_eps" STAGES="fault-*": their runs,
+# then fault-report of every fault run in OUT), and the null runs five at a time into one OUT (STAGES="null-*"
 # NULL_FIRST=1 NULL_RUNS=5, then NULL_FIRST=6 ...; null-rates judges every pair in OUT). Each part also pays the
 # preflight, unless PREFLIGHT=0 (once it has passed on that machine and commit).
 set -u

@@ -88,3 +88,13 @@ def test_faults_repeat_with_other_seeds_and_are_tabulated_together(tmp_path):
                                                                                "bench/recorded/h200-bench-graphs.json"]
     assert sorted(report[3:-2]) == sorted(f"{out}/fault-{name}.json" for name in (
         "lr_times_10", "lr_times_10-s2000", "label_noise", "label_noise-s2000"))
+
+
+def test_the_first_part_checks_the_gpu_paths_the_numerics_gate_and_the_bench(tmp_path):
+    """The part the script's header gives first: both same-seed pairs judged with --same-training."""
+    out = tmp_path / "out"
+    assert verify(tmp_path, out, STAGES="graphs run-all* same-seeds deterministic-* bench").returncode == 0
+    assert stages(out) == ["preflight", "graphs", "run-all", "run-all-again", "same-seeds", "deterministic-a",
+                           "deterministic-b", "deterministic-pair", "bench"]
+    for pair in ("same-seeds", "deterministic-pair"):
+        assert "--json --same-training" in (out / f"{pair}.log").read_text()
