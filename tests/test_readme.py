@@ -50,6 +50,7 @@ def workflow_commands():
 def test_the_workflows_run_the_nightly_shards_their_merge_and_judge():
     shown = {tuple(words[3:4]) for words in (p.values[0] for p in workflow_commands())}
     assert {("run",), ("merge",), ("report",), ("compare",), ("power",)} <= shown
+    assert any("--same-training" in p.values[0] for p in workflow_commands())  # the pull request's exact check
 
 
 @pytest.mark.parametrize("line", commands())
