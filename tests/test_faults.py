@@ -104,3 +104,32 @@ def test_the_detection_report_says_what_caught_each_recorded_fault_and_how_often
         "no_normalization": "19/19 changed", "groupnorm_one_group": "5/5 changed"}
     assert "| no_normalization | 1 | 0 of 1 | sigmoid_vs_relu -1.77 points; conv_activation_norm_position +0.63 points |" \
         in report.splitlines()
+
+
+# A cell each fault reaches (default: the norm study's batch-64 BatchNorm cell, which has conv-norm-act blocks,
+# BatchNorm, SGD and a cosine schedule that moves after the first epoch)
+REACHED = {"weight_decay_dropped": ("sigmoid_vs_relu", "blocks=1-relu"),  # AdamW's weight decay
+           "groupnorm_one_group": ("batchnorm_vs_groupnorm", "batch_size=64-groupnorm")}
+
+
+@pytest.mark.parametrize("name", FAULTS)
+def test_the_bitwise_same_training_gate_catches_every_planted_fault(name, restore):
+    """Two epochs of a cell the fault reaches, trained with the same seeds with and without it, on the CPU (whose
+    runs are deterministic): the numerics verdict without a floor, what --same-training asks between
+    --deterministic runs, finds a change for every fault, the four without GPU runs among them."""
+    from ablation.numerics import compare_replicates
+    from ablation.results import cell_record
+
+    study_name, cell_id = REACHED.get(name, ("batchnorm_vs_groupnorm", "batch_size=64-batchnorm"))
+    study = get_study(study_name).with_hyperparameters(per_class=10, epochs=2)
+    data = synthetic(train_per_class=10, test_per_class=10)
+
+    def recorded(variant):
+        device_data = ablation.train.prepare(data, 10, variant.subset_seed, "cpu")
+        result = ablation.runner.run_cell(variant, variant.cell(cell_id), device_data, 2)
+        return cell_record(variant, cell_id, result, "full")
+
+    clean = recorded(study)
+    assert compare_replicates(clean, recorded(study), exact=True).verdict == "identical"
+    FAULTS[name].patch()
+    assert compare_replicates(clean, recorded(FAULTS[name].plant(study)), exact=True).verdict == "changed"
