@@ -139,6 +139,9 @@ def test_the_floor_is_0_6_accuracy_points_and_5e_4_of_each_loss_per_replicate():
     assert curve.verdict == "within noise"
     curve = nudged(train_loss_curve=[[2.0, 1.5, 1.001], [1.8, 0.9006, 0.5]])
     assert curve.verdict == "changed" and curve.detail.startswith("training loss departs at epoch 2 (by 0.1%")
+    tested = dict(record, test_loss=[2.0, 1.0])
+    assert compare_replicates(tested, dict(tested, test_loss=[2.0, 1.0005])).verdict == "within noise"
+    assert compare_replicates(tested, dict(tested, test_loss=[2.0, 1.00051])).detail == "test loss differs by 0.1%"
 
 
 def test_deterministic_runs_take_no_floor():
@@ -167,11 +170,13 @@ def test_run_deterministic_records_it_and_compare_then_takes_no_floor(capsys, tm
     (tmp_path / "nudged.json").write_text(json.dumps(nudged))
     _, report = compared(capsys, path, tmp_path / "nudged.json")
     assert {c["cell"]: c["numerics"] for c in report["cells"]}["batch_size=64-batchnorm"] == "changed"
-    assert compared(capsys, path, tmp_path / "nudged.json", "--same-training")[0] == 1  # the gate is bitwise too
-    for name, results in (("floor-base.json", read_results(path)), ("floor-nudged.json", nudged)):
-        results["environment"]["deterministic"] = False
-        (tmp_path / name).write_text(json.dumps(results))
-    assert compared(capsys, tmp_path / "floor-base.json", tmp_path / "floor-nudged.json", "--same-training")[0] == 0
+    code, report = compared(capsys, path, tmp_path / "nudged.json", "--same-training")
+    assert code == 1 and not any("--same-training" in note for note in report["notes"])  # the gate is bitwise too
+    nudged["environment"]["deterministic"] = False  # one side without: the floor
+    (tmp_path / "floor-nudged.json").write_text(json.dumps(nudged))
+    code, report = compared(capsys, path, tmp_path / "floor-nudged.json", "--same-training")
+    assert code == 0 and any(note.startswith("--same-training without --deterministic on both sides")
+                             for note in report["notes"])
 
 
 def test_json_says_per_cell_which_metric_caught_a_change(capsys):
