@@ -69,6 +69,19 @@ def test_equivalence_needs_the_whole_interval_inside_the_margin():
     assert equivalent(-3.5, 0.0, 30, -4.0, 1.0)  # asymmetric limits (the data-copy allowance is downward only)
 
 
+def test_equivalence_of_a_study_shift_allows_the_margin_beyond_the_hardware_allowance():
+    """Between devices a shift within the allowance is no change, so "equivalent" means within the margin beyond
+    it: a 1.2-point shift whose 90 % interval is 0.6-1.8 points is equivalent against a 1-point allowance (within
+    1 + 1 points) and inconclusive on one device (within 1), a regression on neither."""
+    luck = dict.fromkeys(range(8), 0.0)
+    moved = {seed: 0.8 if seed % 2 else -0.8 for seed in range(8)}  # per-seed differences 1.2 ± 0.86
+    before, after = study_at(range(8), luck), study_at(range(8), moved, shift=1.2)
+    across = judge_study_shift("sigmoid_vs_relu", before, after, Tolerance(hardware=1.0))
+    assert across.test == "paired" and across.passed and across.state == "equivalent"
+    same = judge_study_shift("sigmoid_vs_relu", before, after, Tolerance(hardware=0.0))
+    assert same.passed and same.state == "inconclusive"
+
+
 @pytest.mark.parametrize("paired", [False, True])
 def test_a_true_shift_at_the_margin_is_called_equivalent_at_most_five_percent_of_the_time(paired):
     """3,000 studies of 8 seeds a side (per-seed luck spread 0.5 points; rerun noise 0.3, or 0.6 paired, so that the

@@ -280,3 +280,19 @@ def test_run_same_training_judges_numerics_and_refuses_what_it_cannot_judge_befo
         assert main(argv + extra) == 2
         out, err = capsys.readouterr()
         assert out == "" and message in err and err.count("\n") == 1  # nothing trained, one line
+
+
+def test_loss_metrics_are_judged_in_cells_whose_runs_learn_not_in_bimodal_ones():
+    """At batch 2 of the norm study a run learns or ends at chance, and its losses move with that, which the share
+    at chance judges; the same numbers in a cell whose runs learn are a loss metric that moved."""
+    from ablation.compare import judge_cell_metrics
+
+    def cell(losses):
+        return {"seeds": [0, 1, 2, 3], "accuracy": [40.0, 41.0, 39.0, 40.5], "final_loss": losses}
+
+    before, after = cell([1.20, 1.21, 1.19, 1.20]), cell([2.30, 2.31, 2.29, 2.30])
+    assert judge_cell_metrics("batchnorm_vs_groupnorm", "batch_size=2-batchnorm", before, after, Tolerance(),
+                              True) == ()
+    (moved,) = judge_cell_metrics("batchnorm_vs_groupnorm", "batch_size=64-batchnorm", before, after, Tolerance(),
+                                  True)
+    assert moved.metric == "final_loss" and not moved.passed
