@@ -98,6 +98,9 @@ def build_parser(prog: str = "python -m ablation") -> argparse.ArgumentParser:
     past.add_argument("--markdown", action="store_true", help="print a Markdown table")
     past.add_argument("--min-shift", type=above_zero, default=1.0, metavar="POINTS",
                       help="smallest change of level flagged with ^ (default %(default)s)")
+    past.add_argument("--alert", action="store_true",
+                      help="exit 1 when the newest run brings a level shift the history before it did not show "
+                           "(for a nightly job: each shift fails it once)")
 
     speed = commands.add_parser("speed", help="time the notebooks' pipeline, the eager loop and the fused one "
                                               "(on CUDA also with CUDA graphs, as run trains each cell there)")
@@ -460,12 +463,16 @@ def report_file(args: argparse.Namespace) -> int:
 def show_history(args: argparse.Namespace) -> int:
     if not Path(args.directory).is_dir():
         raise UsageError(f"{args.directory} is not a folder; pass the folder that holds the results files")
-    frame, notes = history(args.directory, min_shift=args.min_shift)
+    frame, notes, alerts = history(args.directory, min_shift=args.min_shift)
     print(history_text(frame, args.markdown))
     print("! = outside the band against the run before it; ^ = a new level starts here (change point)",
           file=sys.stderr)
     for note in notes:
         print(note, file=sys.stderr)
+    if args.alert:
+        for alert in alerts:
+            print(f"ALERT: the newest run brings a {alert}")
+        return 1 if alerts else 0
     return 0
 
 

@@ -157,7 +157,7 @@ HISTORY_ALPHA = 0.01  # false-alarm probability of the level-shift flags over al
 
 
 def history(directory: str | Path, tolerance: Tolerance = Tolerance(),
-            min_shift: float = 1.0) -> tuple[pd.DataFrame, list[str]]:
+            min_shift: float = 1.0) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Each cell's mean accuracy over the results files in ``directory``, oldest first.
 
     A cell's series is its runs on the same data (checksum): a run on other
@@ -168,7 +168,9 @@ def history(directory: str | Path, tolerance: Tolerance = Tolerance(),
     level that differ by ``min_shift`` points or more, by a pooled t-test over
     the split (stats.level_shift; HISTORY_ALPHA over all series), so a slow
     drift or a step that no single pair of runs shows is seen.  Returns the
-    table and notes: files passed over, and each level shift.
+    table, notes (files passed over, each level shift) and the alerts: the
+    level shifts the newest run brings, that the history before it did not
+    show (what a nightly job fails on, once per shift).
     """
     runs, notes = [], []
     for path in sorted(Path(directory).glob("*.json")):
@@ -179,6 +181,14 @@ def history(directory: str | Path, tolerance: Tolerance = Tolerance(),
     if not runs:
         raise ResultsError(f"no results files in {directory}; pass a folder holding --out/--bench-out JSON files")
     runs.sort(key=lambda r: r["created"])
+    frame, shifts = _history_of(runs, tolerance, min_shift)
+    before = _history_of(runs[:-1], tolerance, min_shift)[1] if len(runs) > 1 else {}
+    return frame, notes + list(shifts.values()), [note for key, note in shifts.items() if key not in before]
+
+
+def _history_of(runs: list[dict[str, Any]], tolerance: Tolerance,
+                min_shift: float) -> tuple[pd.DataFrame, dict[tuple[str, str], str]]:
+    """history's table of ``runs`` (oldest first) and its level shifts, by series (cell, data checksum)."""
     columns = [f"{r['created'][:16]} {short_commit(r['environment'])}".strip() for r in runs]
     table: dict[str, dict[str, str]] = {}
     # (cell, data checksum) -> per run on that data: its column, the cell's mean and the run
@@ -199,16 +209,17 @@ def history(directory: str | Path, tolerance: Tolerance = Tolerance(),
                         text += " !"
                 table.setdefault(key, {})[column] = text
                 series.setdefault(same_data, []).append((column, mean, results))
-    for (key, _), points in series.items():
+    shifts = {}
+    for (key, checksum), points in series.items():
         shift = level_shift([mean for _, mean, _ in points], HISTORY_ALPHA / len(series), min_shift)
         if shift is not None:
             start, before, after, p = shift
             table[key][points[start][0]] += " ^"
-            notes.append(f"level shift: {key} from {before:.2f} to {after:.2f} from {points[start][0]} on "
-                         f"(pooled t, adjusted p {p:.2g})")
+            shifts[key, checksum] = (f"level shift: {key} from {before:.2f} to {after:.2f} from {points[start][0]} "
+                                     f"on (pooled t, adjusted p {p:.2g})")
     frame = pd.DataFrame.from_dict(table, orient="index", columns=columns).fillna("-")
     frame.index.name = "cell"
-    return frame, notes
+    return frame, shifts
 
 
 def history_text(frame: pd.DataFrame, markdown: bool) -> str:

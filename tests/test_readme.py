@@ -49,7 +49,8 @@ def workflow_commands():
 
 def test_the_workflows_run_the_nightly_shards_their_merge_and_judge():
     shown = {tuple(words[3:4]) for words in (p.values[0] for p in workflow_commands())}
-    assert {("run",), ("merge",), ("report",), ("compare",), ("power",)} <= shown
+    assert {("run",), ("merge",), ("report",), ("compare",), ("power",), ("history",)} <= shown
+    assert any(words[3:4] == ["history"] and "--alert" in words for words in (p.values[0] for p in workflow_commands()))
     assert any("--same-training" in p.values[0] for p in workflow_commands())  # the pull request's exact check
 
 

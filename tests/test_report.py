@@ -115,7 +115,7 @@ def test_history_marks_drift_from_the_run_before(tmp_path):
         results["created"] = created
         (tmp_path / f"{name}.json").write_text(json.dumps(results))
     (tmp_path / "notes.json").write_text('{"not": "results"}')
-    frame, notes = history(tmp_path)
+    frame, notes, _ = history(tmp_path)
     assert list(frame.columns) == ["2026-11-26T05:42 abd3fd8", "2026-11-26T05:46 abd3fd8", "2026-11-26T05:50 abd3fd8"]
     assert frame.loc["sigmoid_vs_relu[blocks=1-relu]"].tolist() == ["21.95", "22.33", "29.27 !"]
     assert frame.loc["batchnorm_vs_groupnorm[batch_size=2-batchnorm]"].tolist()[2] == "-"
@@ -216,8 +216,8 @@ def test_history_flags_a_step_in_a_cells_level_that_no_pair_of_runs_shows(tmp_pa
         return (1.5 if cell_id == "blocks=4-relu" and run >= 5 else 0.0) + (
             4.0 if cell_id == "blocks=6-relu" and run == 7 else 0.0)
 
-    frame, notes = history(write_history(tmp_path, 1, drop))
-    assert alphas == [0.01 / 33] * 33  # docs/statistics.md: 1 % over the whole history
+    frame, notes, _ = history(write_history(tmp_path, 1, drop))
+    assert set(alphas) == {0.01 / 33}  # docs/statistics.md: 1 % over the whole history's 33 series
     flagged = [note for note in notes if note.startswith("level shift")]
     assert len(flagged) == 1 and re.match(r"level shift: sigmoid_vs_relu\[blocks=4-relu\] from 33\.0\d to 31\.5\d from "
                                           r"2026-11-15T00:00 abd3fd8 on \(pooled t, adjusted p ", flagged[0])
@@ -225,6 +225,30 @@ def test_history_flags_a_step_in_a_cells_level_that_no_pair_of_runs_shows(tmp_pa
     assert row[5].endswith(" ^") and not any(v.endswith("^") for v in row[:5] + row[6:])
     assert not any("!" in v for v in row)  # no run left the band of the run before it
     assert not frame.loc["sigmoid_vs_relu[blocks=6-relu]"].str.endswith("^").any()
+
+
+def test_history_alert_fails_the_night_a_level_shift_first_shows_and_only_that_night(tmp_path, capsys):
+    """A nightly job runs `history --alert` on its growing folder: ReLU at depth 4 steps 1.5 points down from the
+    sixth run, which three runs of the new level first show (the eighth run): that night exits 1 naming it, the
+    nights before and after exit 0, as does a history without the step."""
+    def drop(run, cell_id):
+        return 1.5 if cell_id == "blocks=4-relu" and run >= 5 else 0.0
+
+    runs = sorted(write_history(tmp_path, 1, drop).glob("run*.json"), key=lambda path: int(path.stem[3:]))
+    codes = {}
+    for nights in (7, 8, 9):
+        folder = tmp_path / f"night{nights}"
+        folder.mkdir()
+        for run in runs[:nights]:
+            shutil.copy(run, folder)
+        codes[nights] = main(["history", str(folder), "--alert"])
+        out = capsys.readouterr().out
+        assert ("ALERT: the newest run brings a level shift: sigmoid_vs_relu[blocks=4-relu] from 33.0" in out) == (
+            nights == 8)
+    assert codes == {7: 0, 8: 1, 9: 0}
+    assert main(["history", str(tmp_path / "night8")]) == 0  # without --alert: the table only
+    (tmp_path / "steady").mkdir()
+    assert main(["history", str(write_history(tmp_path / "steady", 1, lambda run, cell_id: 0.0)), "--alert"]) == 0
 
 
 def test_history_looks_for_level_shifts_among_runs_on_the_same_data(tmp_path):
@@ -236,10 +260,10 @@ def test_history_looks_for_level_shifts_among_runs_on_the_same_data(tmp_path):
 
     (tmp_path / "two").mkdir()
     (tmp_path / "one").mkdir()
-    frame, notes = history(write_history(tmp_path / "two", 2, drop, other_data_from=5))
+    frame, notes, _ = history(write_history(tmp_path / "two", 2, drop, other_data_from=5))
     assert not [note for note in notes if note.startswith("level shift")]
     assert not frame.loc["sigmoid_vs_relu[blocks=4-relu]"].str.endswith("^").any()
-    _, notes = history(write_history(tmp_path / "one", 2, drop))
+    _, notes, _ = history(write_history(tmp_path / "one", 2, drop))
     assert [note.split(" from ")[0] for note in notes if note.startswith("level shift")] == [
         "level shift: sigmoid_vs_relu[blocks=4-relu]"]
 
@@ -256,7 +280,7 @@ def test_history_marks_drift_from_the_run_before_on_the_same_data(tmp_path):
     (tmp_path / "run1.json").write_text(json.dumps(between))
     for run in range(3, 10):
         (tmp_path / f"run{run}.json").unlink()
-    frame, _ = history(tmp_path)
+    frame, _, _ = history(tmp_path)
     assert frame.loc["sigmoid_vs_relu[blocks=4-relu]"].tolist()[2].endswith(" !")
 
 
