@@ -73,8 +73,9 @@ def _seeds_text(seeds: list[int]) -> str:
 
 
 def merge(files: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    """One results file from shards (or any files) of one commit, profile, device and data, with no cell twice and
-    every cell of a study trained with the same seeds (the same --seed-offset and --replicates)."""
+    """One results file from shards (or any files) of one commit, profile, device, torch, kind of kernels
+    (--deterministic or not) and data, with no cell twice and every cell of a study trained with the same seeds
+    (the same --seed-offset and --replicates)."""
     (first_name, first), others = files[0], files[1:]
     merged = dict(first, studies={}, merged_from=[name for name, _ in files])
     if "shard" in merged:  # how the cells were dealt out, which changes what trained beside each other
@@ -83,7 +84,9 @@ def merge(files: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         for key, what, read in (("profile", "profile", lambda r: r["profile"]),
                                 ("commit", "code", lambda r: r["environment"].get("git_commit")),
                                 ("device", "device", lambda r: r["environment"]["device_name"]),
-                                ("torch", "torch", lambda r: r["environment"]["torch"])):
+                                ("torch", "torch", lambda r: r["environment"]["torch"]),
+                                ("deterministic", "kernels (--deterministic)",
+                                 lambda r: r["environment"].get("deterministic", False))):
             if read(results) != read(first):
                 raise ResultsError(f"{name} ran other {what} than {first_name} ({read(results)} vs {read(first)}); "
                                    "merge the shards of one run")

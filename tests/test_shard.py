@@ -67,6 +67,7 @@ def test_two_shards_merged_are_the_whole_run(capsys, tmp_path, run_norm_cells):
 @pytest.mark.parametrize("change,message", [
     (lambda r: r.update(profile="full"), "ran other profile than"),
     (lambda r: r["environment"].update(git_commit="0" * 40), "ran other code than"),
+    (lambda r: r["environment"].update(deterministic=True), "ran other kernels (--deterministic) than"),
     (lambda r: r["studies"]["batchnorm_vs_groupnorm"].update(data_checksum="0" * 16), "on other data than"),
     (lambda r: None, "is in more than one file"),
 ])
