@@ -57,15 +57,15 @@ def deterministic(baseline: dict[str, Any], current: dict[str, Any]) -> bool:
     return all(r["environment"].get("deterministic", False) for r in (baseline, current))
 
 
-def check_same_training(baseline: dict[str, Any], current: dict[str, Any], cell: str = "",
-                        base_seeds: list[int] | None = None, seeds: list[int] | None = None) -> None:
-    """A ResultsError (one line) where --same-training cannot compare two runs (results files, or anything with
-    their "environment") replicate by replicate: other device or torch, or ``cell``'s seeds not shared."""
+def check_same_training(baseline: dict[str, Any], current: dict[str, Any], cell: str, base_seeds: list[int],
+                        seeds: list[int]) -> None:
+    """A ResultsError (one line) where --same-training cannot compare ``cell`` of two runs (results files, or
+    anything with their "environment") replicate by replicate: other device or torch, or no seed shared."""
     why = why_no_verdict(baseline, current)
     if why:
         raise ResultsError(f"--same-training compares the same seeds on the same device and torch, and these ran on "
                            f"{why}; make the baseline there")
-    if cell and not set(base_seeds or ()) & set(seeds or ()):
+    if not set(base_seeds) & set(seeds):
         raise ResultsError(f"--same-training: {cell} shares no seed with the baseline; train the baseline's seeds "
                            "(the same --seed-offset)")
 
