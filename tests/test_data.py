@@ -1,5 +1,6 @@
 """The data layer: npz validation, torchvision wrapping, subsets, normalization, generated data."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -114,12 +115,21 @@ def test_each_study_draws_the_subset_the_recorded_gpu_runs_trained_on(cifar_npz,
     assert data.checksum == read_results(RECORDED_RUN)["studies"][study.name]["data_checksum"]
 
 
-def test_device_normalization_matches_totensor_then_normalize(cifar_npz):
+def notebooks_normalize() -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The Normalize constants ablation/reference/README.md says every notebook used."""
+    text = (Path(__file__).resolve().parent.parent / "ablation" / "reference" / "README.md").read_text()
+    mean, std = re.search(r"Normalize\(mean=\(([^)]*)\), std=\(([^)]*)\)\)", text).groups()
+    return tuple(map(float, mean.split(","))), tuple(map(float, std.split(",")))
+
+
+def test_device_normalization_matches_the_notebooks_totensor_then_normalize(cifar_npz):
     from torchvision import transforms
 
+    mean, std = notebooks_normalize()
+    assert (MEAN, STD) == (mean, std)
     data = load_npz(cifar_npz)
     device_data = prepare(data, per_class=2, subset_seed=0, device="cpu", test_limit=8)
-    reference = transforms.Compose([transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
+    reference = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean, std)])
     expected = torch.stack([reference(Image.fromarray(img.numpy())) for img in data.test_x[:8]])
     ours = device_data.normalize(device_data.test_x, torch.float32)
     assert torch.allclose(ours, expected, atol=1e-5)

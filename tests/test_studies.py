@@ -1,8 +1,11 @@
 """The studies as data: cells, hyperparameters from the notebooks, documented tables."""
 
+from pathlib import Path
+
 import pytest
 
-from ablation.studies import STUDIES, get_study
+from ablation.results import read_results
+from ablation.studies import DOCUMENTED, STUDIES, get_study
 
 # The study document's published tables (seed-README.md), typed in by hand.
 PUBLISHED = {
@@ -97,6 +100,15 @@ def test_all_means_the_three_documented_studies():
 
     assert [s.name for s in DOCUMENTED] == list(PUBLISHED)
     assert {s.variant_of for s in STUDIES.values()} == {None, "batchnorm_vs_groupnorm"}
+
+
+def test_default_seeds_are_the_recorded_runs_seeds():
+    """A pull request's run pairs seed by seed with a baseline of earlier code only where both keep the same
+    seeds; the recorded H200 runs, and the paired figures measured on them, have these."""
+    recorded = read_results(Path(__file__).resolve().parent.parent / "bench" / "recorded" / "h200-bench.json")
+    for study in DOCUMENTED:
+        for cell_id, record in recorded["studies"][study.name]["cells"].items():
+            assert record["seeds"] == study.seeds(study.replicates), (study.name, cell_id)
 
 
 def test_replicate_plans():

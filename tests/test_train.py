@@ -213,6 +213,20 @@ def test_replicates_one_after_another_add_up_to_the_cells_result(monkeypatch):
     assert result.images_per_s == pytest.approx(1200 / 4.0)
 
 
+def test_recorded_accuracy_is_the_models_to_one_test_image(generated):
+    """Accuracy is recorded to the test set's resolution (one image of 10,000 is 0.01 points; of 30 here, 3.33):
+    the same-seed numerics and the paired tests see a run that moved by one image."""
+    study = shrink("sigmoid_vs_relu", per_class=2, epochs=1, batch_size=8)
+    data = prepare(generated, 2, 0, "cpu", test_limit=30)
+    result = train_cell(study, study.cell("blocks=1-relu"), data, [0, 1])
+    result.model.eval()
+    with torch.no_grad():
+        logits = result.model(data.normalize(data.test_x, torch.float32).repeat(1, 2, 1, 1))
+    exact = ((logits.argmax(2) == data.test_y[:, None]).double().mean(0) * 100).tolist()
+    assert any(round(a, 1) != a for a in exact)  # a resolution coarser than the test set's would show
+    assert result.accuracy == pytest.approx(exact, abs=5e-5)
+
+
 def test_on_cpu_every_cell_trains_and_evaluates_channels_last(generated, conv_input_layouts):
     """channels_last was the faster layout on the CPU for every study, training and evaluating; on CUDA only
     from batch 256 (train.CHANNELS_LAST_MIN_BATCH)."""

@@ -436,6 +436,9 @@ def test_at_small_batches_batchnorm_must_trail_and_some_groupnorm_run_learn_at_b
     cells["batch_size=2-groupnorm"] = {"accuracy": [10.0, 14.9, 12.0, 11.0]}  # still ahead, but no run learned
     ok, detail = judged(name, cells, study)
     assert not ok and detail.endswith("0 GroupNorm replicates learned at batch 2 (needs >= 1)")
+    cells["batch_size=2-groupnorm"] = {"accuracy": [10.0, 15.0, 12.0, 11.0]}  # one run learned: enough
+    ok, detail = judged(name, cells, study)
+    assert ok and detail.endswith("1 GroupNorm replicates learned at batch 2 (needs >= 1)")
 
 
 def test_at_large_batches_batchnorm_may_trail_groupnorm_by_three_points():
@@ -458,6 +461,11 @@ def test_on_cifar100_batchnorm_must_lose_more_than_groupnorm_from_its_best_batch
     assert judged(name, cells, study)[0]
     cells["batch_size=2-batchnorm"], cells["batch_size=2-groupnorm"] = spread(30.0), spread(10.0)
     assert not judged(name, cells, study)[0]
+    # from its best batch size: BatchNorm's 70 at batch 128 drops 25 points to batch 2, GroupNorm's 50 drops 20
+    cells["batch_size=128-batchnorm"] = spread(70.0)
+    cells["batch_size=2-batchnorm"], cells["batch_size=2-groupnorm"] = spread(45.0), spread(30.0)
+    ok, detail = judged(name, cells, study)
+    assert ok and "minus GroupNorm's +5.00 points" in detail
 
 
 def test_with_100_epochs_batchnorm_must_learn_at_batch_2():
@@ -469,6 +477,8 @@ def test_with_100_epochs_batchnorm_must_learn_at_batch_2():
     ok, detail = judged(name, {"batch_size=2-batchnorm": {"accuracy": [10.0, 10.2, 9.9]}}, study)
     assert ok is False and detail.startswith("BatchNorm at batch 2 (mean accuracy, %; learned from 15) +10.03 points "
                                              "(claim: >= +15;")
+    ok, detail = judged(name, {"batch_size=2-batchnorm": {"accuracy": [10.0, 10.0, 10.0]}}, study)
+    assert ok is False and "one-sided p 0," in detail  # no spread: a mean below the claim is shown below it
     assert judged(name, {"batch_size=2-batchnorm": {"accuracy": [39.93]}}, study)[0] is None
 
 
