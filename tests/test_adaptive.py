@@ -115,9 +115,11 @@ def test_a_study_without_a_regression_is_equivalent_or_inconclusive(spread, stat
 
 def test_extending_a_cell_appends_other_seeds_and_refuses_the_same_ones():
     cell = record([0, 1], [40.0, 41.0])
-    extend_cell(cell, record([2, 3], [42.0, 43.0]) | {"wall_s": 3.0, "images_per_s": 200.0})
+    extend_cell(cell, record([2, 3], [42.0, 43.0]) | {"wall_s": 3.0, "images_per_s": 200.0, "setup_s": 0.5,
+                                                       "eval_s": 0.25})
     assert cell["seeds"] == [0, 1, 2, 3] and cell["accuracy"] == [40.0, 41.0, 42.0, 43.0]
     assert cell["wall_s"] == 4.0 and cell["images_per_s"] == pytest.approx((100 + 600) / 4)
+    assert (cell["setup_s"], cell["eval_s"]) == (0.6, 0.35)  # the time split `run` prints counts every round
     with pytest.raises(ResultsError, match=r"replicates of seeds \[3\] are in the cell already"):
         extend_cell(cell, record([3], [44.0]))
 

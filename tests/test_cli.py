@@ -93,6 +93,17 @@ def test_csv_and_json_formats(capsys, tmp_path, tiny_npz):
     assert cells["batch_size=64-groupnorm"]["seeds"] == [84035, 84036]
 
 
+def test_runs_at_chance_are_counted_at_the_studys_chance():
+    """Chance is 1 % on CIFAR-100: a run at 5 % learned something there, where on CIFAR-10 it would be at chance."""
+    from ablation.results import results_frame
+
+    cell = {"level": 2, "variant": "batchnorm", "documented": None, "accuracy": [5.0, 1.2, 0.9],
+            "collapsed": [False, False, False]}
+    frame = results_frame({"studies": {"batchnorm_vs_groupnorm_cifar100": {
+        "classes": 100, "cells": {"batch_size=2-batchnorm": cell}}}})
+    assert frame["at_chance"].tolist() == [2]
+
+
 @pytest.mark.parametrize("no_fuse", [False, True])
 def test_on_cpu_replicates_train_fused_only_at_small_batches(capsys, no_fuse, tiny_npz):
     """On a CPU fusing is faster at batches of 32 or fewer and slower above (train.CPU_FUSE_MAX_BATCH)."""
@@ -364,6 +375,25 @@ def test_a_log_that_is_not_a_terminal_hears_from_long_cells_at_most_every_heartb
     assert [line.split("  mean loss")[0] for line in epochs] == [  # the smoke profile trains one epoch
         "[batchnorm_vs_groupnorm 1-2/3]: epoch 1/1", "[batchnorm_vs_groupnorm 3/3] batch_size=16-groupnorm: epoch 1/1"]
     assert all(re.fullmatch(r".*  mean loss \d+\.\d{3}", line) for line in epochs)
+
+
+def test_an_interrupt_while_the_results_file_is_rewritten_leaves_the_previous_one_whole(tmp_path, monkeypatch):
+    """`run --out` rewrites the file after every cell; Ctrl-C in the middle of a write must not cut it."""
+    from ablation.results import write_json
+
+    path = tmp_path / "results.json"
+    write_json({"cells": 1}, path)
+    real_write = Path.write_text
+
+    def cut_short(self, text, *args, **kwargs):
+        real_write(self, text[:len(text) // 2], *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        write_json({"cells": 2, "more": "x" * 100}, path)
+    monkeypatch.undo()
+    assert json.loads(path.read_text()) == {"cells": 1}
 
 
 def test_an_interrupted_run_keeps_its_finished_cells_and_exits_130(capsys, tmp_path, monkeypatch, tiny_npz):

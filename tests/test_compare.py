@@ -127,6 +127,11 @@ def test_bench_shards_merged_are_not_timed_against_a_bench_run_in_one_piece(caps
     _, out, _ = compare(capsys, BENCH, tmp_path / "sharded.json")
     reason = "not judged: other cells shared the device (the baseline's bench: 33 cells in 1 shard; this one: 33 in 2)"
     assert len([line for line in out.splitlines() if line.endswith(reason)]) == 3
+    del sharded["shards"]
+    sharded["shard"] = {"index": 1, "count": 2}  # one shard's own file, before merge, says the same
+    (tmp_path / "sharded.json").write_text(json.dumps(sharded))
+    _, out, _ = compare(capsys, BENCH, tmp_path / "sharded.json")
+    assert len([line for line in out.splitlines() if line.endswith(reason)]) == 3
     baseline = read_results(BENCH)
     baseline["shards"] = 2
     (tmp_path / "baseline.json").write_text(json.dumps(baseline))
