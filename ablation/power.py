@@ -17,6 +17,13 @@ the median cell of a study whose runs learn, at the band's alpha, from the
 cell's own spread never below the sd floor, or paired on the per-seed
 differences where the cell pairs (12 or more shared seeds).
 
+Against the documented table (documented_power) the band's reference is the
+notebooks' runs, 5, 1 and 3 per cell, whatever the replicates: a drop must
+clear the allowances (hardware, and the offline copy's downward) and a
+standard error that more replicates cannot shrink below the documented
+side's.  Those tables catch breakage; a baseline of one's own catches
+regressions.
+
 A finding (finding_power) fails when a contrast of cell means falls below its
 margin, by a one-sided t on the fewest replicates less one df: its
 detectable shift is how far below the margin its weakest contrast must fall.
@@ -32,12 +39,13 @@ from typing import Any
 from ablation.compare import MIN_PAIRED, comparable_cells, metric_values, paired_differences, seed_means
 from ablation.findings import FINDINGS
 from ablation.results import ordered_studies, render
-from ablation.stats import detectable_in_se
+from ablation.stats import detectable_in_se, pooled_sd
 from ablation.studies import get_study
-from ablation.verdict import LOSS_METRICS, MIN_PAIRED_CELL, Tolerance, pair_by_seed
+from ablation.verdict import LOSS_METRICS, MIN_PAIRED_CELL, Tolerance, pair_by_seed, uses_data_copy
 
 MAX_REPLICATES = 512  # replicates_needed looks no further
 CELL_ACCURACY = "accuracy, median cell"  # cell_power's metric
+DOCUMENTED_ACCURACY = "documented table, median cell"  # documented_power's metric
 FINDING = "finding: "  # finding_power's metrics: this and the finding's name
 
 
@@ -50,6 +58,8 @@ class Power:
     alpha: float
     power: float
     paired: bool = False  # seed_sd is then the spread of the per-seed differences from a same-seed baseline
+    documented_runs: int | None = None  # documented_power: the documented runs a cell is held to
+    allowance: float = 0.0  # documented_power: points a drop takes before the band (hardware, data copy)
 
     @property
     def test(self) -> str:
@@ -57,7 +67,7 @@ class Power:
         finding's one-sided contrast."""
         if self.paired:
             return "paired"
-        return "band" if self.metric == CELL_ACCURACY else "contrast" if self.metric.startswith(FINDING) else "pooled"
+        return "band" if self.metric in (CELL_ACCURACY, DOCUMENTED_ACCURACY) else "contrast" if self.metric.startswith(FINDING) else "pooled"
 
     def detectable(self, replicates: int | None = None) -> float | None:
         """The smallest true shift found with ``power`` at ``replicates`` seeds a side (default the file's); for a
@@ -67,6 +77,10 @@ class Power:
             return None
         if self.metric.startswith(FINDING):
             return detectable_in_se(self.alpha, n - 1, self.power, two_sided=False) * self.seed_sd / math.sqrt(n)
+        if self.documented_runs:
+            k = self.documented_runs
+            return self.allowance + detectable_in_se(self.alpha, n + k - 2, self.power) * self.seed_sd * math.sqrt(
+                1 / n + 1 / k)
         df, se = (n - 1, self.seed_sd / math.sqrt(n)) if self.paired else (2 * (n - 1), self.seed_sd * math.sqrt(2 / n))
         return detectable_in_se(self.alpha, df, self.power) * se
 
@@ -141,6 +155,28 @@ def cell_power(results: dict[str, Any], tolerance: Tolerance = Tolerance(), powe
     return found
 
 
+def documented_power(results: dict[str, Any], tolerance: Tolerance = Tolerance(), power: float = 0.8,
+                     alpha: float | None = None) -> list[Power]:
+    """Per study, the band of its median cell against the documented table (metric DOCUMENTED_ACCURACY), among the
+    cells whose runs learn: the drop below the documented mean found with ``power`` at the band's alpha (half the
+    documented cell's unless ``alpha`` is given), from the pooled spread of each cell's replicates and documented
+    runs, never below the sd floor, beyond the allowances check_documented gives the file's data."""
+    found = []
+    for name, entry in ordered_studies(results):
+        study = get_study(name)
+        cells = [r for c, r in entry["cells"].items() if r["documented"] and study.cell(c).level not in study.bimodal_levels]
+        if not cells:
+            continue
+        copy = uses_data_copy(entry.get("data", results["data"]))
+        spreads = [max(pooled_sd(r["documented"]["runs"], r["accuracy"]), tolerance.sd_floor) for r in cells]
+        found.append(Power(name, DOCUMENTED_ACCURACY, min(len(r["accuracy"]) for r in cells),
+                           statistics.median(spreads), alpha if alpha is not None else
+                           tolerance.alpha("documented_cell") / 2, power,
+                           documented_runs=min(len(r["documented"]["runs"]) for r in cells),
+                           allowance=tolerance.hardware + (tolerance.data_copy if copy else 0.0)))
+    return found
+
+
 def finding_power(results: dict[str, Any], tolerance: Tolerance = Tolerance(), power: float = 0.8,
                   alpha: float | None = None) -> list[Power]:
     """Per finding whose cells the file holds with 2 replicates or more (as Finding.judge judges it): its weakest
@@ -160,22 +196,22 @@ def finding_power(results: dict[str, Any], tolerance: Tolerance = Tolerance(), p
 
 def power_rows(results: dict[str, Any], tolerance: Tolerance = Tolerance(), power: float = 0.8,
                alpha: float | None = None, baseline: dict[str, Any] | None = None) -> list[Power]:
-    """study_power's rows, then cell_power's and finding_power's: what `power`, `report` and the bench print; none
-    where no study has two comparable cells."""
+    """study_power's rows, then cell_power's, documented_power's and finding_power's: what `power`, `report` and the
+    bench print; none where no study has two comparable cells."""
     studies = study_power(results, tolerance, power, alpha, baseline)
     if not studies:
         return []
-    return studies + cell_power(results, tolerance, power, alpha, baseline) + finding_power(results, tolerance, power,
-                                                                                          alpha)
+    return (studies + cell_power(results, tolerance, power, alpha, baseline)
+            + documented_power(results, tolerance, power, alpha) + finding_power(results, tolerance, power, alpha))
 
 
 def in_points(metric: str) -> bool:
-    return metric in ("accuracy", CELL_ACCURACY) or metric.startswith(FINDING)
+    return metric in ("accuracy", CELL_ACCURACY, DOCUMENTED_ACCURACY) or metric.startswith(FINDING)
 
 
 def takes_target(metric: str) -> bool:
     """Whether --target-shift (an accuracy shift, in points) applies: a study's or a cell's accuracy."""
-    return metric in ("accuracy", CELL_ACCURACY)
+    return metric in ("accuracy", CELL_ACCURACY, DOCUMENTED_ACCURACY)
 
 
 def shift_text(metric: str, shift: float | None) -> str:
@@ -202,6 +238,7 @@ def power_table(powers: list[Power], target: float | None, markdown: bool) -> st
         if target is not None:
             needed = p.replicates_needed(target) if takes_target(p.metric) else None
             row.append("-" if not takes_target(p.metric) or not p.seed_sd
-                       else str(needed) if needed else f"> {MAX_REPLICATES}")
+                       else str(needed) if needed else f"never (allowances {p.allowance:g} points)"
+                       if target <= p.allowance else f"> {MAX_REPLICATES}")
         rows.append(row)
     return render(headers, rows, markdown)

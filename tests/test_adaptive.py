@@ -217,6 +217,18 @@ def test_run_with_a_baseline_judges_and_adaptive_adds_rounds(capsys, tmp_path, t
     assert cells["batch_size=64-batchnorm"]["seeds"] == [84035, 84036, 84037, 84038]
 
 
+def test_run_with_a_baseline_but_without_adaptive_trains_no_more_rounds(capsys, tmp_path, tiny_npz, run_norm_cells):
+    """The same inconclusive study, without --adaptive: one look, and the run's own replicates only."""
+    baseline = run_norm_cells(tmp_path / "baseline.json")
+    code = main(["run", "batchnorm_vs_groupnorm", "--data", str(tiny_npz), "--device", "cpu", "--profile", "smoke",
+                 "--replicates", "2", "--cell", "batch_size=64-batchnorm", "--cell", "batch_size=64-groupnorm",
+                 "--baseline", str(baseline), "--out", str(tmp_path / "r.json")])
+    out, err = capsys.readouterr()
+    assert code == 0 and "inconclusive" in out and "more replicates" not in err and "look " not in err
+    cells = read_results(tmp_path / "r.json")["studies"]["batchnorm_vs_groupnorm"]["cells"]
+    assert [len(c["accuracy"]) for c in cells.values()] == [2, 2]
+
+
 BASELINE = str(Path(__file__).resolve().parent.parent / "bench" / "recorded" / "h200-bench.json")
 
 

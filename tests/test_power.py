@@ -236,8 +236,36 @@ def test_power_prints_the_median_cell_beside_the_studies(capsys, tmp_path):
     path = RECORDED / "h200-bench.json"
     assert main(["power", str(path), "--target-shift", "1"]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if "median cell" in line]
-    assert [row[0] for row in rows] == ["sigmoid_vs_relu", "batchnorm_vs_groupnorm", "conv_activation_norm_position"]
+    studies = ["sigmoid_vs_relu", "batchnorm_vs_groupnorm", "conv_activation_norm_position"]
+    assert [row[0] for row in rows] == studies * 2
     assert rows[0][4:] == ["5", "band", "1.205", "1.5e-05", "8.41", "points", "83"]
+    assert rows[3][1:] == ["documented", "table,", "median", "cell", "5", "band", "1.486", "2.3e-05", "13.83", "points",
+                           "never", "(allowances", "4", "points)"]  # 1 hardware, 3 the offline copy's downward
+    assert rows[4][5:10] == ["8", "band", "1.073", "2.3e-05", "17.52"]  # one documented run a cell
+
+
+def test_against_the_documented_table_a_cell_is_found_at_its_stated_drop_with_the_stated_power():
+    """Simulated: 3 documented runs and 8 replicates of spread 2 points, the replicates lowered by the stated
+    detectable drop, judged by the cell's own rule against the documented runs (the offline copy's allowances):
+    found 80 % of the time, within sampling error, and no replicate count takes it below the allowances."""
+    import random
+
+    from ablation.power import DOCUMENTED_ACCURACY
+    from ablation.verdict import Tolerance, check_cell
+
+    tolerance = Tolerance()
+    row = Power("sigmoid_vs_relu", DOCUMENTED_ACCURACY, 8, 2.0, tolerance.alpha("documented_cell") / 2, 0.8,
+                documented_runs=3, allowance=tolerance.hardware + tolerance.data_copy)
+    drop = row.detectable()
+    rng = random.Random(8)
+    found = 0
+    for _ in range(2000):
+        documented = [40 + rng.gauss(0, 2.0) for _ in range(3)]
+        measured = [40 - drop + rng.gauss(0, 2.0) for _ in range(8)]
+        record = {"accuracy": measured, "collapsed": [False] * 8}
+        found += not check_cell("sigmoid_vs_relu", "blocks=4-relu", record, documented, tolerance, copy=True).passed
+    assert 0.77 < found / 2000 < 0.83
+    assert 4.0 < row.detectable(512) < row.detectable(16) < drop  # the documented runs' own error stays
 
 
 def test_a_findings_power_is_how_far_below_its_margin_its_weakest_contrast_must_fall():

@@ -75,6 +75,16 @@ def test_markdown_report_mirrors_the_documents_tables(bench_run):
     assert "CUDA graphs" not in text
 
 
+def test_markdown_report_marks_a_failed_finding(bench_run):
+    """ReLU at depth 8 ends at chance: the claim that ReLU rises with depth fails (12 points below depth 1, where
+    it must gain 5), and the report says so."""
+    broken = copy.deepcopy(bench_run)
+    broken["studies"]["sigmoid_vs_relu"]["cells"]["blocks=8-relu"]["accuracy"] = [10.0, 10.1, 9.9, 10.0, 10.05]
+    findings = markdown_report(broken).split("## Findings\n")[1]
+    assert "- **fails**: ReLU accuracy rises 5 points or more from depth 1 to 8, Sigmoid's at most 2" in findings
+    assert findings.count("- holds: ") == 3
+
+
 def test_a_finding_whose_cells_were_not_all_run_is_left_out_not_failed(bench_run):
     """run --cell on part of a study: findings on the cells it has are judged, the others are not reported."""
     partial = copy.deepcopy(bench_run)
@@ -177,6 +187,8 @@ def test_variant_of_cifar100_runs_on_generated_100_class_data(capsys, tmp_path):
     assert entry["classes"] == 100 and entry["groups"] == [16, 32, 32] and entry["data"] == str(path)
     assert get_study("batchnorm_vs_groupnorm_cifar100").model(
         get_study("batchnorm_vs_groupnorm_cifar100").cells[1], classes=100)[0].norm.num_groups == 16
+    chance = study_figure(results, "batchnorm_vs_groupnorm_cifar100").axes[0].get_lines()[0]
+    assert chance.get_label() == "chance" and list(chance.get_ydata()) == [1.0, 1.0]
 
 
 def write_history(folder, seed, drop, other_data_from=None):
