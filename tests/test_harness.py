@@ -40,6 +40,13 @@ def test_a_cell_is_trained_once_however_often_and_by_whichever_worker_it_is_aske
     assert asked == [{"record": "blocks=1-relu"}] * 3 and trained == [("sigmoid_vs_relu", "blocks=1-relu")]
 
 
+def test_the_cifar100_variant_trains_on_the_bench_data_for_100_classes(tmp_path):
+    config = BenchConfig(data="synthetic", data_cifar100="synthetic:100", device="cpu", profile="smoke",
+                         replicates=1, seed_offset=0, fault=None)
+    stored = CellCache(tmp_path, config).get("batchnorm_vs_groupnorm_cifar100", "batch_size=128-groupnorm")
+    assert (stored["entry"]["data"], stored["entry"]["classes"]) == ("synthetic:100", 100)
+
+
 def bench(tmp_path, *args):
     """The bench as a session of its own, also when this suite runs in an xdist worker."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}

@@ -74,6 +74,23 @@ def test_same_seed_reruns_measure_the_same_training_gate_outside_the_whole_pseud
     assert "same_training" not in null_rates([big])["other seeds"]  # no shared seeds: not judged, no row
 
 
+def test_each_alarm_is_counted_under_its_own_decision(big):
+    """A bimodal cell whose learned runs all end at chance in a rerun is the share-at-chance test's alarm, not the
+    band's; a training loss 1 % higher in every Sigmoid/ReLU run is the study's loss shift's (paired, on identical
+    reruns), which no cell's unpaired loss test sees."""
+    runs, again = copy.deepcopy(big), rerun(big)
+    before, after = (r["studies"]["batchnorm_vs_groupnorm"]["cells"]["batch_size=4-groupnorm"] for r in (runs, again))
+    before["accuracy"][:8], before["collapsed"][:8] = [40.0] * 8, [False] * 8
+    after["accuracy"][:8], after["collapsed"][:8] = [10.0] * 8, [True] * 8
+    rates = null_rates([runs], [again])["same seeds"]
+    assert rates["chance_share"] == (1, 5) and rates["baseline_cell"] == (0, 5)
+    again = rerun(big)
+    for record in again["studies"]["sigmoid_vs_relu"]["cells"].values():
+        record["final_loss"] = [loss * 1.01 for loss in record["final_loss"]]
+    rates = null_rates([big], [again])["same seeds"]
+    assert rates["metric"][0] >= 1 and rates["baseline_cell"] == (0, 5)
+
+
 def test_the_table_states_each_rate_with_its_interval(big, tmp_path):
     assert wilson(0, 20)[0] == 0 and wilson(0, 20)[1] == pytest.approx(0.161, abs=0.001)
     text = rates_table({"same seeds": {"study_shift": (1, 20), "any": (1, 20)}})
