@@ -210,8 +210,9 @@ def rate_text(alarms: int, draws: int, alpha: float) -> str:
 
 
 # (current, baseline) seeds of a study shift on other seeds: pr against pr, an adaptive run after two more rounds,
-# pr against a nightly baseline.
-UNPAIRED_COUNTS = ((3, 3), (5, 5), (8, 8), (3, 9), (5, 16), (8, 16), (3, 24))
+# pr against a nightly baseline; counts 3 times apart, then 4 times or more (compare.UNEQUAL_SEEDS).
+UNPAIRED_COUNTS = ((3, 3), (5, 5), (8, 8), (3, 9), (5, 16), (8, 16), (8, 24), (3, 12), (3, 16), (3, 24), (5, 24),
+                   (8, 48))
 SPREAD_RATIOS = (1, 3, 10)  # of a finding's two cells
 
 
