@@ -35,6 +35,11 @@ MIN_TIMED_S = 5.0  # a study trained for less than this (either side) is too sho
 # A passing cell's verdict by its equivalence (Verdict.equivalent); "ok": a bimodal cell with no band to hold to it.
 EQUIVALENCE_STATE = {True: "equivalent", False: "inconclusive", None: "ok"}
 MIN_PAIRED = 3  # shared seeds from which a study shift is paired (at 2, its 1 df loses to the pooled test's 2)
+# A study shift on other seeds whose sides' seed counts differ this many times or more holds its alpha only where
+# the per-seed means are near normal: with heavy tails (Student's t on 3 df, or 5 % of seeds at 5x the spread) it
+# alarms x1.0-1.3 as often as stated at 3 seeds against 12, x2.9-3.3 at 3 against 24, where counts 3 times apart
+# stay within it (python -m bench.false_alarms --unpaired).
+UNEQUAL_SEEDS = 4
 
 
 def min_throughput(tolerance: Tolerance) -> float:
@@ -146,6 +151,7 @@ class StudyShift:
     metric: str = "accuracy"
     test: str = "pooled"  # Student's two-sample t; or "paired": the same seeds on both sides
     se: float = 0.0
+    seeds: tuple[int, int] = (0, 0)  # per-seed means judged, (baseline, current); paired: the pairs, twice
     equivalent: bool = False  # accuracy within ±(margin + allowance), by TOST
 
     @property
@@ -249,6 +255,13 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
             throughputs.append(judge_throughput(name, before, after, limit, why_not))
     if not no_numerics and any(d.numerics is None for d in drifts):
         notes.append("no numerics verdict where the cells share no seed")
+    unequal = [s for s in shifts if s.metric == "accuracy" and s.test == "pooled"
+               and max(s.seeds) >= UNEQUAL_SEEDS * min(s.seeds)]
+    if unequal:
+        notes.append(f"{', '.join(f'{s.study} ({s.seeds[1]} seeds against {s.seeds[0]})' for s in unequal)}: a study "
+                     f"shift on other seeds with counts {UNEQUAL_SEEDS} or more times apart holds its false-alarm "
+                     "rate only where the per-seed means are near normal (with heavy tails x1.0-3.3 of it at 3-8 "
+                     "seeds against 12-48, simulated: docs/statistics.md); pair the seeds (the baseline's --seed-offset) or compare closer counts")
     return Comparison(drifts, shifts, throughputs, tolerance, limit, tuple(notes))
 
 
@@ -296,13 +309,13 @@ def judge_study_shift(study_name: str, before: dict[str, dict[str, Any]], after:
     differences = paired_differences(before, after, cells, metric)
     if differences is not None:
         change, se, df = paired_t(differences)
-        test = "paired"
+        test, seeds = "paired", (len(differences), len(differences))
     else:
         base, cur = (seed_means([metric_values(side[c], metric) for c in cells]) for side in (before, after))
         if min(len(base), len(cur)) < 2:
             return None
         change, se, df = pooled_t(base, cur)
-        test = "pooled"
+        test, seeds = "pooled", (len(base), len(cur))
     allowance, kind = (tolerance.hardware, "study_shift") if metric == "accuracy" else (0.0, "metric")
     if se == 0:
         t, p = (0.0, 1.0) if abs(change) <= allowance else (math.copysign(math.inf, change), 0.0)
@@ -313,7 +326,7 @@ def judge_study_shift(study_name: str, before: dict[str, dict[str, Any]], after:
     within = tolerance.margin + allowance
     same = passed and metric == "accuracy" and equivalent(change, se, df, -within, within)
     return StudyShift(study_name, len(cells), change, t, df, p, tolerance.adjusted(p, kind), passed, metric, test,
-                      se, same)
+                      se, seeds, same)
 
 
 def comparable_cells(study_name: str, before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],
@@ -488,7 +501,7 @@ def as_json(comparison: Comparison) -> dict[str, Any]:
         "notes": list(comparison.notes),
         "cells": [cell(d) for d in comparison.drifts],
         "study_shifts": [{"study": s.study, "metric": s.metric, "cells": s.cells, "change": s.change, "test": s.test,
-                          "se": s.se, "t": s.t, "df": s.df, "p": s.p, "adjusted_p": s.adjusted_p, "passed": s.passed,
+                          "seeds": {"baseline": s.seeds[0], "current": s.seeds[1]}, "se": s.se, "t": s.t, "df": s.df, "p": s.p, "adjusted_p": s.adjusted_p, "passed": s.passed,
                           "verdict": s.state}
                          for s in comparison.shifts],
         "throughput_limit": comparison.throughput_limit,

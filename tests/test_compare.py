@@ -1,6 +1,7 @@
 """python -m ablation compare: drift tables, exit 1 on a regression, 2 on unusable input."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -262,6 +263,27 @@ def test_cells_sharing_twelve_seeds_are_judged_seed_by_seed(capsys, tmp_path):
     after.write_text(json.dumps(other_seeds))
     code, out, _ = compare(capsys, before, after)
     assert "blocks=4-relu" not in out.split("cells compared")[1] and "judged seed by seed" not in out
+
+
+def test_a_study_shift_on_seed_counts_four_times_apart_says_its_rate_needs_near_normal_means(capsys, tmp_path):
+    """12 baseline seeds against 3 on other seeds: the pooled t holds its rate only for near-normal per-seed means
+    (heavy tails: x1.0-1.2 of it at 3 against 12, simulated), and the output says so; 12 against 5 stay within it."""
+    before, after = tmp_path / "before.json", tmp_path / "after.json"
+    before.write_text(json.dumps(twelve_seeds(read_results(BENCH))))
+    repeat = read_results(REPEAT)
+    for record in repeat["studies"]["sigmoid_vs_relu"]["cells"].values():
+        record.update({key: record[key][:3] for key in PER_REPLICATE if record.get(key) is not None})
+    after.write_text(json.dumps(repeat))
+    _, out, _ = compare(capsys, before, after)
+    assert ("note: sigmoid_vs_relu (3 seeds against 12): a study shift on other seeds with counts 4 or more times "
+            "apart holds its false-alarm rate only where the per-seed means are near normal") in out
+    assert re.findall(r"\w+ \(\d+ seeds against \d+\)", out) == ["sigmoid_vs_relu (3 seeds against 12)"]
+    _, out, _ = compare(capsys, before, after, "--json")
+    shift = next(s for s in json.loads(out)["study_shifts"] if s["study"] == "sigmoid_vs_relu" and
+                 s["metric"] == "accuracy")
+    assert shift["seeds"] == {"baseline": 12, "current": 3} and shift["test"] == "pooled"
+    _, out, _ = compare(capsys, before, REPEAT)
+    assert "seeds against" not in out
 
 
 def test_a_study_trained_for_under_5_seconds_is_too_short_to_time(tmp_path):
