@@ -11,10 +11,10 @@ import pytest
 from ablation.compare import compare, judge_metric, judge_study_shift
 from ablation.findings import FINDINGS, Contrast
 from ablation.results import read_results
-from ablation.stats import t_quantile, t_sf
+from ablation.stats import fisher_exact, t_quantile, t_sf
 from ablation.studies import get_study
 from ablation.verdict import (BUDGET, LEARNED_SD, MIN_PAIRED_CELL, Tolerance, at_chance, band, check_against_baseline,
-                              check_cell, check_documented, paired_band, paired_seeds)
+                              chance_run_p, check_cell, check_documented, paired_band, paired_seeds)
 
 RECORDED = Path(__file__).resolve().parent.parent / "bench" / "recorded"
 
@@ -617,3 +617,40 @@ def test_same_seed_reruns_of_unchanged_code_pass_the_paired_study_shift(recorded
     for name in reruns:
         shifts = [s for s in compare(recorded["bench"], recorded[name], Tolerance()).shifts if s.metric == "accuracy"]
         assert shifts and all(s.test == "paired" and s.passed for s in shifts), name
+
+
+def test_a_bimodal_cells_learned_runs_take_the_whole_cell_alpha_against_a_baseline():
+    """Against a baseline the share at chance has an alpha of its own (chance_share), so the band on the learned
+    runs takes the baseline cell's whole alpha, not half of it; the verdict reports the p of whichever test came
+    closer to its alarm."""
+    tolerance = Tolerance(hardware=0.0)
+    baseline = [28.0, 30.0, 32.0, 29.0, 31.0, 30.5, 29.5, 30.0]
+
+    def judged(drop):
+        record = {"accuracy": [10.0] * 5 + [30 - drop, 30.5 - drop, 29.5 - drop], "collapsed": [True] * 5 + [False] * 3}
+        return check_cell("batchnorm_vs_groupnorm", "batch_size=2-groupnorm", record, baseline, tolerance, copy=False,
+                          reference_collapsed=[False] * 8, kind="baseline_cell")
+
+    alpha = tolerance.alpha("baseline_cell")
+    failed = judged(6.0)  # the learned runs' band p 2.2e-5: below the whole alpha (3.0e-5), above half of it
+    assert not failed.passed and alpha / 2 < failed.p < alpha
+    assert failed.adjusted_p == pytest.approx(failed.p * tolerance.alarm_budget / alpha)
+    closer = judged(2.5)  # band p 0.0087, 290 times its alpha: smaller than the share's, but further from its alarm
+    assert closer.passed and closer.p == fisher_exact(0, 8, 5, 3)  # 0.026, 100 times its alpha (2.5e-4)
+
+
+def test_on_the_offline_copy_a_cell_can_be_equivalent_within_the_copys_allowance():
+    """The copy's 3-point allowance widens the cell margin downward too: 5.5 points below the documented mean
+    (3 of them the copy's) is shown within the margin (±3 beyond the allowances) by TOST."""
+    reference = [49.4, 50.6, 50.0, 49.7, 50.3]
+    record = {"accuracy": [44.5 + d for d in (-0.6, 0.6, 0.0, -0.3, 0.3)], "collapsed": [False] * 5}
+    verdict = check_cell("sigmoid_vs_relu", "blocks=4-relu", record, reference, Tolerance(), copy=True)
+    assert verdict.passed and verdict.equivalent
+
+
+def test_a_run_at_chance_is_judged_as_the_lowest_of_all_the_replicates():
+    """Among 8 replicates a lowest run this low is 8 times as likely as one run alone (Bonferroni over them)."""
+    reference = [40.0, 41.0, 39.0, 40.5, 39.5]
+    one = chance_run_p(reference, [30.0], Tolerance(), copy=False)
+    eight = chance_run_p(reference, [30.0] + [40.0] * 7, Tolerance(), copy=False)
+    assert 0 < one < 0.01 and eight == pytest.approx(8 * one)
