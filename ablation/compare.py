@@ -261,7 +261,8 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
         notes.append(f"{', '.join(f'{s.study} ({s.seeds[1]} seeds against {s.seeds[0]})' for s in unequal)}: a study "
                      f"shift on other seeds with counts {UNEQUAL_SEEDS} or more times apart holds its false-alarm "
                      "rate only where the per-seed means are near normal (with heavy tails x1.0-3.3 of it at 3-8 "
-                     "seeds against 12-48, simulated: docs/statistics.md); pair the seeds (the baseline's --seed-offset) or compare closer counts")
+                     "seeds against 12-48, simulated: docs/statistics.md); pair the seeds (the baseline's "
+                     "--seed-offset) or compare closer counts")
     return Comparison(drifts, shifts, throughputs, tolerance, limit, tuple(notes))
 
 
@@ -501,8 +502,8 @@ def as_json(comparison: Comparison) -> dict[str, Any]:
         "notes": list(comparison.notes),
         "cells": [cell(d) for d in comparison.drifts],
         "study_shifts": [{"study": s.study, "metric": s.metric, "cells": s.cells, "change": s.change, "test": s.test,
-                          "seeds": {"baseline": s.seeds[0], "current": s.seeds[1]}, "se": s.se, "t": s.t, "df": s.df, "p": s.p, "adjusted_p": s.adjusted_p, "passed": s.passed,
-                          "verdict": s.state}
+                          "seeds": {"baseline": s.seeds[0], "current": s.seeds[1]}, "se": s.se, "t": s.t, "df": s.df,
+                          "p": s.p, "adjusted_p": s.adjusted_p, "passed": s.passed, "verdict": s.state}
                          for s in comparison.shifts],
         "throughput_limit": comparison.throughput_limit,
         "throughput": [{"study": t.study, "baseline": t.baseline, "current": t.current, "ratio": t.ratio,

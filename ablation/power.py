@@ -67,7 +67,9 @@ class Power:
         finding's one-sided contrast."""
         if self.paired:
             return "paired"
-        return "band" if self.metric in (CELL_ACCURACY, DOCUMENTED_ACCURACY) else "contrast" if self.metric.startswith(FINDING) else "pooled"
+        if self.metric in (CELL_ACCURACY, DOCUMENTED_ACCURACY):
+            return "band"
+        return "contrast" if self.metric.startswith(FINDING) else "pooled"
 
     def detectable(self, replicates: int | None = None) -> float | None:
         """The smallest true shift found with ``power`` at ``replicates`` seeds a side (default the file's); for a
@@ -164,7 +166,8 @@ def documented_power(results: dict[str, Any], tolerance: Tolerance = Tolerance()
     found = []
     for name, entry in ordered_studies(results):
         study = get_study(name)
-        cells = [r for c, r in entry["cells"].items() if r["documented"] and study.cell(c).level not in study.bimodal_levels]
+        cells = [r for c, r in entry["cells"].items()
+                 if r["documented"] and study.cell(c).level not in study.bimodal_levels]
         if not cells:
             continue
         copy = uses_data_copy(entry.get("data", results["data"]))
