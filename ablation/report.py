@@ -142,8 +142,10 @@ def markdown_report(results: dict[str, Any], tolerance: Tolerance = Tolerance())
         lines += ["## Power", "", "The smallest shift of a whole study, and of its median cell, that its test "
                   "against a baseline of the same replicate counts and other seeds detects with 80 % probability "
                   "(`python -m ablation power`; against a baseline of the same seeds the tests are paired and see "
-                  "smaller shifts: `power --baseline FILE`), and how far below its margin each finding's weakest "
-                  "contrast must fall to fail with that probability:", "",
+                  "smaller shifts: `power --baseline FILE`), how far the median cell must fall below the "
+                  "documented table to fail (`documented table`: its 1-5 runs a cell make it a check for breakage), "
+                  "and how far below its margin each finding's weakest contrast must fall to fail with that "
+                  "probability:", "",
                   power_table(powers, None, True), ""]
     judged = [(f, f.judge(results, tolerance)) for f in findings if f.study in results["studies"]]
     judged = [(f, ok, detail) for f, (ok, detail) in judged if ok is not None]
