@@ -413,7 +413,8 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     if powers := power_rows(results, _tolerance(config), baseline=baseline):
         write("smallest shifts of a study and of its median cell that this run's replicate counts detect (80 % power; "
               "paired where the baseline shares the seeds, then for a change that moves each seed's run no further "
-              "from the baseline than this run did), and each finding's shortfall below its margin:")
+              "from the baseline than this run did), the median cell's drop below the documented table that fails "
+              "it, and each finding's shortfall below its margin:")
         write(power_table(powers, None, False))
     write(f"results written to {config.getoption('bench_out')}")
     if baseline is not None:

@@ -160,6 +160,9 @@ def test_bench_on_cpu_under_xdist_writes_one_results_file(tmp_path, tiny_npz):
     assert "ablation-bench results" in proc.stdout and "finding conv_activation_norm_position" in proc.stdout
     power = next(line for line in proc.stdout.splitlines() if "accuracy, median cell" in line)
     assert power.split()[4:9] == ["2", "band", "too", "few", "(3"]  # 2 replicates: no spread to state power by
+    documented = next(line for line in proc.stdout.splitlines() if "documented table, median cell" in line)
+    assert documented.split()[:7] == ["conv_activation_norm_position", "documented", "table,", "median", "cell", "2",
+                                      "band"]  # against 3 documented runs: a spread, so a drop to state
 
 
 def test_bench_without_xdist_reaches_pytest_benchmark_and_refuses_a_baseline_from_other_data(tmp_path, tiny_npz):
