@@ -142,6 +142,8 @@ def test_the_floor_is_0_6_accuracy_points_and_5e_4_of_each_loss_per_replicate():
     tested = dict(record, test_loss=[2.0, 1.0])
     assert compare_replicates(tested, dict(tested, test_loss=[2.0, 1.0005])).verdict == "within noise"
     assert compare_replicates(tested, dict(tested, test_loss=[2.0, 1.00051])).detail == "test loss differs by 0.1%"
+    low = dict(record, final_loss=[1.0, 0.1])  # the floor is relative: 1e-4 on a loss of 0.1 is 0.1 % of it
+    assert compare_replicates(low, dict(low, final_loss=[1.0, 0.1001])).detail == "final loss differs by 0.1%"
 
 
 def test_deterministic_runs_take_no_floor():
