@@ -20,7 +20,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from ablation.numerics import Numerics, compare_replicates, deterministic, same_training, why_no_verdict
+from ablation.numerics import (Numerics, compare_replicates, deterministic, floor_crossed, same_training,
+                               why_no_verdict)
 from ablation.results import ResultsError, plural, render, sharing_the_device, training_mode, training_seconds
 from ablation.stats import paired_t, pooled_t, t_quantile, t_sf
 from ablation.studies import get_study
@@ -222,11 +223,6 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
     notes = []
     if no_numerics and not tolerance.same_training:
         notes.append(f"no numerics verdict: {no_numerics}")
-    if tolerance.same_training and not exact:
-        notes.append("--same-training without --deterministic on both sides: numerics are held to the floor of GPU "
-                     "nondeterminism, which an unchanged pair crosses up to 7 % of the time at the pr counts and "
-                     "about 20 % between nightly runs (docs/statistics.md); train both with --deterministic for a "
-                     "bitwise gate")
     if devices[0] != devices[1]:
         notes.append("loss metrics not judged: other device (their spread across devices is not measured)")
     elif 1 in (baseline["schema"], current["schema"]):
@@ -255,6 +251,12 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
             throughputs.append(judge_throughput(name, before, after, limit, why_not))
     if not no_numerics and any(d.numerics is None for d in drifts):
         notes.append("no numerics verdict where the cells share no seed")
+    if tolerance.same_training and not exact:
+        compared = sum(len(set(d.baseline["seeds"]) & set(d.current["seeds"])) for d in drifts)
+        notes.append(f"--same-training without --deterministic on both sides: numerics are held to the floor of GPU "
+                     f"nondeterminism, which an unchanged pair of this size ({compared} replicates compared) crosses "
+                     f"at most about {floor_crossed(compared):.0%} of the time (docs/statistics.md); train both with "
+                     "--deterministic for a bitwise gate")
     unequal = [s for s in shifts if s.metric == "accuracy" and s.test == "pooled"
                and max(s.seeds) >= UNEQUAL_SEEDS * min(s.seeds)]
     if unequal:

@@ -35,6 +35,8 @@ from ablation.verdict import of_seeds
 
 ACCURACY_FLOOR = 0.6  # points, per replicate
 LOSS_FLOOR = 5e-4  # relative, per replicate and epoch
+FLOOR_PAIRS_REPLICATES = 201  # replicates of each recorded same-seed pair the floor was set on (the pr counts)
+FLOOR_CROSSED = 2 / 29  # how often, at most, an unchanged pair of that size crosses it (exchangeability)
 VERDICTS = ("identical", "within noise", "changed")
 
 
@@ -75,6 +77,12 @@ def same_training(baseline: dict[str, Any], current: dict[str, Any], base_record
     """The numerics verdict --same-training holds ``cell`` to (check_same_training says when there is none)."""
     check_same_training(baseline, current, cell, base_record["seeds"], record["seeds"])
     return compare_replicates(base_record, record, deterministic(baseline, current))
+
+
+def floor_crossed(replicates: int) -> float:
+    """At most how often an unchanged same-seed pair comparing ``replicates`` replicates crosses the floor: a pair
+    of the recorded size at most FLOOR_CROSSED of the time, k times as many replicates about k times as often."""
+    return min(1.0, FLOOR_CROSSED * max(1.0, replicates / FLOOR_PAIRS_REPLICATES))
 
 
 def relative(a: float, b: float) -> float:

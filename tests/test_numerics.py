@@ -146,6 +146,16 @@ def test_the_floor_is_0_6_accuracy_points_and_5e_4_of_each_loss_per_replicate():
     assert compare_replicates(low, dict(low, final_loss=[1.0, 0.1001])).detail == "final loss differs by 0.1%"
 
 
+def test_the_floors_false_alarm_bound_grows_with_the_replicates_compared():
+    """2/29 at the recorded pairs' size (201 replicates) or fewer; k times as many replicates, about k times as
+    often: two nightly runs (552) about 19 %."""
+    from ablation.numerics import floor_crossed
+
+    assert floor_crossed(4) == floor_crossed(201) == pytest.approx(2 / 29)
+    assert floor_crossed(552) == pytest.approx(2 / 29 * 552 / 201) and 0.18 < floor_crossed(552) < 0.2
+    assert floor_crossed(100_000) == 1.0
+
+
 def test_deterministic_runs_take_no_floor():
     record = {"seeds": [1], "accuracy": [50.0], "final_loss": [1.0]}
     nudged = dict(record, accuracy=[50.0 + ACCURACY_FLOOR / 2])
@@ -178,6 +188,7 @@ def test_run_deterministic_records_it_and_compare_then_takes_no_floor(capsys, tm
     (tmp_path / "floor-nudged.json").write_text(json.dumps(nudged))
     code, report = compared(capsys, path, tmp_path / "floor-nudged.json", "--same-training")
     assert code == 0 and any(note.startswith("--same-training without --deterministic on both sides")
+                             and "(4 replicates compared) crosses at most about 7% of the time" in note
                              for note in report["notes"])
 
 
