@@ -58,8 +58,8 @@ class Power:
     alpha: float
     power: float
     paired: bool = False  # seed_sd is then the spread of the per-seed differences from a same-seed baseline
-    documented_runs: int | None = None  # documented_power: the documented runs a cell is held to
-    allowance: float = 0.0  # documented_power: points a drop takes before the band (hardware, data copy)
+    reference: int | None = None  # unpaired: the other side's count (documented runs); None: as many as this side
+    allowance: float = 0.0  # points a shift takes before the test (documented_power: hardware, data copy)
 
     @property
     def test(self) -> str:
@@ -79,12 +79,12 @@ class Power:
             return None
         if self.metric.startswith(FINDING):
             return detectable_in_se(self.alpha, n - 1, self.power, two_sided=False) * self.seed_sd / math.sqrt(n)
-        if self.documented_runs:
-            k = self.documented_runs
-            return self.allowance + detectable_in_se(self.alpha, n + k - 2, self.power) * self.seed_sd * math.sqrt(
-                1 / n + 1 / k)
-        df, se = (n - 1, self.seed_sd / math.sqrt(n)) if self.paired else (2 * (n - 1), self.seed_sd * math.sqrt(2 / n))
-        return detectable_in_se(self.alpha, df, self.power) * se
+        if self.paired:
+            df, se = n - 1, self.seed_sd / math.sqrt(n)
+        else:  # against the reference's k runs: a baseline of the same counts (k = n), or the documented runs
+            k = self.reference or n
+            df, se = n + k - 2, self.seed_sd * math.sqrt(1 / n + 1 / k)
+        return self.allowance + detectable_in_se(self.alpha, df, self.power) * se
 
     def replicates_needed(self, shift: float) -> int | None:
         """The fewest seeds a side that detect ``shift`` (points, or a log ratio) with ``power``, at least as many
@@ -175,7 +175,7 @@ def documented_power(results: dict[str, Any], tolerance: Tolerance = Tolerance()
         found.append(Power(name, DOCUMENTED_ACCURACY, min(len(r["accuracy"]) for r in cells),
                            statistics.median(spreads), alpha if alpha is not None else
                            tolerance.alpha("documented_cell") / 2, power,
-                           documented_runs=min(len(r["documented"]["runs"]) for r in cells),
+                           reference=min(len(r["documented"]["runs"]) for r in cells),
                            allowance=tolerance.hardware + (tolerance.data_copy if copy else 0.0)))
     return found
 

@@ -255,7 +255,7 @@ def test_against_the_documented_table_a_cell_is_found_at_its_stated_drop_with_th
 
     tolerance = Tolerance()
     row = Power("sigmoid_vs_relu", DOCUMENTED_ACCURACY, 8, 2.0, tolerance.alpha("documented_cell") / 2, 0.8,
-                documented_runs=3, allowance=tolerance.hardware + tolerance.data_copy)
+                reference=3, allowance=tolerance.hardware + tolerance.data_copy)
     drop = row.detectable()
     rng = random.Random(8)
     found = 0
