@@ -449,7 +449,8 @@ def summary(comparison: Comparison) -> str:
     lines = [f"- {d.verdict.study}[{d.verdict.cell}]: {d.label}: {d.verdict.reason}" for d in worse]
     lines += [f"- {d.verdict.study}[{d.verdict.cell}]: {m.describe()}" for d, m in moved]
     lines += [f"- {s.describe()}" for s in shifted]
-    lines += [f"- {t.study}: {t.current:,.0f} img/s is x{t.ratio:.2f} of the baseline's {t.baseline:,.0f}" for t in slow]
+    lines += [f"- {t.study}: {t.current:,.0f} img/s is x{t.ratio:.2f} of the baseline's {t.baseline:,.0f}"
+              for t in slow]
     lines += [f"- {d.verdict.study}[{d.verdict.cell}]: numerics changed: {d.numerics.detail}"
               for d in comparison.drifts if d.numerics is not None and d.numerics.verdict == "changed"]
     study_margin, cell_margin = tolerance.margin + tolerance.hardware, tolerance.cell_margin + tolerance.hardware

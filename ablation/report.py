@@ -57,7 +57,8 @@ def study_figure(results: dict[str, Any], name: str):
 
 def _provenance(results: dict[str, Any]) -> str:
     env = results["environment"]
-    return f"{env['device_name']}, data {Path(results['data']).name}, profile {results['profile']}, torch {env['torch']}"
+    return (f"{env['device_name']}, data {Path(results['data']).name}, profile {results['profile']}, "
+            f"torch {env['torch']}")
 
 
 def _lines(ax, study, entry) -> None:

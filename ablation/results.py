@@ -249,7 +249,8 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
 
 
 def measured_text(record: dict[str, Any], classes: int = 10) -> str:
-    """'mean ± sd (n)', with runs that ended at chance counted: '21.30 ± 0.95 (n=5)', '20.1 ± 7.4 (n=8, 2 at chance)'."""
+    """'mean ± sd (n)', with runs that ended at chance counted: '21.30 ± 0.95 (n=5)',
+    '20.1 ± 7.4 (n=8, 2 at chance)'."""
     mean, sd = mean_sd(record["accuracy"])
     failed = sum(at_chance(a, c, classes) for a, c in zip(record["accuracy"], record["collapsed"]))
     note = f"n={len(record['accuracy'])}" + (f", {failed} at chance" if failed else "")
@@ -271,7 +272,8 @@ def study_rows(name: str, entry: dict[str, Any]) -> tuple[list[str], list[list[s
             record = entry["cells"].get(cell.id)
             documented = study.documented.get(cell.id)
             present |= record is not None
-            row += [measured_text(record, entry.get("classes", 10)) if record else "-", f"{documented.mean:.2f}" if documented else "-"]
+            row += [measured_text(record, entry.get("classes", 10)) if record else "-",
+                    f"{documented.mean:.2f}" if documented else "-"]
         if present:
             rows.append(row)
     return headers, rows

@@ -219,7 +219,8 @@ def use_deterministic_algorithms() -> None:
 
 
 def fusing_pays(device: torch.device, batch_size: int) -> bool:
-    """Whether a cell's replicates train faster fused than one after another (always on CUDA; see CPU_FUSE_MAX_BATCH)."""
+    """Whether a cell's replicates train faster fused than one after another (always on CUDA; see
+    CPU_FUSE_MAX_BATCH)."""
     return device.type == "cuda" or batch_size <= CPU_FUSE_MAX_BATCH
 
 
@@ -355,7 +356,8 @@ class CUDAGraphSteps:
             self.graph.replay()
 
     def _eagerly(self, indices: torch.Tensor) -> None:
-        with warnings.catch_warnings():  # torch.optim warns when a capturable optimizer steps uncaptured: by design here
+        # torch.optim warns when a capturable optimizer steps uncaptured: by design here
+        with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="This instance was constructed with capturable=True")
             self.step(indices)
 

@@ -128,7 +128,8 @@ class Verdict:
     share_changed: bool = False  # failed by the share of runs at chance (a bimodal cell's Fisher test)
 
     def message(self, record: dict[str, Any], reference_runs: list[float]) -> str:
-        runs = ", ".join(f"{a:.2f}{' (collapsed)' if c else ''}" for a, c in zip(record["accuracy"], record["collapsed"]))
+        runs = ", ".join(f"{a:.2f}{' (collapsed)' if c else ''}"
+                         for a, c in zip(record["accuracy"], record["collapsed"]))
         band = f"[{self.low:.2f}, {self.high:.2f}]" if self.low is not None else "n/a"
         return (f"{self.study}[{self.cell}]: {'ok' if self.passed else 'REGRESSION'}: {self.reason}; "
                 f"reference runs {reference_runs}, measured replicates [{runs}], band {band}")

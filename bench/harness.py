@@ -127,7 +127,8 @@ class CellCache:
             entry = results["studies"].setdefault(item["study"], dict(item["entry"], cells={}))
             entry["cells"][item["cell"]] = item["record"]
         results["studies"] = {  # studies and cells in the order the registry lists them
-            name: dict(entry, cells={c.id: entry["cells"][c.id] for c in get_study(name).cells if c.id in entry["cells"]})
+            name: dict(entry, cells={c.id: entry["cells"][c.id] for c in get_study(name).cells
+                                     if c.id in entry["cells"]})
             for name, entry in ordered_studies(results)
         }
         return results

@@ -148,7 +148,8 @@ def roofline_table(rows: list[dict[str, Any]], device: str) -> str:
     total = sum(r["floor_s"] for r in rows)
     measured = [r["measured_s"] for r in rows]
     body.append(["whole table", f"{sum(r['flops'] for r in rows) / 1e12:,.0f}",
-                 f"{sum(r['bytes_moved'] for r in rows) / 1e9:,.0f}", f"{sum(r['bytes_floor'] for r in rows) / 1e9:,.0f}",
+                 f"{sum(r['bytes_moved'] for r in rows) / 1e9:,.0f}",
+                 f"{sum(r['bytes_floor'] for r in rows) / 1e9:,.0f}",
                  f"{sum(r['kernels'] for r in rows) / 1e6:.2f}", f"{sum(r['compute_s'] for r in rows):.2f}",
                  f"{sum(r['unfused_memory_s'] for r in rows):.2f}", f"{total:.2f}",
                  "-" if None in measured else f"{sum(measured):.1f}",
