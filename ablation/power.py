@@ -239,9 +239,16 @@ def power_table(powers: list[Power], target: float | None, markdown: bool) -> st
         row = [p.study, p.metric, str(p.replicates), p.test, sd, f"{p.alpha:.2g}",
                shift_text(p.metric, p.detectable())]
         if target is not None:
-            needed = p.replicates_needed(target) if takes_target(p.metric) else None
-            row.append("-" if not takes_target(p.metric) or not p.seed_sd
-                       else str(needed) if needed else f"never (allowances {p.allowance:g} points)"
-                       if target <= p.allowance else f"> {MAX_REPLICATES}")
+            row.append(needed_text(p, target))
         rows.append(row)
     return render(headers, rows, markdown)
+
+
+def needed_text(p: Power, target: float) -> str:
+    """The replicates column of power_table: "-" where the target does not apply or no spread is known."""
+    if not takes_target(p.metric) or not p.seed_sd:
+        return "-"
+    if target <= p.allowance:  # a shift within the allowances is never an alarm
+        return f"never (allowances {p.allowance:g} points)"
+    needed = p.replicates_needed(target)
+    return str(needed) if needed else f"> {MAX_REPLICATES}"
