@@ -156,6 +156,7 @@ def markdown_report(results: dict[str, Any], tolerance: Tolerance = Tolerance())
     return "\n".join(lines).rstrip() + "\n"
 
 
+Series = dict[tuple[str, str], list[tuple[str, float, dict[str, Any]]]]  # history's (cell, data checksum) -> runs
 HISTORY_ALPHA = 0.01  # false-alarm probability of the level-shift flags over all cells of a history
 
 
@@ -184,18 +185,26 @@ def history(directory: str | Path, tolerance: Tolerance = Tolerance(),
     if not runs:
         raise ResultsError(f"no results files in {directory}; pass a folder holding --out/--bench-out JSON files")
     runs.sort(key=lambda r: r["created"])
-    frame, shifts = _history_of(runs, tolerance, min_shift)
-    before = _history_of(runs[:-1], tolerance, min_shift)[1] if len(runs) > 1 else {}
-    return frame, notes + list(shifts.values()), [note for key, note in shifts.items() if key not in before]
-
-
-def _history_of(runs: list[dict[str, Any]], tolerance: Tolerance,
-                min_shift: float) -> tuple[pd.DataFrame, dict[tuple[str, str], str]]:
-    """history's table of ``runs`` (oldest first) and its level shifts, by series (cell, data checksum)."""
     columns = [f"{r['created'][:16]} {short_commit(r['environment'])}".strip() for r in runs]
+    table, series = _history_table(runs, columns, tolerance)
+    shifts = _level_shifts(series, min_shift)
+    newest = runs[-1]
+    before = _level_shifts({key: kept for key, points in series.items()
+                            if (kept := [point for point in points if point[2] is not newest])}, min_shift)
+    for (key, _), (column, _) in shifts.items():
+        table[key][column] += " ^"
+    frame = pd.DataFrame.from_dict(table, orient="index", columns=columns).fillna("-")
+    frame.index.name = "cell"
+    return (frame, notes + [note for _, note in shifts.values()],
+            [note for key, (_, note) in shifts.items() if key not in before])
+
+
+def _history_table(runs: list[dict[str, Any]], columns: list[str],
+                   tolerance: Tolerance) -> tuple[dict[str, dict[str, str]], Series]:
+    """history's cells by column (each mean, ``!`` outside the band against the run before it) and its series:
+    (cell, data checksum) -> per run on that data, oldest first, its column, the cell's mean and the run."""
     table: dict[str, dict[str, str]] = {}
-    # (cell, data checksum) -> per run on that data: its column, the cell's mean and the run
-    series: dict[tuple[str, str], list[tuple[str, float, dict[str, Any]]]] = {}
+    series: Series = {}
     for column, results in zip(columns, runs):
         for name, entry in results["studies"].items():
             for cell_id, record in entry["cells"].items():
@@ -212,17 +221,21 @@ def _history_of(runs: list[dict[str, Any]], tolerance: Tolerance,
                         text += " !"
                 table.setdefault(key, {})[column] = text
                 series.setdefault(same_data, []).append((column, mean, results))
+    return table, series
+
+
+def _level_shifts(series: Series, min_shift: float) -> dict[tuple[str, str], tuple[str, str]]:
+    """Per series with a level shift (HISTORY_ALPHA over all the series): the column where its new level starts,
+    and the note that says so."""
     shifts = {}
     for (key, checksum), points in series.items():
         shift = level_shift([mean for _, mean, _ in points], HISTORY_ALPHA / len(series), min_shift)
         if shift is not None:
             start, before, after, p = shift
-            table[key][points[start][0]] += " ^"
-            shifts[key, checksum] = (f"level shift: {key} from {before:.2f} to {after:.2f} from {points[start][0]} "
-                                     f"on (pooled t, adjusted p {p:.2g})")
-    frame = pd.DataFrame.from_dict(table, orient="index", columns=columns).fillna("-")
-    frame.index.name = "cell"
-    return frame, shifts
+            column = points[start][0]
+            shifts[key, checksum] = (column, f"level shift: {key} from {before:.2f} to {after:.2f} from {column} "
+                                             f"on (pooled t, adjusted p {p:.2g})")
+    return shifts
 
 
 def history_text(frame: pd.DataFrame, markdown: bool) -> str:
