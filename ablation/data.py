@@ -86,6 +86,8 @@ def load_npz(path: str | Path) -> Dataset:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no such data file {path}; {OFFLINE_HINT}")
+    if not zipfile.is_zipfile(path):  # numpy would take it for a pickle and suggest unpickling it
+        raise DataError(f"{path} is not a .npz archive (numpy.savez writes one); {OFFLINE_HINT}")
     try:
         with np.load(path) as npz:
             arrays = {key: npz[key] for key in NPZ_KEYS if key in npz.files}
@@ -94,6 +96,9 @@ def load_npz(path: str | Path) -> Dataset:
     missing = [key for key in NPZ_KEYS if key not in arrays]
     if missing:
         raise DataError(f"{path} lacks {', '.join(missing)}; it needs {', '.join(NPZ_KEYS)}")
+    for key, value in arrays.items():
+        if not isinstance(value, np.ndarray):  # numpy hands back a member that is no .npy file as raw bytes
+            raise DataError(f"{path}: {key} is not a numpy array; write the file with numpy.savez")
     for split in ("train", "test"):
         x, y = arrays[f"{split}_x"], arrays[f"{split}_y"]
         if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3):

@@ -1,6 +1,7 @@
 """The data layer: npz validation, torchvision wrapping, subsets, normalization, generated data."""
 
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +57,14 @@ def test_missing_and_unreadable_npz(tmp_path):
     with pytest.raises(DataError, match="no such data file .*--data synthetic"):
         load_dataset(str(tmp_path / "absent.npz"))
     (tmp_path / "junk.npz").write_text("not a zip")
-    with pytest.raises(DataError, match="not a readable .npz"):
+    with pytest.raises(DataError, match=r"junk.npz is not a .npz archive \(numpy.savez writes one\); pass --data") as error:
         load_npz(tmp_path / "junk.npz")
+    assert "pickle" not in str(error.value)
+    with zipfile.ZipFile(tmp_path / "raw.npz", "w") as archive:
+        for key in ("train_x", "train_y", "test_x", "test_y"):
+            archive.writestr(f"{key}.npy", b"raw bytes, no .npy header")
+    with pytest.raises(DataError, match="raw.npz: train_x is not a numpy array; write the file with numpy.savez"):
+        load_npz(tmp_path / "raw.npz")
     with pytest.raises(DataError, match="unknown data source 'imagenet'"):
         load_dataset("imagenet")
 
