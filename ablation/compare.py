@@ -51,15 +51,29 @@ def min_throughput(tolerance: Tolerance) -> float:
 
 def metric_values(record: dict[str, Any], metric: str) -> list[float] | None:
     """Per replicate: accuracy as it is; a loss metric as its log (losses change by factors: the dropped
-    scheduler's final training loss fell from 0.002-0.006 to 0.000), None where the record lacks it."""
+    scheduler's final training loss fell from 0.002-0.006 to 0.000), None where the record lacks it or a
+    replicate's loss is not finite (see diverged)."""
     if metric == "accuracy":
         return record["accuracy"]
+    values = loss_values(record, metric)
+    if values is None or not all(map(math.isfinite, values)):
+        return None
+    return [math.log(max(v, 1e-12)) for v in values]
+
+
+def loss_values(record: dict[str, Any], metric: str) -> list[float] | None:
+    """A loss metric per replicate (train_loss: the mean of the epochs' training losses), None where not recorded."""
     if metric == "train_loss":
-        values = [statistics.fmean(curve) for curve in record["train_loss_curve"]] \
+        return [statistics.fmean(curve) for curve in record["train_loss_curve"]] \
             if record.get("train_loss_curve") else None
-    else:
-        values = record.get(metric)
-    return None if values is None else [math.log(max(v, 1e-12)) for v in values]
+    return record.get(metric)
+
+
+def diverged(record: dict[str, Any]) -> list[str]:
+    """The loss metrics that are not finite in some replicate of the record: a run whose training diverged.  Such a
+    metric has no log to test, so it is not judged; the run's accuracy is (a diverged run ends at chance)."""
+    return [metric for metric in LOSS_METRICS
+            if not all(map(math.isfinite, loss_values(record, metric) or ()))]
 
 
 @dataclass(frozen=True)
@@ -249,6 +263,12 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
             before, after = ([files["cells"][c] for c in cells] for files in (base, cur))
             why_not = not_timed(baseline, current, before, after)
             throughputs.append(judge_throughput(name, before, after, limit, why_not))
+    not_finite = [f"{d.verdict.study}[{d.verdict.cell}] ({', '.join(loss)})" for d in drifts
+                  if judges_losses(d.verdict.study, d.verdict.cell, devices[0] == devices[1])
+                  and (loss := sorted(set(diverged(d.baseline)) | set(diverged(d.current)), key=LOSS_METRICS.index))]
+    if not_finite:
+        notes.append(f"loss not finite in some replicate (training diverged): {', '.join(not_finite)}; those loss "
+                     "metrics are not judged, in the cell or its study (the runs' accuracy is)")
     if not no_numerics and any(d.numerics is None for d in drifts):
         notes.append("no numerics verdict where the cells share no seed")
     if tolerance.same_training and not exact:
@@ -272,11 +292,16 @@ def judge_cell_metrics(study_name: str, cell_id: str, before: dict[str, Any], af
                        tolerance: Tolerance, same_device: bool) -> tuple[MetricVerdict, ...]:
     """The loss metrics of a cell whose runs learn, against a baseline from the same device: those both records
     hold with two replicates or more a side (none across devices, whose spread is not measured)."""
-    study = get_study(study_name)
-    if not same_device or study.cell(cell_id).level in study.bimodal_levels:
+    if not judges_losses(study_name, cell_id, same_device):
         return ()
     return tuple(judge_metric(m, before, after, tolerance) for m in LOSS_METRICS
                  if all(v is not None and len(v) > 1 for v in (metric_values(before, m), metric_values(after, m))))
+
+
+def judges_losses(study_name: str, cell_id: str, same_device: bool) -> bool:
+    """Whether a cell's loss metrics are judged: against a same-device baseline, in a cell whose runs learn."""
+    study = get_study(study_name)
+    return same_device and study.cell(cell_id).level not in study.bimodal_levels
 
 
 def judge_study_shifts(study_name: str, before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],

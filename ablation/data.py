@@ -87,7 +87,7 @@ def load_npz(path: str | Path) -> Dataset:
     if not path.is_file():
         raise DataError(f"no such data file {path}; {OFFLINE_HINT}")
     if not zipfile.is_zipfile(path):  # numpy would take it for a pickle and suggest unpickling it
-        raise DataError(f"{path} is not a .npz archive (numpy.savez writes one); {OFFLINE_HINT}")
+        raise DataError(f"{path} is not a complete .npz archive (numpy.savez writes one); {OFFLINE_HINT}")
     try:
         with np.load(path) as npz:
             arrays = {key: npz[key] for key in NPZ_KEYS if key in npz.files}

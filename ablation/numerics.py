@@ -27,6 +27,7 @@ identical.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,7 +87,18 @@ def floor_crossed(replicates: int) -> float:
 
 
 def relative(a: float, b: float) -> float:
-    return abs(a - b) / max(abs(a), abs(b)) if a != b else 0.0
+    """How far two runs' values of a loss differ, relative to the larger; a loss that is not finite (a diverged
+    run) in one run and not the other, or not the same infinity, differs infinitely; two NaNs do not differ."""
+    if a == b or (math.isnan(a) and math.isnan(b)):
+        return 0.0
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return math.inf
+    return abs(a - b) / max(abs(a), abs(b))
+
+
+def moved_most(change: float) -> str:
+    return (f"by {change:.1%} in the replicate that moved most" if math.isfinite(change)
+            else "not finite in one run of a seed")
 
 
 def on_seeds(record: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
@@ -111,7 +123,7 @@ def compare_replicates(baseline: dict[str, Any], current: dict[str, Any], exact:
                    for e in range(min(len(curves[0][0]), len(curves[1][0])))]
     losses = [(name, a, b) for name, a, b in losses if a is not None and b is not None]
     accuracy = max(abs(a - b) for a, b in zip(baseline["accuracy"], current["accuracy"]))
-    if accuracy == 0 and all(a == b for _, a, b in losses):
+    if accuracy == 0 and all(relative(x, y) == 0 for _, a, b in losses for x, y in zip(a, b)):
         return Numerics("identical", "every metric of every replicate bitwise equal")
     departed = [(name, max(relative(x, y) for x, y in zip(a, b))) for name, a, b in losses]
     beyond = [(name, change) for name, change in departed if change > LOSS_FLOOR]
@@ -125,7 +137,9 @@ def compare_replicates(baseline: dict[str, Any], current: dict[str, Any], exact:
         first = epochs[0]
         change = dict(beyond)[first]
         return Numerics("changed", f"training loss departs at {first.removesuffix(' training loss')} "
-                                   f"(by {change:.1%} in the replicate that moved most)")
+                                   f"({moved_most(change)})")
     if beyond:
-        return Numerics("changed", f"{beyond[0][0].replace('_', ' ')} differs by {beyond[0][1]:.1%}")
+        name, change = beyond[0]
+        return Numerics("changed", f"{name.replace('_', ' ')} " + (f"differs by {change:.1%}" if math.isfinite(change)
+                                                                    else "is not finite in one run of a seed"))
     return Numerics("changed", f"accuracy differs by up to {accuracy:.2f} points")

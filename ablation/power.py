@@ -222,8 +222,9 @@ def shift_text(metric: str, shift: float | None) -> str:
         return "-"
     if in_points(metric):
         return f"{shift:.2f} points"
-    ratio = math.exp(shift)
-    return f"x{ratio:.3f}" if ratio < 1000 else f"x{ratio:.1e}"
+    if shift < math.log(1000):
+        return f"x{math.exp(shift):.3f}"
+    return f"x10^{shift / math.log(10):.1f}"  # a power of ten, as a float could not hold some of them
 
 
 def power_table(powers: list[Power], target: float | None, markdown: bool) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import platform
 import statistics
 import subprocess
@@ -207,7 +208,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
                            f"{' or '.join(map(str, READABLE))}")
     problem = _incomplete(results)
     if problem:
-        raise ResultsError(f"{path} is an incomplete results file: {problem}; write it anew with "
+        raise ResultsError(f"{path} is an incomplete or damaged results file: {problem}; write it anew with "
                            "`python -m ablation run ... --out FILE` or the bench's --bench-out")
     return results
 
@@ -237,11 +238,35 @@ def _incomplete(results: dict[str, Any]) -> str | None:
         if found := lacks(f"study {name}", study, REQUIRED["study"]) or lacks(f"{name} cells", study["cells"]):
             return found
         for cell_id, cell in study["cells"].items():
-            if found := lacks(f"{name}[{cell_id}]", cell, REQUIRED["cell"]):
-                return found
-            if not (isinstance(cell["accuracy"], list) and cell["accuracy"]):
-                return f"{name}[{cell_id}] accuracy is not a list of the replicates' accuracies"
+            if found := lacks(f"{name}[{cell_id}]", cell, REQUIRED["cell"]) or _damaged(cell):
+                return found if found.startswith(name) else f"{name}[{cell_id}] {found}"
     return None
+
+
+def _damaged(cell: dict[str, Any]) -> str | None:
+    """What is wrong with a cell record's values (accuracies that are no percentages, per-replicate lists of other
+    lengths than its seeds, times that are no numbers, a documented entry without its mean), or None.  Losses may
+    be NaN or infinite: a diverged run."""
+    accuracy = cell["accuracy"]
+    if not (isinstance(accuracy, list) and accuracy and all(_number(a) and 0 <= a <= 100 for a in accuracy)):
+        return "accuracy is not a list of the replicates' accuracies (percentages)"
+    if not (isinstance(cell["seeds"], list) and all(isinstance(s, int) and not isinstance(s, bool)
+                                                    for s in cell["seeds"])):
+        return "seeds is not a list of whole numbers"
+    for key in PER_REPLICATE:
+        if key in cell and not (isinstance(cell[key], list) and len(cell[key]) == len(cell["seeds"])):
+            return f"has {len(cell['seeds'])} seeds but {key} is not a list of as many values"
+    for key, unit in (("wall_s", "seconds"), ("images_per_s", "images per second")):
+        if not (_number(cell[key]) and cell[key] >= 0):
+            return f"{key} is not a number of {unit}"
+    documented = cell["documented"]
+    if documented is not None and not (isinstance(documented, dict) and _number(documented.get("mean"))):
+        return "documented is neither null nor the documented runs' mean and runs"
+    return None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def mean_sd(values: list[float]) -> tuple[float, float]:

@@ -190,9 +190,9 @@ def test_bad_input_is_one_line_and_exit_status_2(capsys, argv, message):
 
 def test_malformed_npz_and_directory_out(capsys, tmp_path):
     bad = tmp_path / "bad.npz"
-    bad.write_bytes(b"PK\x03\x04 broken")
+    bad.write_bytes(b"PK\x03\x04 broken")  # a zip cut off after its first bytes
     code, _, err = run(capsys, "run", "sigmoid_vs_relu", "--device", "cpu", "--data", str(bad))
-    assert code == 2 and "is not a readable .npz file" in err and err.count("\n") == 1
+    assert code == 2 and "bad.npz is not a complete .npz archive" in err and err.count("\n") == 1
     code, _, err = run(capsys, "run", "sigmoid_vs_relu", "--device", "cpu", "--out", str(tmp_path))
     assert code == 2 and "is a directory; give a file name" in err
 

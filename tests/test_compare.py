@@ -1,6 +1,8 @@
 """python -m ablation compare: drift tables, exit 1 on a regression, 2 on unusable input."""
 
+import copy
 import json
+import math
 import re
 from pathlib import Path
 
@@ -194,6 +196,33 @@ def test_missing_and_broken_files_exit_2(capsys, tmp_path):
     assert code == 2 and "is not JSON" in err
 
 
+def test_a_replicate_whose_training_diverged_is_named_and_its_non_finite_losses_are_not_judged(capsys, tmp_path):
+    """A replicate whose loss went NaN or infinite (and whose accuracy fell to chance): a loss with no log has no
+    t-test, so that cell's loss metric is left out of the cell's and the study's tests and named in a note; its
+    accuracy is judged as any run's (one run at chance among 5 is no evidence at a cell's alpha), and the same-seed
+    numerics mark the change, which --same-training fails.  Not a traceback."""
+    results = read_results(BENCH)
+    record = results["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"]
+    record.update(accuracy=[10.0, *record["accuracy"][1:]], collapsed=[True, *record["collapsed"][1:]],
+                  final_loss=[math.nan, *record["final_loss"][1:]])
+    infinite = copy.deepcopy(results)
+    infinite["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"]["final_loss"][0] = math.inf
+    for name, diverged in (("nan.json", results), ("inf.json", infinite)):
+        (tmp_path / name).write_text(json.dumps(diverged))
+        code, out, err = compare(capsys, BENCH, tmp_path / name)
+        assert code == 0 and err == ""
+        assert "33 cells compared: 0 outside their band, 0 loss metrics moved, 0 of 6 study shifts" in out
+        assert re.search(r"^sigmoid_vs_relu +final_loss +15 ", out, re.MULTILINE)  # of 16 cells
+        assert "- sigmoid_vs_relu[blocks=4-relu]: numerics changed: final loss is not finite in one run of a seed" in out
+        assert ("note: loss not finite in some replicate (training diverged): sigmoid_vs_relu[blocks=4-relu] "
+                "(final_loss); those loss metrics are not judged, in the cell or its study (the runs' accuracy is)"
+                ) in out
+        code, out, _ = compare(capsys, BENCH, tmp_path / name, "--same-training")
+        assert code == 1 and re.search(r"blocks=4-relu .* CHANGED: numerics +changed", out)
+        code, out, _ = compare(capsys, tmp_path / name, tmp_path / name, "--same-training")
+        assert code == 0 and "numerics changed in 0 of 33" in out and "loss not finite in some replicate" in out
+
+
 @pytest.mark.parametrize("change,message", [
     (lambda r: r.pop("profile"), "the file lacks profile"),
     (lambda r: r["environment"].pop("device_name"), "environment lacks device_name"),
@@ -202,16 +231,33 @@ def test_missing_and_broken_files_exit_2(capsys, tmp_path):
     (lambda r: r["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"].pop("wall_s"),
      "sigmoid_vs_relu[blocks=4-relu] lacks wall_s"),
     (lambda r: r["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"].update(accuracy=[]),
-     "sigmoid_vs_relu[blocks=4-relu] accuracy is not a list of the replicates' accuracies"),
+     "sigmoid_vs_relu[blocks=4-relu] accuracy is not a list of the replicates' accuracies (percentages)"),
+    (lambda r: r["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"]["accuracy"].__setitem__(0, "61.2"),
+     "sigmoid_vs_relu[blocks=4-relu] accuracy is not a list of the replicates' accuracies (percentages)"),
+    (lambda r: r["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"]["accuracy"].__setitem__(0, math.nan),
+     "sigmoid_vs_relu[blocks=4-relu] accuracy is not a list of the replicates' accuracies (percentages)"),
+    (lambda r: r["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"]["accuracy"].__setitem__(0, 161.0),
+     "sigmoid_vs_relu[blocks=4-relu] accuracy is not a list of the replicates' accuracies (percentages)"),
+    (lambda r: r["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"]["seeds"].__setitem__(0, 0.5),
+     "sigmoid_vs_relu[blocks=4-relu] seeds is not a list of whole numbers"),
+    (lambda r: r["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"]["collapsed"].pop(),
+     "sigmoid_vs_relu[blocks=4-relu] has 5 seeds but collapsed is not a list of as many values"),
+    (lambda r: r["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"]["accuracy"].pop(),
+     "sigmoid_vs_relu[blocks=4-relu] has 5 seeds but accuracy is not a list of as many values"),
+    (lambda r: r["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"].update(wall_s="12"),
+     "sigmoid_vs_relu[blocks=4-relu] wall_s is not a number of seconds"),
+    (lambda r: r["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"].update(documented="23.01"),
+     "sigmoid_vs_relu[blocks=4-relu] documented is neither null nor the documented runs' mean and runs"),
 ])
-def test_an_incomplete_results_file_names_what_it_lacks(capsys, tmp_path, change, message):
-    """A hand-edited or cut-off file of the right schema: one line that says where, not a KeyError's key."""
+def test_an_incomplete_or_damaged_results_file_names_what_is_wrong(capsys, tmp_path, change, message):
+    """A hand-edited or cut-off file of the right schema: one line that says where, not a KeyError's key or a
+    TypeError deep in the statistics."""
     results = read_results(BENCH)
     change(results)
     (tmp_path / "edited.json").write_text(json.dumps(results))
     code, out, err = compare(capsys, BENCH, tmp_path / "edited.json")
     assert code == 2 and out == "" and err.count("\n") == 1
-    assert f"edited.json is an incomplete results file: {message}; write it anew" in err
+    assert f"edited.json is an incomplete or damaged results file: {message}; write it anew" in err
 
 
 @pytest.mark.parametrize("option,value,message", [

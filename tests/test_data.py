@@ -57,7 +57,7 @@ def test_missing_and_unreadable_npz(tmp_path):
     with pytest.raises(DataError, match="no such data file .*--data synthetic"):
         load_dataset(str(tmp_path / "absent.npz"))
     (tmp_path / "junk.npz").write_text("not a zip")
-    with pytest.raises(DataError, match=r"junk.npz is not a .npz archive \(numpy.savez writes one\); pass --data") as error:
+    with pytest.raises(DataError, match=r"junk.npz is not a complete .npz archive \(numpy.savez writes one\); pass --data") as error:
         load_npz(tmp_path / "junk.npz")
     assert "pickle" not in str(error.value)
     with zipfile.ZipFile(tmp_path / "raw.npz", "w") as archive:

@@ -146,6 +146,22 @@ def test_the_floor_is_0_6_accuracy_points_and_5e_4_of_each_loss_per_replicate():
     assert compare_replicates(low, dict(low, final_loss=[1.0, 0.1001])).detail == "final loss differs by 0.1%"
 
 
+def test_a_loss_that_is_not_finite_in_one_run_of_a_seed_is_a_change_and_in_both_is_not():
+    """A diverged replicate (NaN or infinite loss) against a finite one differs beyond any floor; the same NaN in
+    both runs is no difference, so a rerun of a diverged run is identical, also bitwise (--deterministic)."""
+    nan, inf = float("nan"), float("inf")
+    diverged = {"seeds": [1, 2], "accuracy": [10.0, 40.0], "final_loss": [nan, 0.5], "test_loss": [inf, 1.0],
+                "train_loss_curve": [[2.0, nan], [1.8, 0.5]]}
+    assert compare_replicates(diverged, copy.deepcopy(diverged)).verdict == "identical"
+    assert compare_replicates(diverged, copy.deepcopy(diverged), exact=True).verdict == "identical"
+    finite = dict(diverged, final_loss=[1.0, 0.5], test_loss=[1.2, 1.0], train_loss_curve=[[2.0, 1.0], [1.8, 0.5]])
+    changed = compare_replicates(finite, diverged)
+    assert (changed.verdict, changed.detail) == ("changed", "training loss departs at epoch 2 (not finite in one "
+                                                            "run of a seed)")
+    tested = compare_replicates(finite, dict(finite, test_loss=[inf, 1.0]))
+    assert (tested.verdict, tested.detail) == ("changed", "test loss is not finite in one run of a seed")
+
+
 def test_the_floors_false_alarm_bound_grows_with_the_replicates_compared():
     """2/29 at the recorded pairs' size (201 replicates) or fewer; k times as many replicates, about k times as
     often: two nightly runs (552) about 19 %."""

@@ -10,7 +10,7 @@ import pytest
 
 from ablation.cli import main
 from ablation.power import FINDING, Power, finding_power, study_power
-from ablation.results import read_results
+from ablation.results import PER_REPLICATE, read_results
 from ablation.stats import detectable_in_se, t_quantile, t_test_power
 
 RECORDED = Path(__file__).resolve().parent.parent / "bench" / "recorded"
@@ -83,7 +83,7 @@ def test_power_of_a_recorded_run(capsys):
 def test_power_as_json_and_too_few_replicates_said(capsys, tmp_path):
     results = read_results(RECORDED / "h200-bench.json")
     for cell in results["studies"]["conv_activation_norm_position"]["cells"].values():
-        cell["accuracy"], cell["final_loss"] = cell["accuracy"][:2], cell["final_loss"][:2]
+        cell.update({key: cell[key][:2] for key in PER_REPLICATE if key in cell})
     (tmp_path / "two.json").write_text(json.dumps(results))
     assert main(["power", str(tmp_path / "two.json"), "--json"]) == 0
     rows = {(r["study"], r["metric"]): r for r in json.loads(capsys.readouterr().out)}
@@ -91,6 +91,29 @@ def test_power_as_json_and_too_few_replicates_said(capsys, tmp_path):
     assert rows["conv_activation_norm_position", "accuracy"]["detectable_shift"] is None
     assert main(["power", str(tmp_path / "two.json")]) == 0
     assert "too few (3 needed)" in capsys.readouterr().out
+
+
+def test_losses_that_diverged_or_span_orders_of_magnitude_are_stated_not_a_traceback(capsys, tmp_path):
+    """A cell whose final loss is NaN in a replicate (a diverged run) has no log to estimate from: the study's
+    loss power leaves it out (15 of 16 Sigmoid/ReLU cells).  Losses from 1e-12 to 1e12 put the detectable ratio
+    beyond what a float holds: it is printed as a power of ten."""
+    results = read_results(RECORDED / "h200-bench.json")
+    results["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"]["final_loss"][0] = math.nan
+    for cell in results["studies"]["conv_activation_norm_position"]["cells"].values():
+        cell["final_loss"] = [1e-12, 1e12, 1e-12]
+    (tmp_path / "spread.json").write_text(json.dumps(results))
+    loss_sd = {p.study: p.seed_sd for p in study_power(read_results(tmp_path / "spread.json"))
+               if p.metric == "final_loss"}
+    kept = [cell["final_loss"] for cell_id, cell in results["studies"]["sigmoid_vs_relu"]["cells"].items()
+            if cell_id != "blocks=4-relu"]
+    assert len(kept) == 15 and loss_sd["sigmoid_vs_relu"] == pytest.approx(
+        statistics.stdev(statistics.fmean(math.log(cell[r]) for cell in kept) for r in range(5)))
+    assert loss_sd["conv_activation_norm_position"] == pytest.approx(statistics.stdev([-27.631, 27.631, -27.631]),
+                                                                     rel=1e-4)
+    assert main(["power", str(tmp_path / "spread.json")]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("conv_activation_norm_position") and "final_loss" in line)
+    assert re.search(r"x10\^\d+\.\d$", row)
 
 
 @pytest.mark.parametrize("argv,message", [
