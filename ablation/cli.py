@@ -482,8 +482,8 @@ def merge_files(args: argparse.Namespace) -> int:
     write_json(merged, args.out)
     cells = sum(len(entry["cells"]) for entry in merged["studies"].values())
     studies = len(merged["studies"])
-    print(f"{len(args.results)} files merged: {cells} cells of {studies} stud{'y' if studies == 1 else 'ies'} "
-          f"written to {args.out}")
+    print(f"{plural(len(args.results), 'file')} merged: {plural(cells, 'cell')} of {studies} "
+          f"stud{'y' if studies == 1 else 'ies'} written to {args.out}")
     return 0
 
 

@@ -90,6 +90,7 @@ def merge(files: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
             if read(results) != read(first):
                 raise ResultsError(f"{name} ran other {what} than {first_name} ({read(results)} vs {read(first)}); "
                                    "merge the shards of one run")
+    check_every_shard_once(files)
     seeds_of: dict[str, tuple[str, list[int]]] = {}  # study -> the first file that holds it, and its seeds
     for name, results in files:
         for study, entry in ordered_studies(results):
@@ -112,3 +113,24 @@ def merge(files: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
                                                   if c.id in entry["cells"]})
                          for name, entry in ordered_studies(merged)}
     return merged
+
+
+def check_every_shard_once(files: list[tuple[str, dict[str, Any]]]) -> None:
+    """The files that are shards (run --shard K/N) are the N shards of one dealing, each once: a shard left out
+    (its runner failed) would leave the merged run silently short of its cells."""
+    shards = [(name, results["shard"]) for name, results in files if "shard" in results]
+    if not shards:
+        return
+    counts = sorted({shard["count"] for _, shard in shards})
+    if len(counts) > 1:
+        raise ResultsError(f"the files are shards of {' and '.join(map(str, counts))}; merge the shards of one run")
+    holder: dict[int, str] = {}
+    for name, shard in shards:
+        if shard["index"] in holder:
+            raise ResultsError(f"shard {shard['index']}/{counts[0]} is in more than one file ({holder[shard['index']]} "
+                               f"and {name}); merge each shard once")
+        holder[shard["index"]] = name
+    missing = [f"{k}/{counts[0]}" for k in range(1, counts[0] + 1) if k not in holder]
+    if missing:
+        raise ResultsError(f"no file holds shard {', '.join(missing)}; merge every shard of the run (train a missing "
+                           "one with run --shard K/N)")

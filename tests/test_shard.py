@@ -62,6 +62,11 @@ def test_two_shards_merged_are_the_whole_run(capsys, tmp_path, run_norm_cells):
     assert main(["compare", str(whole), str(tmp_path / "merged.json"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [c["numerics"] for c in report["cells"]] == ["identical", "identical"]
+    assert main(["merge", str(shards[0]), "-o", str(tmp_path / "half.json")]) == 2  # shard 2's runner failed
+    assert capsys.readouterr().err == ("ablation: error: no file holds shard 2/2; merge every shard of the run (train "
+                                       "a missing one with run --shard K/N)\n")
+    assert main(["merge", str(whole), "-o", str(tmp_path / "again.json")]) == 0
+    assert capsys.readouterr().out.startswith("1 file merged: 2 cells of 1 study written to")
 
 
 @pytest.mark.parametrize("change,message", [
@@ -69,11 +74,14 @@ def test_two_shards_merged_are_the_whole_run(capsys, tmp_path, run_norm_cells):
     (lambda r: r["environment"].update(git_commit="0" * 40), "ran other code than"),
     (lambda r: r["environment"].update(deterministic=True), "ran other kernels (--deterministic) than"),
     (lambda r: r["studies"]["batchnorm_vs_groupnorm"].update(data_checksum="0" * 16), "on other data than"),
-    (lambda r: None, "is in more than one file"),
+    (lambda r: None, "is in more than one file"),  # shard 2's file holding shard 1's cells
+    (lambda r: r["shard"].update(index=1), "shard 1/2 is in more than one file"),
+    (lambda r: r["shard"].update(count=3), "the files are shards of 2 and 3; merge the shards of one run"),
 ])
 def test_merge_refuses_shards_of_other_runs_in_one_line(capsys, tmp_path, run_norm_cells, change, message):
     first = run_norm_cells(tmp_path / "a.json", "--shard", "1/2")
     other = json.loads(first.read_text())
+    other["shard"]["index"] = 2
     change(other)
     (tmp_path / "b.json").write_text(json.dumps(other))
     assert main(["merge", str(first), str(tmp_path / "b.json"), "-o", str(tmp_path / "m.json")]) == 2
