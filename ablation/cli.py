@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -20,7 +19,7 @@ from ablation.data import DATA_ROOT_ENV, SOURCE_CLASSES, DataError, Dataset, loa
 from ablation.numerics import check_same_training
 from ablation.report import history, history_text, markdown_report, plot_results
 from ablation.results import (FORMATS, NOT_JUDGED, ResultsError, environment, extend_cell, format_results, new_results,
-                              plural, read_results, training_seconds, write_json)
+                              plural, read_results, strict_json, training_seconds, write_json)
 from ablation.power import power_rows, power_table, takes_target
 from ablation.shard import Shard, deal, merge, parse_shard
 from ablation.runner import OutOfDeviceMemory, run_study
@@ -503,10 +502,10 @@ def show_power(args: argparse.Namespace) -> int:
     if not powers:
         raise UsageError(f"{args.results} holds no study with two comparable cells; power needs a whole study")
     if args.json:
-        print(json.dumps([{"study": p.study, "metric": p.metric, "replicates": p.replicates, "test": p.test,
+        print(strict_json([{"study": p.study, "metric": p.metric, "replicates": p.replicates, "test": p.test,
                            "seed_sd": p.seed_sd, "alpha": p.alpha, "power": p.power, "detectable_shift": p.detectable(),
                            "replicates_for_target": p.replicates_needed(args.target_shift)
-                           if args.target_shift and takes_target(p.metric) else None} for p in powers], indent=1))
+                           if args.target_shift and takes_target(p.metric) else None} for p in powers]))
     else:
         print(power_table(powers, args.target_shift, args.markdown))
         unpaired = [p.study for p in powers if p.metric == "accuracy" and not p.paired]
@@ -595,7 +594,7 @@ def compare_files(args: argparse.Namespace) -> int:
         check_writable(Path(args.markdown), "--markdown", "drift.md")
     comparison = compare(read_results(args.baseline), read_results(args.current), tolerance_of(args),
                          args.min_throughput)
-    print(json.dumps(as_json(comparison), indent=1) if args.json else report(comparison, markdown=False))
+    print(strict_json(as_json(comparison)) if args.json else report(comparison, markdown=False))
     if args.markdown:
         Path(args.markdown).write_text(report(comparison, markdown=True) + "\n")
     return 1 if comparison.regressed else 0

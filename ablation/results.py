@@ -195,6 +195,21 @@ def write_json(data: dict[str, Any], path: str | Path) -> None:
     partial.replace(path)
 
 
+def strict_json(data: Any) -> str:
+    """JSON for other programs (compare --json, power --json): a number that is not finite (the t of a shift whose
+    differences do not spread, a diverged run's loss) becomes null, since strict parsers take no NaN or Infinity."""
+    def finite(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {key: finite(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(item) for item in value]
+        return value
+
+    return json.dumps(finite(data), indent=1, allow_nan=False)
+
+
 def read_results(path: str | Path) -> dict[str, Any]:
     try:
         results = json.loads(Path(path).read_text())

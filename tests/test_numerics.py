@@ -218,6 +218,21 @@ def test_json_says_per_cell_which_metric_caught_a_change(capsys):
     assert order["verdicts"]["accuracy"]["band"] is not None and order["numerics"] == "changed"
 
 
+def test_json_is_strict_a_t_beyond_any_number_is_null(capsys, tmp_path):
+    """Every accuracy 2 points higher, seed by seed: the paired shifts' differences do not spread, so their t is
+    infinite.  --json writes it as null (strict parsers, JavaScript's and jq's, take no Infinity); the verdict
+    says what it means."""
+    results = read_results(RECORDED / "h200-bench.json")
+    for entry in results["studies"].values():
+        for record in entry["cells"].values():
+            record["accuracy"] = [a + 2 for a in record["accuracy"]]
+    (tmp_path / "plus2.json").write_text(json.dumps(results))
+    assert main(["compare", str(RECORDED / "h200-bench.json"), str(tmp_path / "plus2.json"), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out, parse_constant=pytest.fail)
+    shifts = [s for s in report["study_shifts"] if s["metric"] == "accuracy" and s["se"] == 0]
+    assert shifts and all(s["t"] is None and s["verdict"] == "CHANGED: higher" for s in shifts)
+
+
 def test_a_run_of_fewer_seeds_is_compared_on_the_seeds_it_shares_with_the_baseline():
     """A pull request's run of a baseline's first seeds (the nightly baseline holds more): each cell's numerics are
     judged on the shared seeds, in whichever order either file lists them."""
