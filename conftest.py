@@ -263,9 +263,9 @@ def _in_bench_terms(error: Exception) -> str:
 
 def _check_bench_inputs(config: pytest.Config) -> None:
     """Data that is unknown or has the wrong number of classes for its studies, a missing or unusable baseline or
-    .npz, or a results file that cannot be written stops the run at once with one line (exit 4), not after the
-    training."""
-    from ablation.cli import UsageError, check_writable
+    .npz, or a results file that cannot be written or is the baseline stops the run at once with one line (exit 4),
+    not after the training."""
+    from ablation.cli import UsageError, check_keeps_baseline, check_writable
     from ablation.data import SOURCE_CLASSES, DataError, load_npz, sources_with
     from ablation.results import ResultsError, read_results
 
@@ -283,6 +283,7 @@ def _check_bench_inputs(config: pytest.Config) -> None:
             elif SOURCE_CLASSES.get(source) != classes:
                 raise DataError(f"{option}={source} is not data for {studies}: use {sources_with(classes)}")
         check_writable(Path(config.getoption("bench_out")), "--bench-out", "bench-results.json")
+        check_keeps_baseline(Path(config.getoption("bench_out")), "--bench-out", config.getoption("baseline"))
     except (ResultsError, DataError, UsageError) as error:
         raise pytest.UsageError(_in_bench_terms(error)) from None
 

@@ -319,6 +319,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--side-by-side trains each cell's replicates fused; drop --no-fuse")
     if args.out:
         check_writable(Path(args.out), "--out", "results.json")
+        check_keeps_baseline(Path(args.out), "--out", args.baseline)
     if args.plot:
         check_directory(Path(args.plot))
     baseline = baseline_for(args, studies, cells, device)
@@ -628,6 +629,14 @@ def check_writable(path: Path, option: str, example: str) -> None:
         raise UsageError(f"{option} {path}: directory {path.parent} does not exist; create it first")
     if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UsageError(f"{option} {path} is not writable; choose another path")
+
+
+def check_keeps_baseline(path: Path, option: str, baseline: str | None) -> None:
+    """Refuse a results file ``option`` that is the baseline itself: the run would replace its reference with its
+    own results (a regressed run becoming the next run's baseline)."""
+    if baseline and path.resolve() == Path(baseline).resolve():
+        raise UsageError(f"{option} {path} is the --baseline file, which the run would overwrite with its own "
+                         "results; write them to another file")
 
 
 def _log(message: str) -> None:

@@ -197,6 +197,19 @@ def test_malformed_npz_and_directory_out(capsys, tmp_path):
     assert code == 2 and "is a directory; give a file name" in err
 
 
+def test_a_run_refuses_to_overwrite_its_own_baseline(capsys, tmp_path, monkeypatch):
+    """--out naming the --baseline file (here through another spelling of its path) would replace the baseline
+    with the run's results after the first cell: refused before anything is read or trained."""
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "run", "sigmoid_vs_relu", "--device", "cpu", "--data", "synthetic",
+                       "--baseline", str(baseline), "--out", "./baseline.json")
+    assert code == 2 and err == ("ablation: error: --out baseline.json is the --baseline file, which the run would "
+                                 "overwrite with its own results; write them to another file\n")
+    assert baseline.read_text() == "{}"
+
+
 def test_data_of_another_class_count_is_refused_by_name_before_any_download_or_once_loaded(
         capsys, hundred_class_npz, monkeypatch):
     import ablation.cli as cli

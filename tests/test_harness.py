@@ -214,7 +214,11 @@ def test_bad_bench_inputs_stop_the_bench_before_training_with_one_line(tmp_path,
     from conftest import _check_bench_inputs
 
     out = tmp_path / "gone" / "bench.json"
+    previous = tmp_path / "previous.json"  # a run's results, given as the baseline and as where to write the run
+    previous.write_text((Path(__file__).parent.parent / "bench" / "recorded" / "h200-bench.json").read_text())
     for option, message in (({"baseline": str(tmp_path / "gone.json")}, "cannot read"),
+                            ({"baseline": str(previous), "bench_out": str(previous)},
+                             f"--bench-out {previous} is the --baseline file, which the run would overwrite"),
                             ({"bench_out": str(out)}, f"--bench-out {out}: directory {out.parent} does not exist"),
                             ({"bench_data": "cifar"}, "--bench-data=cifar is not data for the CIFAR-10 studies: "
                                                       "use cifar10 or synthetic, or a PATH.npz of 10 classes"),
