@@ -28,8 +28,11 @@ share of runs at chance changed (Fisher's exact test), and the band on the
 runs that learned, whose sd is never taken below the cell's own learned-run
 spread (LEARNED_SD) where a side has fewer than 3 learned runs.
 
-In every other cell a replicate at chance is a regression by itself (its
-spread would otherwise widen the band).  A run is "at chance" when it predicts
+In every other cell a replicate at chance is also judged by itself, since its
+spread widens the band: by the t prediction interval of one new run from the
+reference (chance_run_p), so a collapse far below runs of small spread is a
+regression, while at 3-8 reference runs one a few spreads below is not
+evidence at a cell's alpha.  A run is "at chance" when it predicts
 one class everywhere or its accuracy is within ``collapse_margin`` of chance
 or below: on the GPU most failed runs predict two or three classes
 (9.2-10.0 %).
