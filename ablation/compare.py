@@ -269,6 +269,10 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
     if not_finite:
         notes.append(f"loss not finite in some replicate (training diverged): {', '.join(not_finite)}; those loss "
                      "metrics are not judged, in the cell or its study (the runs' accuracy is)")
+    unshifted = [name for name in common if not any(s.study == name and s.metric == "accuracy" for s in shifts)]
+    if unshifted:
+        notes.append(f"no study shift for {', '.join(unshifted)}: it needs two compared cells whose runs learn, "
+                     f"with 2 replicates a side ({MIN_PAIRED} shared seeds to pair them)")
     if not no_numerics and any(d.numerics is None for d in drifts):
         notes.append("no numerics verdict where the cells share no seed")
     if tolerance.same_training and not exact:
@@ -466,8 +470,9 @@ def summary(comparison: Comparison) -> str:
                 if any(d.numerics for d in comparison.drifts) else "")
     timed = (f"{len(slow)} of {judged} timed studies slower than x{comparison.throughput_limit:.2f} of the baseline"
              if judged else "no study timed")
+    shifts = f"{len(shifted)} of {len(comparison.shifts)} study shifts" if comparison.shifts else "no study shift"
     head = (f"{len(comparison.drifts)} cells compared: {len(worse)} outside their band, {len(moved)} loss metrics "
-            f"moved, {len(shifted)} of {len(comparison.shifts)} study shifts, {timed} (alarm budget "
+            f"moved, {shifts}, {timed} (alarm budget "
             f"{tolerance.alarm_budget * 100:.3g}% per {comparison.per}: a decision fails at adjusted p < "
             f"{tolerance.alarm_budget:.3g}; sd floor {tolerance.sd_floor} points; "
             f"hardware allowance ±{tolerance.hardware:g} points){numerics}")

@@ -223,6 +223,20 @@ def test_a_replicate_whose_training_diverged_is_named_and_its_non_finite_losses_
         assert code == 0 and "numerics changed in 0 of 33" in out and "loss not finite in some replicate" in out
 
 
+def test_a_study_too_small_for_its_shift_test_says_why_it_has_none(capsys, tmp_path):
+    """One replicate a cell: no seed spread to test a study's shift by, so the summary says there is none and a
+    note says what the test needs, rather than "0 of 0 study shifts"."""
+    results = read_results(BENCH)
+    for entry in results["studies"].values():
+        for record in entry["cells"].values():
+            record.update({key: record[key][:1] for key in PER_REPLICATE if key in record})
+    (tmp_path / "one.json").write_text(json.dumps(results))
+    code, out, _ = compare(capsys, BENCH, tmp_path / "one.json")
+    assert code == 0 and "33 cells compared: 0 outside their band, 0 loss metrics moved, no study shift, " in out
+    assert ("note: no study shift for batchnorm_vs_groupnorm, conv_activation_norm_position, sigmoid_vs_relu: it "
+            "needs two compared cells whose runs learn, with 2 replicates a side (3 shared seeds to pair them)") in out
+
+
 @pytest.mark.parametrize("change,message", [
     (lambda r: r.pop("profile"), "the file lacks profile"),
     (lambda r: r["environment"].pop("device_name"), "environment lacks device_name"),
