@@ -71,7 +71,7 @@ def loss_values(record: dict[str, Any], metric: str) -> list[float] | None:
 
 def diverged(record: dict[str, Any]) -> list[str]:
     """The loss metrics that are not finite in some replicate of the record: a run whose training diverged.  Such a
-    metric has no log to test, so it is not judged; the run's accuracy is (a diverged run ends at chance)."""
+    metric has no log to test, so it is not judged; the run's accuracy is (a diverged run mostly ends at chance)."""
     return [metric for metric in LOSS_METRICS
             if not all(map(math.isfinite, loss_values(record, metric) or ()))]
 
@@ -263,9 +263,11 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
             before, after = ([files["cells"][c] for c in cells] for files in (base, cur))
             why_not = not_timed(baseline, current, before, after)
             throughputs.append(judge_throughput(name, before, after, limit, why_not))
-    not_finite = [f"{d.verdict.study}[{d.verdict.cell}] ({', '.join(loss)})" for d in drifts
-                  if judges_losses(d.verdict.study, d.verdict.cell, devices[0] == devices[1])
-                  and (loss := sorted(set(diverged(d.baseline)) | set(diverged(d.current)), key=LOSS_METRICS.index))]
+    not_finite = []
+    for d in drifts:
+        loss = [metric for metric in LOSS_METRICS if metric in diverged(d.baseline) + diverged(d.current)]
+        if loss and judges_losses(d.verdict.study, d.verdict.cell, devices[0] == devices[1]):
+            not_finite.append(f"{d.verdict.study}[{d.verdict.cell}] ({', '.join(loss)})")
     if not_finite:
         notes.append(f"loss not finite in some replicate (training diverged): {', '.join(not_finite)}; those loss "
                      "metrics are not judged, in the cell or its study (the runs' accuracy is)")

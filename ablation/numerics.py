@@ -39,6 +39,7 @@ LOSS_FLOOR = 5e-4  # relative, per replicate and epoch
 FLOOR_PAIRS_REPLICATES = 201  # replicates of each recorded same-seed pair the floor was set on (the pr counts)
 FLOOR_CROSSED = 2 / 29  # how often, at most, an unchanged pair of that size crosses it (exchangeability)
 VERDICTS = ("identical", "within noise", "changed")
+NOT_FINITE = "not finite in one run of a seed"  # a loss that diverged in one of a seed's two runs
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,6 @@ def relative(a: float, b: float) -> float:
     return abs(a - b) / max(abs(a), abs(b))
 
 
-def moved_most(change: float) -> str:
-    return (f"by {change:.1%} in the replicate that moved most" if math.isfinite(change)
-            else "not finite in one run of a seed")
-
-
 def on_seeds(record: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
     """The record's per-replicate values of ``seeds`` only, in that order."""
     return dict(record, **{key: of_seeds(record, record[key], seeds) for key in PER_REPLICATE
@@ -136,10 +132,10 @@ def compare_replicates(baseline: dict[str, Any], current: dict[str, Any], exact:
     if epochs:
         first = epochs[0]
         change = dict(beyond)[first]
-        return Numerics("changed", f"training loss departs at {first.removesuffix(' training loss')} "
-                                   f"({moved_most(change)})")
+        how = f"by {change:.1%} in the replicate that moved most" if math.isfinite(change) else NOT_FINITE
+        return Numerics("changed", f"training loss departs at {first.removesuffix(' training loss')} ({how})")
     if beyond:
         name, change = beyond[0]
-        return Numerics("changed", f"{name.replace('_', ' ')} " + (f"differs by {change:.1%}" if math.isfinite(change)
-                                                                    else "is not finite in one run of a seed"))
+        how = f"differs by {change:.1%}" if math.isfinite(change) else f"is {NOT_FINITE}"
+        return Numerics("changed", f"{name.replace('_', ' ')} {how}")
     return Numerics("changed", f"accuracy differs by up to {accuracy:.2f} points")

@@ -253,8 +253,10 @@ def _incomplete(results: dict[str, Any]) -> str | None:
         if found := lacks(f"study {name}", study, REQUIRED["study"]) or lacks(f"{name} cells", study["cells"]):
             return found
         for cell_id, cell in study["cells"].items():
-            if found := lacks(f"{name}[{cell_id}]", cell, REQUIRED["cell"]) or _damaged(cell):
-                return found if found.startswith(name) else f"{name}[{cell_id}] {found}"
+            if found := lacks(f"{name}[{cell_id}]", cell, REQUIRED["cell"]):
+                return found
+            if found := _damaged(cell):
+                return f"{name}[{cell_id}] {found}"
     return None
 
 
