@@ -119,7 +119,10 @@ def pooled_sd(a: list[float], b: list[float]) -> float:
     df = len(a) + len(b) - 2
     if df <= 0:
         return 0.0
-    squares = sum(math.fsum((x - math.fsum(side) / len(side)) ** 2 for x in side) for side in (a, b))
+    squares = 0.0
+    for side in (a, b):
+        mean = math.fsum(side) / len(side)  # once per side: history's level-shift search calls this per split
+        squares += math.fsum((x - mean) ** 2 for x in side)
     return math.sqrt(squares / df)
 
 
