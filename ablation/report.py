@@ -176,16 +176,19 @@ def history(directory: str | Path, tolerance: Tolerance = Tolerance(),
     level shifts the newest run brings, that the history before it did not
     show (what a nightly job fails on, once per shift).
     """
-    runs, notes = [], []
+    files, notes = [], []
     for path in sorted(Path(directory).glob("*.json")):
         try:
-            runs.append(read_results(path))
+            files.append((path, read_results(path)))
         except ResultsError as error:
             notes.append(f"passed over: {error}")
-    if not runs:
+    if not files:
         raise ResultsError(f"no results files in {directory}; pass a folder holding --out/--bench-out JSON files")
-    runs.sort(key=lambda r: r["created"])
-    columns = [f"{r['created'][:16]} {short_commit(r['environment'])}".strip() for r in runs]
+    files.sort(key=lambda file: file[1]["created"])
+    runs = [results for _, results in files]
+    labels = [f"{r['created'][:16]} {short_commit(r['environment'])}".strip() for r in runs]
+    # runs of one commit made in the same minute are told apart by their file's name
+    columns = [f"{label} {path.name}" if labels.count(label) > 1 else label for label, (path, _) in zip(labels, files)]
     table, series = _history_table(runs, columns, tolerance)
     shifts = _level_shifts(series, min_shift)
     newest = runs[-1]

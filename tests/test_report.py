@@ -133,6 +133,19 @@ def test_history_marks_drift_from_the_run_before(tmp_path):
     assert notes == [f"passed over: {tmp_path / 'notes.json'} is not an ablation-bench results file of schema 1 or 2"]
 
 
+def test_history_keeps_runs_of_one_commit_made_in_the_same_minute_apart(tmp_path):
+    """Two runs whose column would read the same (one commit, one minute: two runners at once) each keep their
+    own values, told apart by their file's name; before, the later run's values filled both columns."""
+    for name, created in (("h200-bench", "2026-11-26T05:42:10"), ("h200-fault-lr_times_10", "2026-11-26T05:42:50")):
+        results = json.loads((RECORDED / f"{name}.json").read_text())
+        results["created"] = created
+        (tmp_path / f"{name}.json").write_text(json.dumps(results))
+    frame, _, _ = history(tmp_path)
+    assert list(frame.columns) == ["2026-11-26T05:42 abd3fd8 h200-bench.json",
+                                   "2026-11-26T05:42 abd3fd8 h200-fault-lr_times_10.json"]
+    assert frame.loc["sigmoid_vs_relu[blocks=1-relu]"].tolist() == ["21.95", "29.27 !"]
+
+
 def test_report_and_history_commands(capsys, tmp_path):
     shutil.copy(RECORDED / "h200-bench.json", tmp_path / "a.json")
     assert main(["report", str(tmp_path / "a.json"), "--markdown", str(tmp_path / "r.md"),
