@@ -95,6 +95,9 @@ def build_parser(prog: str = "python -m ablation") -> argparse.ArgumentParser:
     past = commands.add_parser("history", help="each cell's accuracy over the results files in a folder")
     past.add_argument("directory", help="folder of results JSON files")
     past.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    past.add_argument("--last", type=at_least_one, metavar="N",
+                      help="show only the newest N runs' columns; the marks and alerts still weigh every run "
+                           "(default: all)")
     past.add_argument("--min-shift", type=above_zero, default=1.0, metavar="POINTS",
                       help="smallest change of level flagged with ^ (default %(default)s)")
     past.add_argument("--alert", action="store_true",
@@ -464,6 +467,10 @@ def show_history(args: argparse.Namespace) -> int:
     if not Path(args.directory).is_dir():
         raise UsageError(f"{args.directory} is not a folder; pass the folder that holds the results files")
     frame, notes, alerts = history(args.directory, min_shift=args.min_shift)
+    runs = len(frame.columns)
+    if args.last and args.last < runs:
+        frame = frame.iloc[:, -args.last:]
+        notes = [f"showing the newest {args.last} of {runs} runs", *notes]
     print(history_text(frame, args.markdown))
     print("! = outside the band against the run before it; ^ = a new level starts here (change point)",
           file=sys.stderr)

@@ -146,6 +146,21 @@ def test_history_keeps_runs_of_one_commit_made_in_the_same_minute_apart(tmp_path
     assert frame.loc["sigmoid_vs_relu[blocks=1-relu]"].tolist() == ["21.95", "29.27 !"]
 
 
+def test_history_shows_the_newest_runs_and_judges_them_against_the_hidden_ones(tmp_path, capsys):
+    """--last 1 shows one column; its mark still compares it with the run before it, which is not shown."""
+    for name, created in (("h200-bench", "2026-11-26T05:42"), ("h200-fault-lr_times_10", "2026-11-26T05:50")):
+        results = json.loads((RECORDED / f"{name}.json").read_text())
+        results["created"] = created
+        (tmp_path / f"{name}.json").write_text(json.dumps(results))
+    assert main(["history", str(tmp_path), "--last", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0].split() == ["cell", "2026-11-26T05:50", "abd3fd8"]
+    assert re.search(r"^sigmoid_vs_relu\[blocks=1-relu\] +29.27 !$", out, re.MULTILINE)
+    assert "showing the newest 1 of 2 runs" in err
+    assert main(["history", str(tmp_path), "--last", "5"]) == 0
+    assert "showing" not in capsys.readouterr().err
+
+
 def test_report_and_history_commands(capsys, tmp_path):
     shutil.copy(RECORDED / "h200-bench.json", tmp_path / "a.json")
     assert main(["report", str(tmp_path / "a.json"), "--markdown", str(tmp_path / "r.md"),
