@@ -265,6 +265,10 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
             before, after = ([files["cells"][c] for c in cells] for files in (base, cur))
             why_not = not_timed(baseline, current, before, after)
             throughputs.append(judge_throughput(name, before, after, limit, why_not))
+    for side, other, holder in ((baseline, current, "the baseline"), (current, baseline, "the current file")):
+        if alone := only_in(side, other):
+            shown = ", ".join(alone[:4]) + (", ..." if len(alone) > 4 else "")
+            notes.append(f"{plural(len(alone), 'cell')} only in {holder}, not compared: {shown}")
     if unproven:
         notes.append(f"replicates at chance where every baseline run learned (a seed that diverged?): "
                      f"{', '.join(unproven)}; not a failure by the cell's prediction bound at these counts "
@@ -308,6 +312,13 @@ def judge_cell_metrics(study_name: str, cell_id: str, before: dict[str, Any], af
         return ()
     return tuple(judge_metric(m, before, after, tolerance) for m in LOSS_METRICS
                  if all(v is not None and len(v) > 1 for v in (metric_values(before, m), metric_values(after, m))))
+
+
+def only_in(results: dict[str, Any], other: dict[str, Any]) -> list[str]:
+    """The cells ``results`` holds and ``other`` does not, as "study[cell]": what a comparison leaves out (an
+    interrupted run, a selection of cells, a study only one file trained)."""
+    return [f"{name}[{cell_id}]" for name, entry in results["studies"].items() for cell_id in entry["cells"]
+            if cell_id not in other["studies"].get(name, {}).get("cells", {})]
 
 
 def new_runs_at_chance(study_name: str, cell_id: str, before: dict[str, Any], after: dict[str, Any],

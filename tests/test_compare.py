@@ -229,6 +229,24 @@ def test_a_replicate_whose_training_diverged_is_named_and_its_non_finite_losses_
         assert "replicates at chance where every baseline run learned" not in out  # the baseline's run too
 
 
+def test_cells_only_one_file_holds_are_named_not_silently_left_out(capsys, tmp_path):
+    """An interrupted run (its finished cells kept) against a whole baseline: what was compared passes, and a note
+    names what was not, either way."""
+    results = read_results(REPEAT)
+    del results["studies"]["conv_activation_norm_position"]
+    cells = results["studies"]["sigmoid_vs_relu"]["cells"]
+    for cell_id in [c for c in cells if c.startswith(("blocks=7", "blocks=8"))]:
+        del cells[cell_id]
+    (tmp_path / "cut.json").write_text(json.dumps(results))
+    code, out, _ = compare(capsys, BENCH, tmp_path / "cut.json")
+    assert code == 0 and "\n26 cells compared: 0 outside their band" in out
+    assert ("note: 7 cells only in the baseline, not compared: conv_activation_norm_position[order=conv_bn_relu], "
+            "conv_activation_norm_position[order=conv_relu_bn], conv_activation_norm_position[order=conv_leakyrelu_bn], "
+            "sigmoid_vs_relu[blocks=7-sigmoid], ...") in out
+    code, out, _ = compare(capsys, tmp_path / "cut.json", BENCH)
+    assert "note: 7 cells only in the current file, not compared: " in out
+
+
 def test_a_study_too_small_for_its_shift_test_says_why_it_has_none(capsys, tmp_path):
     """One replicate a cell: no seed spread to test a study's shift by, so the summary says there is none and a
     note says what the test needs, rather than "0 of 0 study shifts"."""
