@@ -265,6 +265,9 @@ def test_power_prints_the_median_cell_beside_the_studies(capsys, tmp_path):
     assert rows[3][1:] == ["documented", "table,", "median", "cell", "5", "band", "1.486", "2.3e-05", "13.83", "points",
                            "never", "(allowances", "4", "points)"]  # 1 hardware, 3 the offline copy's downward
     assert rows[4][5:10] == ["8", "band", "1.073", "2.3e-05", "17.52"]  # one documented run a cell
+    assert main(["power", str(path), "--target-shift", "4"]) == 0  # a drop of exactly the allowances: never either
+    documented = next(line for line in capsys.readouterr().out.splitlines() if "documented table" in line)
+    assert documented.endswith("never (allowances 4 points)")
 
 
 def test_against_the_documented_table_a_cell_is_found_at_its_stated_drop_with_the_stated_power():

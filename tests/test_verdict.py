@@ -159,8 +159,8 @@ def test_data_copy_allowance_is_downward_only():
     assert below.passed and not above.passed and "above the band" in above.reason
 
 
-@pytest.mark.parametrize("accuracy,collapsed,expected", [(9.19, False, True), (10.4, False, True), (10.6, False, False),
-                                                         (25.0, True, True)])
+@pytest.mark.parametrize("accuracy,collapsed,expected", [(9.19, False, True), (10.4, False, True), (10.5, False, True),
+                                                         (10.51, False, False), (10.6, False, False), (25.0, True, True)])
 def test_at_chance(accuracy, collapsed, expected):
     assert at_chance(accuracy, collapsed, 10) is expected
 
