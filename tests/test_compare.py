@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ablation.cli import main
+from ablation.compare import judge_throughput
 from ablation.results import PER_REPLICATE, read_results
 
 RECORDED = Path(__file__).resolve().parent.parent / "bench" / "recorded"
@@ -84,6 +85,9 @@ def test_throughput_regression_is_judged_per_study_on_the_same_device(capsys, tm
     (tmp_path / "other.json").write_text(json.dumps(slow))
     code, out, _ = compare(capsys, BENCH, tmp_path / "other.json")
     assert code == 0 and "not judged: other device" in out
+    before, after = [{"images_per_s": 1000.0, "wall_s": 8.0}], [{"images_per_s": 500.0, "wall_s": 8.0}]
+    assert judge_throughput("sigmoid_vs_relu", before, after, 0.5).ok  # exactly at the limit passes
+    assert judge_throughput("sigmoid_vs_relu", before, after, 0.5001).ok is False
 
 
 def test_throughput_with_cuda_graphs_against_a_baseline_without_is_not_judged(capsys, tmp_path):

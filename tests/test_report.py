@@ -341,5 +341,6 @@ def test_a_level_shift_needs_three_runs_a_side_and_the_minimum_effect():
     assert level_shift(step, 0.01, 1.0) == (4, pytest.approx(10.0), pytest.approx(12.0), pytest.approx(
         level_shift(step, 0.01, 1.0)[3]))
     assert level_shift(step, 0.01, 2.5) is None  # smaller than the minimum effect
+    assert level_shift([20.0] * 4 + [21.0] * 4, 0.01, 1.0)[:3] == (4, 20.0, 21.0)  # exactly the minimum effect
     assert level_shift([10.0, 10.1, 9.9, 10.0, 10.1, 9.9, 10.0, 14.0], 0.01, 1.0) is None  # one late run
     assert level_shift(step[:5], 0.01, 1.0) is None
