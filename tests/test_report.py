@@ -118,6 +118,13 @@ def test_report_says_when_training_replayed_cuda_graphs(bench_run):
     assert "profile full · CUDA graphs · commit" in markdown_report(graphed).splitlines()[2]
 
 
+def test_the_example_report_in_docs_is_what_report_prints_for_its_recorded_run():
+    """docs/h200-report.md, the README's example, stays what the code prints (regenerate it with `python -m ablation
+    report bench/recorded/h200-bench-1018f58.json --markdown docs/h200-report.md`)."""
+    example = RECORDED.parent.parent / "docs" / "h200-report.md"
+    assert markdown_report(read_results(RECORDED / "h200-bench-1018f58.json")) == example.read_text()
+
+
 def test_history_marks_drift_from_the_run_before(tmp_path):
     for name, created in (("h200-bench", "2026-11-26T05:42"), ("h200-repeat", "2026-11-26T05:46"),
                           ("h200-fault-lr_times_10", "2026-11-26T05:50")):
