@@ -1,5 +1,5 @@
 """Every `python -m ablation` command the README and the CI workflows show parses as written (options renamed or
-removed would leave the manual wrong and the workflows broken)."""
+removed would leave the manual wrong and the workflows broken), and the README's example output is the output."""
 
 import re
 import shlex
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ablation.cli import build_parser
+from ablation.cli import build_parser, main
+from ablation.results import format_results, read_results
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -63,3 +64,23 @@ def test_each_readme_command_parses(line):
 @pytest.mark.parametrize("words", workflow_commands())
 def test_each_workflow_command_parses(words):
     assert build_parser().parse_args(words[3:]).command == words[3]
+
+
+def example_after(heading: str) -> list[str]:
+    """The lines of the README's first plain code block after ``heading``."""
+    text = README.read_text()
+    block = re.search(r"```\n(.*?)```", text[text.index(heading):], re.S)
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_the_readmes_example_output_is_what_the_commands_print_for_the_recorded_runs(capsys):
+    """The README's examples of `run`'s tables and of `compare` are the output for the recorded H200 runs they
+    came from, line by line ("..." ends an abridged line)."""
+    recorded = ROOT / "bench" / "recorded"
+    tables = format_results(read_results(recorded / "h200-bench-1018f58.json"), "table").splitlines()
+    for line in example_after("`run` prints one table per study"):
+        assert line in tables
+    main(["compare", str(recorded / "h200-bench.json"), str(recorded / "h200-bench-graphs.json")])
+    compared = capsys.readouterr().out.splitlines()
+    for line in example_after("`compare` of two same-seed runs"):
+        assert any(shown.startswith(line.removesuffix("...")) for shown in compared), line
