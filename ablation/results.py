@@ -273,6 +273,9 @@ def _damaged(cell: dict[str, Any]) -> str | None:
     for key in PER_REPLICATE:
         if key in cell and not (isinstance(cell[key], list) and len(cell[key]) == len(cell["seeds"])):
             return f"has {len(cell['seeds'])} seeds but {key} is not a list of as many values"
+    losses = [cell.get("final_loss"), cell.get("test_loss"), *(cell.get("train_loss_curve") or ())]
+    if not all(isinstance(values, list) and all(_real(v) for v in values) for values in losses if values is not None):
+        return "has a loss that is not a number (NaN and Infinity, a diverged run's, are numbers; null is not)"
     for key, unit in (("wall_s", "seconds"), ("images_per_s", "images per second")):
         if not (_number(cell[key]) and cell[key] >= 0):
             return f"{key} is not a number of {unit}"
@@ -282,8 +285,12 @@ def _damaged(cell: dict[str, Any]) -> str | None:
     return None
 
 
+def _real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return _real(value) and math.isfinite(value)
 
 
 def mean_sd(values: list[float]) -> tuple[float, float]:

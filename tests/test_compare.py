@@ -286,6 +286,12 @@ def test_a_study_too_small_for_its_shift_test_says_why_it_has_none(capsys, tmp_p
      "sigmoid_vs_relu[blocks=4-relu] has 5 seeds but collapsed is not a list of as many values"),
     (lambda r: r["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"]["accuracy"].pop(),
      "sigmoid_vs_relu[blocks=4-relu] has 5 seeds but accuracy is not a list of as many values"),
+    (lambda r: r["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"]["final_loss"].__setitem__(0, None),
+     "sigmoid_vs_relu[blocks=4-relu] has a loss that is not a number (NaN and Infinity, a diverged run's, are "
+     "numbers; null is not)"),
+    (lambda r: r["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"].update(train_loss_curve=[[2.0, None]] * 5),
+     "sigmoid_vs_relu[blocks=4-relu] has a loss that is not a number (NaN and Infinity, a diverged run's, are "
+     "numbers; null is not)"),
     (lambda r: r["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"].update(wall_s="12"),
      "sigmoid_vs_relu[blocks=4-relu] wall_s is not a number of seconds"),
     (lambda r: r["studies"]["sigmoid_vs_relu"]["cells"]["blocks=4-relu"].update(documented="23.01"),
