@@ -241,7 +241,7 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
         notes.append("loss metrics not judged: other device (their spread across devices is not measured)")
     elif 1 in (baseline["schema"], current["schema"]):
         notes.append("a file of schema 1 has no loss curves or test loss: judging accuracy and final loss only")
-    drifts, shifts, throughputs, unproven = [], [], [], []
+    drifts, shifts, throughputs = [], [], []
     for name in common:
         base, cur = baseline["studies"][name], current["studies"][name]
         if base["data_checksum"] != cur["data_checksum"]:
@@ -258,33 +258,12 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
             drifts.append(Drift(check_against_baseline(name, cell_id, c, b, tolerance, cur.get("classes", 10)), b, c,
                                 judge_cell_metrics(name, cell_id, b, c, tolerance, same_device), numerics,
                                 tolerance.same_training))
-            if drifts[-1].verdict.passed and (collapsed := new_runs_at_chance(name, cell_id, b, c, cur, tolerance)):
-                unproven.append(f"{name}[{cell_id}] ({collapsed} of {len(c['accuracy'])})")
         shifts += judge_study_shifts(name, base["cells"], cur["cells"], tolerance, same_device)
         if cells:
             before, after = ([files["cells"][c] for c in cells] for files in (base, cur))
             why_not = not_timed(baseline, current, before, after)
             throughputs.append(judge_throughput(name, before, after, limit, why_not))
-    for side, other, holder in ((baseline, current, "the baseline"), (current, baseline, "the current file")):
-        if alone := only_in(side, other):
-            shown = ", ".join(alone[:4]) + (", ..." if len(alone) > 4 else "")
-            notes.append(f"{plural(len(alone), 'cell')} only in {holder}, not compared: {shown}")
-    if unproven:
-        notes.append(f"replicates at chance where every baseline run learned (a seed that diverged?): "
-                     f"{', '.join(unproven)}; not a failure by the cell's prediction bound at these counts "
-                     "(docs/statistics.md); on shared seeds --same-training fails it")
-    not_finite = []
-    for d in drifts:
-        loss = [metric for metric in LOSS_METRICS if metric in diverged(d.baseline) + diverged(d.current)]
-        if loss and judges_losses(d.verdict.study, d.verdict.cell, devices[0] == devices[1]):
-            not_finite.append(f"{d.verdict.study}[{d.verdict.cell}] ({', '.join(loss)})")
-    if not_finite:
-        notes.append(f"loss not finite in some replicate (training diverged): {', '.join(not_finite)}; those loss "
-                     "metrics are not judged, in the cell or its study (the runs' accuracy is)")
-    unshifted = [name for name in common if not any(s.study == name and s.metric == "accuracy" for s in shifts)]
-    if unshifted:
-        notes.append(f"no study shift for {', '.join(unshifted)}: it needs two compared cells whose runs learn, "
-                     f"with 2 replicates a side ({MIN_PAIRED} shared seeds to pair them)")
+    notes += unjudged_notes(baseline, current, drifts, shifts, tolerance)
     if not no_numerics and any(d.numerics is None for d in drifts):
         notes.append("no numerics verdict where the cells share no seed")
     if tolerance.same_training and not exact:
@@ -314,6 +293,41 @@ def judge_cell_metrics(study_name: str, cell_id: str, before: dict[str, Any], af
                  if all(v is not None and len(v) > 1 for v in (metric_values(before, m), metric_values(after, m))))
 
 
+def unjudged_notes(baseline: dict[str, Any], current: dict[str, Any], drifts: list[Drift], shifts: list[StudyShift],
+                   tolerance: Tolerance) -> list[str]:
+    """What a comparison could not judge or prove, each a note: cells only one file holds, runs at chance in cells
+    that still passed, losses that are not finite, studies too small for a shift test."""
+    notes = []
+    for side, other, holder in ((baseline, current, "the baseline"), (current, baseline, "the current file")):
+        if alone := only_in(side, other):
+            shown = ", ".join(alone[:4]) + (", ..." if len(alone) > 4 else "")
+            notes.append(f"{plural(len(alone), 'cell')} only in {holder}, not compared: {shown}")
+    same_device = baseline["environment"]["device_name"] == current["environment"]["device_name"]
+    unproven, not_finite = [], []
+    for d in drifts:
+        study, cell = d.verdict.study, d.verdict.cell
+        classes = current["studies"][study].get("classes", 10)
+        if d.verdict.passed and (collapsed := new_runs_at_chance(study, cell, d.baseline, d.current, classes,
+                                                                 tolerance)):
+            unproven.append(f"{study}[{cell}] ({collapsed} of {len(d.current['accuracy'])})")
+        loss = [metric for metric in LOSS_METRICS if metric in diverged(d.baseline) + diverged(d.current)]
+        if loss and judges_losses(study, cell, same_device):
+            not_finite.append(f"{study}[{cell}] ({', '.join(loss)})")
+    if unproven:
+        notes.append(f"replicates at chance where every baseline run learned (a seed that diverged?): "
+                     f"{', '.join(unproven)}; not a failure by the cell's prediction bound at these counts "
+                     "(docs/statistics.md); on shared seeds --same-training fails it")
+    if not_finite:
+        notes.append(f"loss not finite in some replicate (training diverged): {', '.join(not_finite)}; those loss "
+                     "metrics are not judged, in the cell or its study (the runs' accuracy is)")
+    unshifted = [name for name in dict.fromkeys(d.verdict.study for d in drifts)
+                 if not any(s.study == name and s.metric == "accuracy" for s in shifts)]
+    if unshifted:
+        notes.append(f"no study shift for {', '.join(unshifted)}: it needs two compared cells whose runs learn, "
+                     f"with 2 replicates a side ({MIN_PAIRED} shared seeds to pair them)")
+    return notes
+
+
 def only_in(results: dict[str, Any], other: dict[str, Any]) -> list[str]:
     """The cells ``results`` holds and ``other`` does not, as "study[cell]": what a comparison leaves out (an
     interrupted run, a selection of cells, a study only one file trained)."""
@@ -321,11 +335,11 @@ def only_in(results: dict[str, Any], other: dict[str, Any]) -> list[str]:
             if cell_id not in other["studies"].get(name, {}).get("cells", {})]
 
 
-def new_runs_at_chance(study_name: str, cell_id: str, before: dict[str, Any], after: dict[str, Any],
-                       results: dict[str, Any], tolerance: Tolerance) -> int:
+def new_runs_at_chance(study_name: str, cell_id: str, before: dict[str, Any], after: dict[str, Any], classes: int,
+                       tolerance: Tolerance) -> int:
     """How many of a cell's runs ended at chance where it learns and every baseline run learned: a seed that
     diverged, which a cell's prediction bound proves only far below runs of small spread."""
-    study, classes = get_study(study_name), results.get("classes", 10)
+    study = get_study(study_name)
     if study.cell(cell_id).level in study.bimodal_levels:
         return 0
     if any(at_chance(a, c, classes, tolerance) for a, c in zip(before["accuracy"], before["collapsed"])):
