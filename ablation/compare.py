@@ -516,7 +516,7 @@ def summary(comparison: Comparison) -> str:
     timed = (f"{len(slow)} of {judged} timed studies slower than x{comparison.throughput_limit:.2f} of the baseline"
              if judged else "no study timed")
     shifts = f"{len(shifted)} of {len(comparison.shifts)} study shifts" if comparison.shifts else "no study shift"
-    head = (f"{len(comparison.drifts)} cells compared: {len(worse)} outside their band, {len(moved)} loss metrics "
+    head = (f"{plural(len(comparison.drifts), 'cell')} compared: {len(worse)} outside their band, {len(moved)} loss metrics "
             f"moved, {shifts}, {timed} (alarm budget "
             f"{tolerance.alarm_budget * 100:.3g}% per {comparison.per}: a decision fails at adjusted p < "
             f"{tolerance.alarm_budget:.3g}; sd floor {tolerance.sd_floor} points; "

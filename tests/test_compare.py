@@ -249,6 +249,11 @@ def test_cells_only_one_file_holds_are_named_not_silently_left_out(capsys, tmp_p
             "sigmoid_vs_relu[blocks=7-sigmoid], ...") in out
     code, out, _ = compare(capsys, tmp_path / "cut.json", BENCH)
     assert "note: 7 cells only in the current file, not compared: " in out
+    results["studies"] = {"sigmoid_vs_relu": dict(results["studies"]["sigmoid_vs_relu"],
+                                                  cells={"blocks=4-relu": cells["blocks=4-relu"]})}
+    (tmp_path / "one.json").write_text(json.dumps(results))
+    code, out, _ = compare(capsys, BENCH, tmp_path / "one.json")
+    assert "\n1 cell compared: 0 outside their band" in out and "32 cells only in the baseline" in out
 
 
 def test_a_study_too_small_for_its_shift_test_says_why_it_has_none(capsys, tmp_path):
