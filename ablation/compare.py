@@ -269,7 +269,7 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
     if tolerance.same_training and not exact:
         compared = sum(len(set(d.baseline["seeds"]) & set(d.current["seeds"])) for d in drifts)
         notes.append(f"--same-training without --deterministic on both sides: numerics are held to the floor of GPU "
-                     f"nondeterminism, which an unchanged pair of this size ({compared} replicates compared) crosses "
+                     f"nondeterminism, which an unchanged pair of this size ({plural(compared, 'replicate')} compared) crosses "
                      f"at most about {floor_crossed(compared):.0%} of the time (docs/statistics.md); train both with "
                      "--deterministic for a bitwise gate")
     unequal = [s for s in shifts if s.metric == "accuracy" and s.test == "pooled"
@@ -458,7 +458,7 @@ def not_timed(baseline: dict[str, Any], current: dict[str, Any], before: list[di
     shared = sharing_the_device(baseline), sharing_the_device(current)
     if shared[0] != shared[1]:
         (base_shards, base_cells), (shards, cells) = shared
-        return (f"other cells shared the device (the baseline's bench: {len(base_cells)} cells in "
+        return (f"other cells shared the device (the baseline's bench: {plural(len(base_cells), 'cell')} in "
                 f"{plural(base_shards, 'shard')}; this one: {len(cells)} in {shards})")
     if min(training_seconds(before), training_seconds(after)) < MIN_TIMED_S:
         return f"under {MIN_TIMED_S:.0f} s of training"

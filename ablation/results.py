@@ -272,7 +272,7 @@ def _damaged(cell: dict[str, Any]) -> str | None:
         return "seeds is not a list of whole numbers"
     for key in PER_REPLICATE:
         if key in cell and not (isinstance(cell[key], list) and len(cell[key]) == len(cell["seeds"])):
-            return f"has {len(cell['seeds'])} seeds but {key} is not a list of as many values"
+            return f"has {plural(len(cell['seeds']), 'seed')} but {key} is not a list of as many values"
     losses = [cell.get("final_loss"), cell.get("test_loss"), *(cell.get("train_loss_curve") or ())]
     if not all(isinstance(values, list) and all(_real(v) for v in values) for values in losses if values is not None):
         return "has a loss that is not a number (NaN and Infinity, a diverged run's, are numbers; null is not)"
