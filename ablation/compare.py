@@ -22,7 +22,8 @@ from typing import Any
 
 from ablation.numerics import (Numerics, compare_replicates, deterministic, floor_crossed, same_training,
                                why_no_verdict)
-from ablation.results import ResultsError, plural, render, sharing_the_device, training_mode, training_seconds
+from ablation.results import (ResultsError, planted_fault, plural, render, sharing_the_device, training_mode,
+                              training_seconds)
 from ablation.stats import paired_t, pooled_t, t_quantile, t_sf
 from ablation.studies import get_study
 from ablation.verdict import (LOSS_METRICS, Tolerance, Verdict, at_chance, band, check_against_baseline, equivalent,
@@ -269,9 +270,9 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
     if tolerance.same_training and not exact:
         compared = sum(len(set(d.baseline["seeds"]) & set(d.current["seeds"])) for d in drifts)
         notes.append(f"--same-training without --deterministic on both sides: numerics are held to the floor of GPU "
-                     f"nondeterminism, which an unchanged pair of this size ({plural(compared, 'replicate')} compared) crosses "
-                     f"at most about {floor_crossed(compared):.0%} of the time (docs/statistics.md); train both with "
-                     "--deterministic for a bitwise gate")
+                     f"nondeterminism, which an unchanged pair of this size ({plural(compared, 'replicate')} "
+                     f"compared) crosses at most about {floor_crossed(compared):.0%} of the time "
+                     "(docs/statistics.md); train both with --deterministic for a bitwise gate")
     unequal = [s for s in shifts if s.metric == "accuracy" and s.test == "pooled"
                and max(s.seeds) >= UNEQUAL_SEEDS * min(s.seeds)]
     if unequal:
@@ -297,7 +298,9 @@ def unjudged_notes(baseline: dict[str, Any], current: dict[str, Any], drifts: li
                    tolerance: Tolerance) -> list[str]:
     """What a comparison could not judge or prove, each a note: cells only one file holds, runs at chance in cells
     that still passed, losses that are not finite, studies too small for a shift test."""
-    notes = []
+    notes = [f"{holder} was trained with a planted fault, {fault} (bench/faults.py), not as the code trains"
+             for holder, results in (("the baseline", baseline), ("the current file", current))
+             if (fault := planted_fault(results))]
     for side, other, holder in ((baseline, current, "the baseline"), (current, baseline, "the current file")):
         if alone := only_in(side, other):
             shown = ", ".join(alone[:4]) + (", ..." if len(alone) > 4 else "")
@@ -516,8 +519,8 @@ def summary(comparison: Comparison) -> str:
     timed = (f"{len(slow)} of {judged} timed studies slower than x{comparison.throughput_limit:.2f} of the baseline"
              if judged else "no study timed")
     shifts = f"{len(shifted)} of {len(comparison.shifts)} study shifts" if comparison.shifts else "no study shift"
-    head = (f"{plural(len(comparison.drifts), 'cell')} compared: {len(worse)} outside their band, {len(moved)} loss metrics "
-            f"moved, {shifts}, {timed} (alarm budget "
+    head = (f"{plural(len(comparison.drifts), 'cell')} compared: {len(worse)} outside their band, {len(moved)} loss "
+            f"metrics moved, {shifts}, {timed} (alarm budget "
             f"{tolerance.alarm_budget * 100:.3g}% per {comparison.per}: a decision fails at adjusted p < "
             f"{tolerance.alarm_budget:.3g}; sd floor {tolerance.sd_floor} points; "
             f"hardware allowance ±{tolerance.hardware:g} points){numerics}")

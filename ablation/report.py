@@ -10,8 +10,8 @@ import pandas as pd
 
 from ablation.findings import FINDINGS
 from ablation.power import power_rows, power_table
-from ablation.results import (NOT_JUDGED, ResultsError, mean_sd, measured_text, ordered_studies, read_results, render,
-                              short_commit, used_cuda_graphs)
+from ablation.results import (NOT_JUDGED, ResultsError, mean_sd, measured_text, ordered_studies, planted_fault,
+                              read_results, render, short_commit, used_cuda_graphs)
 from ablation.stats import level_shift
 from ablation.studies import get_study
 from ablation.verdict import Tolerance, check_against_baseline, check_documented, for_baseline
@@ -119,6 +119,9 @@ def markdown_report(results: dict[str, Any], tolerance: Tolerance = Tolerance())
              f" · {results['created']}", ""]
     if not judged_profile:
         lines += [NOT_JUDGED.format(profile=results["profile"]), ""]
+    if fault := planted_fault(results):
+        lines += [f"Trained with a planted fault, {fault} (bench/faults.py): what the bench catches of it, not what "
+                  "the code trains.", ""]
     for name, entry in ordered_studies(results):
         study = get_study(name)
         rows = []

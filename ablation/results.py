@@ -181,6 +181,11 @@ def sharing_the_device(results: dict[str, Any]) -> tuple[int, set[str]] | None:
     return shards, {f"{study}[{cell}]" for study, entry in results["studies"].items() for cell in entry["cells"]}
 
 
+def planted_fault(results: dict[str, Any]) -> str | None:
+    """The bug a bench run planted on purpose (--plant-fault NAME), or None."""
+    return (results.get("bench") or {}).get("fault")
+
+
 def plural(n: int, noun: str) -> str:
     """"1 cell", "2 cells"."""
     return f"{n} {noun}{'s' * (n != 1)}"

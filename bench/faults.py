@@ -118,7 +118,7 @@ def detection_report(paths: list[str], baseline_path: str | None = None) -> str:
     whether anything failed the run; then per fault, how many of its runs were caught and its mean effect."""
     from ablation.compare import compare
     from ablation.findings import FINDINGS
-    from ablation.results import read_results
+    from ablation.results import planted_fault, read_results
     from ablation.verdict import Tolerance, check_documented
 
     tolerance = Tolerance()
@@ -131,7 +131,7 @@ def detection_report(paths: list[str], baseline_path: str | None = None) -> str:
         results = read_results(path)
         documented = check_documented(results, tolerance)
         findings = [ok for ok in (f.judge(results, tolerance)[0] for f in FINDINGS) if ok is not None]
-        fault = (results.get("bench") or {}).get("fault") or "none"
+        fault = planted_fault(results) or "none"
         caught = any(not v.passed for v in documented) or False in findings
         columns = ["-"] * 5
         effects = {}

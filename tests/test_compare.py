@@ -57,6 +57,9 @@ def test_a_cell_out_of_its_band_fails_with_its_band_and_adjusted_p(capsys):
     row = next(line for line in out.splitlines() if line.startswith("sigmoid_vs_relu ") and "blocks=1-relu" in line)
     assert row.split()[2:9] == ["21.95", "29.27", "+7.32", "15.86", "-", "28.05", "1.7e-05"] and "CHANGED: higher" in row
     assert "- sigmoid_vs_relu[blocks=1-relu]: CHANGED: higher: mean of 5 replicates 29.27 vs reference 21.95" in out
+    assert "note: the current file was trained with a planted fault, lr_times_10 (bench/faults.py)" in out
+    assert ("note: replicates at chance where every baseline run learned (a seed that diverged?): "
+            "sigmoid_vs_relu[blocks=7-sigmoid] (1 of 5)") in out  # a learning rate x10 diverged one seed
 
 
 def test_a_rise_beyond_the_band_is_named_a_change_not_a_regression(capsys, tmp_path):

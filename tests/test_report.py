@@ -125,6 +125,14 @@ def test_the_example_report_in_docs_is_what_report_prints_for_its_recorded_run()
     assert markdown_report(read_results(RECORDED / "h200-bench-1018f58.json")) == example.read_text()
 
 
+def test_a_report_of_a_planted_fault_run_says_so_before_its_verdicts():
+    text = markdown_report(read_results(RECORDED / "h200-fault-lr_times_10.json")).splitlines()
+    assert text[4] == ("Trained with a planted fault, lr_times_10 (bench/faults.py): what the bench catches of it, "
+                       "not what the code trains.")
+    assert not any("planted fault" in line for line in markdown_report(read_results(RECORDED / "h200-bench.json"))
+                   .splitlines())
+
+
 def test_history_marks_drift_from_the_run_before(tmp_path):
     for name, created in (("h200-bench", "2026-11-26T05:42"), ("h200-repeat", "2026-11-26T05:46"),
                           ("h200-fault-lr_times_10", "2026-11-26T05:50")):
