@@ -137,7 +137,7 @@ def build_parser(prog: str = "python -m ablation") -> argparse.ArgumentParser:
     power.add_argument("--target-shift", type=above_zero, metavar="POINTS",
                        help="also the replicates per cell that detect this accuracy shift (default: none)")
     power.add_argument("--markdown", action="store_true", help="print a Markdown table")
-    power.add_argument("--json", action="store_true", help="print JSON")
+    power.add_argument("--json", action="store_true", help="print strict JSON (null for a number that is not finite)")
 
     compare = commands.add_parser("compare", help="drift between two results files, per cell and per study; "
                                   "exit 1 on a regression")
@@ -145,8 +145,8 @@ def build_parser(prog: str = "python -m ablation") -> argparse.ArgumentParser:
     compare.add_argument("current", help="results JSON to check")
     compare.add_argument("--markdown", metavar="FILE", help="also write the drift table as Markdown (a CI comment)")
     compare.add_argument("--json", action="store_true",
-                         help="print the whole comparison as JSON (per cell and metric: verdict, band, p-values, "
-                              "numerics) instead of the tables")
+                         help="print the whole comparison as strict JSON (per cell and metric: verdict, band, "
+                              "p-values, numerics; null for a number that is not finite) instead of the tables")
     add_tolerance_options(compare.add_argument)
     add_tolerance_options(run.add_argument)
     return parser
