@@ -26,8 +26,8 @@ from ablation.results import (ResultsError, planted_fault, plural, render, shari
                               training_seconds)
 from ablation.stats import paired_t, pooled_t, t_quantile, t_sf
 from ablation.studies import get_study
-from ablation.verdict import (LOSS_METRICS, Tolerance, Verdict, at_chance, band, check_against_baseline, equivalent,
-                              for_baseline, of_seeds, pair_by_seed, paired_band)
+from ablation.verdict import (LOSS_METRICS, Tolerance, Verdict, band, check_against_baseline, equivalent, for_baseline,
+                              of_seeds, pair_by_seed, paired_band)
 
 # The sd of log(study images/s ratio) between unchanged reruns trained the same way on one H200: 6 ratios, from
 # h200-bench vs h200-repeat (the bench, eager, -n 2) and h200-run-side-by-side vs its no-bytecode rerun.
@@ -264,7 +264,7 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
             before, after = ([files["cells"][c] for c in cells] for files in (base, cur))
             why_not = not_timed(baseline, current, before, after)
             throughputs.append(judge_throughput(name, before, after, limit, why_not))
-    notes += unjudged_notes(baseline, current, drifts, shifts, tolerance)
+    notes += unjudged_notes(baseline, current, drifts, shifts)
     if not no_numerics and any(d.numerics is None for d in drifts):
         notes.append("no numerics verdict where the cells share no seed")
     if tolerance.same_training and not exact:
@@ -294,8 +294,8 @@ def judge_cell_metrics(study_name: str, cell_id: str, before: dict[str, Any], af
                  if all(v is not None and len(v) > 1 for v in (metric_values(before, m), metric_values(after, m))))
 
 
-def unjudged_notes(baseline: dict[str, Any], current: dict[str, Any], drifts: list[Drift], shifts: list[StudyShift],
-                   tolerance: Tolerance) -> list[str]:
+def unjudged_notes(baseline: dict[str, Any], current: dict[str, Any], drifts: list[Drift],
+                   shifts: list[StudyShift]) -> list[str]:
     """What a comparison could not judge or prove, each a note: cells only one file holds, runs at chance in cells
     that still passed, losses that are not finite, studies too small for a shift test."""
     notes = [f"{holder} was trained with a planted fault, {fault} (bench/faults.py), not as the code trains"
@@ -309,11 +309,10 @@ def unjudged_notes(baseline: dict[str, Any], current: dict[str, Any], drifts: li
     unproven, not_finite = [], []
     for d in drifts:
         study, cell = d.verdict.study, d.verdict.cell
-        classes = current["studies"][study].get("classes", 10)
-        if d.verdict.passed and (collapsed := new_runs_at_chance(study, cell, d.baseline, d.current, classes,
-                                                                 tolerance)):
-            unproven.append(f"{study}[{cell}] ({collapsed} of {len(d.current['accuracy'])})")
-        loss = [metric for metric in LOSS_METRICS if metric in diverged(d.baseline) + diverged(d.current)]
+        if d.verdict.passed and d.verdict.unproven_at_chance:
+            unproven.append(f"{study}[{cell}] ({d.verdict.unproven_at_chance} of {len(d.current['accuracy'])})")
+        either = set(diverged(d.baseline)) | set(diverged(d.current))
+        loss = [metric for metric in LOSS_METRICS if metric in either]
         if loss and judges_losses(study, cell, same_device):
             not_finite.append(f"{study}[{cell}] ({', '.join(loss)})")
     if unproven:
@@ -336,18 +335,6 @@ def only_in(results: dict[str, Any], other: dict[str, Any]) -> list[str]:
     interrupted run, a selection of cells, a study only one file trained)."""
     return [f"{name}[{cell_id}]" for name, entry in results["studies"].items() for cell_id in entry["cells"]
             if cell_id not in other["studies"].get(name, {}).get("cells", {})]
-
-
-def new_runs_at_chance(study_name: str, cell_id: str, before: dict[str, Any], after: dict[str, Any], classes: int,
-                       tolerance: Tolerance) -> int:
-    """How many of a cell's runs ended at chance where it learns and every baseline run learned: a seed that
-    diverged, which a cell's prediction bound proves only far below runs of small spread."""
-    study = get_study(study_name)
-    if study.cell(cell_id).level in study.bimodal_levels:
-        return 0
-    if any(at_chance(a, c, classes, tolerance) for a, c in zip(before["accuracy"], before["collapsed"])):
-        return 0
-    return sum(at_chance(a, c, classes, tolerance) for a, c in zip(after["accuracy"], after["collapsed"]))
 
 
 def judges_losses(study_name: str, cell_id: str, same_device: bool) -> bool:

@@ -129,6 +129,9 @@ class Verdict:
     equivalent: bool | None = None  # within the cell margin (TOST on its band); None: no band to judge it by
     paired: bool = False  # the band was judged on per-seed differences (paired_band)
     share_changed: bool = False  # failed by the share of runs at chance (a bimodal cell's Fisher test)
+    # runs at chance in a cell whose runs learn, where every reference run learned, that the prediction bound did not
+    # prove a regression (a seed that diverged?; docs/statistics.md): compare names the cell in a note
+    unproven_at_chance: int = 0
 
     def message(self, record: dict[str, Any], reference_runs: list[float]) -> str:
         runs = ", ".join(f"{a:.2f}{' (collapsed)' if c else ''}"
@@ -255,9 +258,11 @@ def check_cell(study_name: str, cell_id: str, record: dict[str, Any], reference:
         p, test_alpha = min((chance_p, chance_alpha), (band_p, alpha), key=lambda test: test[0] / test[1])
         return Verdict(study_name, cell_id, passed, reference_mean, measured, *limits, reason, p,
                        min(1.0, p * tolerance.alarm_budget / test_alpha), False if not passed else same, paired,
-                       share_changed)
+                       share_changed, unproven)
 
+    unproven = 0
     if not bimodal and any(failed) and len(learned_reference) == len(reference):
+        unproven = sum(failed)
         chance_p = chance_run_p(reference, values, tolerance, copy)
         if chance_p < chance_alpha:
             return verdict(False, statistics.fmean(reference), mean,
