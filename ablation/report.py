@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -190,8 +191,8 @@ def history(directory: str | Path, tolerance: Tolerance = Tolerance(),
     files.sort(key=lambda file: file[1]["created"])
     runs = [results for _, results in files]
     labels = [f"{r['created'][:16]} {short_commit(r['environment'])}".strip() for r in runs]
-    # runs of one commit made in the same minute are told apart by their file's name
-    columns = [f"{label} {path.name}" if labels.count(label) > 1 else label for label, (path, _) in zip(labels, files)]
+    repeated = Counter(labels)  # runs of one commit made in the same minute are told apart by their file's name
+    columns = [f"{label} {path.name}" if repeated[label] > 1 else label for label, (path, _) in zip(labels, files)]
     table, series = _history_table(runs, columns, tolerance)
     shifts = _level_shifts(series, min_shift)
     newest = runs[-1]
