@@ -358,7 +358,9 @@ def bench(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> Bench:
         _need_gpu(pytestconfig)
     baseline = pytestconfig.getoption("baseline") and read_results(pytestconfig.getoption("baseline"))
     config = _bench_config(pytestconfig)
-    cache = CellCache(Path(os.environ[SESSION_ENV]), config)
+    trained = trained_cells(request.session.items)
+    cache = CellCache(Path(os.environ[SESSION_ENV]), config,
+                      {study: entry["cells"] for study, entry in trained.items()})
     try:  # data that cannot be had (offline download, say): one line per test, not a traceback
         cache.dataset(config.data)
         problem = None
@@ -367,7 +369,7 @@ def bench(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> Bench:
     if problem:
         pytest.fail(problem, pytrace=False)
     return Bench(cache, _tolerance(pytestconfig), uses_data_copy(config.data), baseline,
-                 pytestconfig.getoption("min_throughput"), trained_cells(request.session.items))
+                 pytestconfig.getoption("min_throughput"), trained)
 
 
 _merged: dict[str, Any] = {}

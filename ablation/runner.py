@@ -77,7 +77,7 @@ def run_study(
     (train_side_by_side); None: the study's own number (Study.side_by_side) on CUDA unless fuse is False, else 1.
     """
     if side_by_side is None:
-        side_by_side = study.side_by_side if device.type == "cuda" and fuse is not False else 1
+        side_by_side = cells_at_once(study, device, fuse)
     if side_by_side > 1 and fuse is False:
         raise ValueError("cells side by side train their replicates fused, so fuse=False needs side_by_side=1")
     hp = study.settings(profile)
@@ -92,21 +92,8 @@ def run_study(
         else:  # the group's cells take their epochs together: the first one's stand for all
             label = prefixes[first] if len(group) == 1 else f"[{study.name} {first + 1}-{group[-1] + 1}/{len(cells)}]"
             progress = [_heartbeat(label, log) if log else None] + [None] * (len(group) - 1)
-        try:
-            if len(group) == 1:
-                group_results = [run_cell(study, cells[first], data, replicates, profile, fuse, progress[0], graphs)]
-            else:
-                group_results = train_side_by_side([
-                    CellTraining(study, cells[i], data, study.seeds(replicates), profile, progress=shown,
-                                 graphs=graphs)
-                    for i, shown in zip(group, progress)])
-        except torch.cuda.OutOfMemoryError:
-            beside = f", {len(group)} cells at once" if len(group) > 1 else ""
-            fewer = "--side-by-side 1 (one cell at a time) or fewer --replicates" if len(group) > 1 else \
-                "fewer --replicates"
-            raise OutOfDeviceMemory(
-                f"out of {device.type} memory training {study.name} {', '.join(cells[i].id for i in group)} "
-                f"({plural(replicates, 'replicate')}{beside}); train fewer at once: {fewer}") from None
+        group_results = train_group(study, [cells[i] for i in group], data, replicates, profile, fuse, graphs,
+                                    progress)
         for i, result in zip(group, group_results):
             record = cell_record(study, cells[i].id, result, profile)
             entry["cells"][cells[i].id] = record
@@ -118,6 +105,33 @@ def run_study(
                 log(f"{prefixes[i]}: {measured_text(record, data.classes)}  {result.wall_s:.1f} s{beside}, "
                     f"{result.images_per_s:,.0f} img/s")
     return entry
+
+
+def cells_at_once(study: Study, device: torch.device, fuse: bool | None = None) -> int:
+    """How many of the study's cells train side by side by default: the study's own number on CUDA (where each
+    gets a stream), unless replicates are not fused; elsewhere one at a time."""
+    return study.side_by_side if device.type == "cuda" and fuse is not False else 1
+
+
+def train_group(study: Study, cells: list[Cell], data: DeviceData, replicates: int, profile: str = "full",
+                fuse: bool | None = None, graphs: bool = False,
+                progress: list[Progress | None] | None = None) -> list[CellResult]:
+    """Train the cells at once (train_side_by_side), or a lone cell as run_cell does; ``progress``: one per cell.
+    Out of device memory, says what was training and what to train fewer of (OutOfDeviceMemory)."""
+    progress = progress or [None] * len(cells)
+    try:
+        if len(cells) == 1:
+            return [run_cell(study, cells[0], data, replicates, profile, fuse, progress[0], graphs)]
+        return train_side_by_side([CellTraining(study, cell, data, study.seeds(replicates), profile, progress=shown,
+                                                graphs=graphs) for cell, shown in zip(cells, progress)])
+    except torch.cuda.OutOfMemoryError:
+        device = data.train_x.device
+        beside = f", {len(cells)} cells at once" if len(cells) > 1 else ""
+        fewer = "--side-by-side 1 (one cell at a time) or fewer --replicates" if len(cells) > 1 else \
+            "fewer --replicates"
+        raise OutOfDeviceMemory(
+            f"out of {device.type} memory training {study.name} {', '.join(cell.id for cell in cells)} "
+            f"({plural(replicates, 'replicate')}{beside}); train fewer at once: {fewer}") from None
 
 
 def _heartbeat(label: str, log: Callable[[str], None]) -> Progress:

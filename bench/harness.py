@@ -2,7 +2,10 @@
 
 Cell tests and findings tests both ask ``CellCache.get`` for a cell; the first
 asker trains it (holding a file lock), every later one, on any worker, reads
-the stored record.  At the end of the session the records are merged into one
+the stored record.  Cells train as `run` trains them: on CUDA, the cells of a
+study that this session trains go side by side in groups of the study's own
+number (runner.cells_at_once), so that the first asker of a cell trains its
+whole group.  At the end of the session the records are merged into one
 results file of the command line's schema.
 """
 
@@ -13,14 +16,14 @@ import fcntl
 import json
 import subprocess
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import pytest
 import torch
 
 from ablation.data import Dataset, load_dataset
 from ablation.results import add_study, cell_record, new_results, ordered_studies, write_json
-from ablation.runner import run_cell
+from ablation.runner import cells_at_once, train_group
 from ablation.studies import Study, get_study
 from ablation.train import DeviceData, prepare
 from bench.faults import FAULTS
@@ -66,35 +69,59 @@ class BenchConfig:
 
 
 class CellCache:
-    """Cell records on disk, trained once per bench session whichever worker asks first."""
+    """Cell records on disk, trained once per bench session whichever worker asks first.
 
-    def __init__(self, directory: Path, config: BenchConfig) -> None:
+    ``session_cells``: per study, the cells this bench session trains (conftest.trained_cells), which decide the
+    groups that train side by side; a cell outside them trains alone.
+    """
+
+    def __init__(self, directory: Path, config: BenchConfig,
+                 session_cells: dict[str, Iterable[str]] | None = None) -> None:
         self.directory = directory
         self.config = config
+        self.session_cells = {study: set(cells) for study, cells in (session_cells or {}).items()}
         self._datasets: dict[str, Dataset] = {}
         self._device_data: dict[str, DeviceData] = {}
         directory.mkdir(parents=True, exist_ok=True)
 
     def get(self, name: str, cell_id: str, timed: Callable[[Callable[[], Any]], Any] = lambda f: f()) -> dict[str, Any]:
-        """The stored record of a cell; trains it (through ``timed``, e.g. pytest-benchmark) if nobody has."""
-        path = self.directory / f"{name}[{cell_id}].json"
-        with open(self.directory / f"{path.name}.lock", "w") as lock:
+        """The stored record of a cell; trains its group (through ``timed``, e.g. pytest-benchmark) if nobody has."""
+        group = self.group_of(name, cell_id)
+        path = self._path(name, cell_id)
+        with open(self.directory / f"{self._path(name, group[0]).name}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not path.exists():
-                write_json(timed(lambda: self._train(name, cell_id)), path)
+                for stored in timed(lambda: self._train(name, group)):
+                    write_json(stored, self._path(name, stored["cell"]))
         return json.loads(path.read_text())
 
-    def _train(self, name: str, cell_id: str) -> dict[str, Any]:
+    def group_of(self, name: str, cell_id: str) -> list[str]:
+        """The cells that train together with ``cell_id``: this session's cells of the study, in the study's order,
+        in groups of runner.cells_at_once."""
+        study = get_study(name)
+        ours = [cell.id for cell in study.cells if cell.id in self.session_cells.get(name, ())]
+        if cell_id not in ours:
+            return [cell_id]
+        at_once = cells_at_once(study, torch.device(self.config.device))
+        first = ours.index(cell_id) // at_once * at_once
+        return ours[first:first + at_once]
+
+    def _path(self, name: str, cell_id: str) -> Path:
+        return self.directory / f"{name}[{cell_id}].json"
+
+    def _train(self, name: str, cell_ids: list[str]) -> list[dict[str, Any]]:
         study = self.config.study(name)
         device = torch.device(self.config.device)
         data = self._study_data(study, device)
-        result = run_cell(study, study.cell(cell_id), data, study.replicates_for(self.config.replicates),
-                          self.config.profile, graphs=self.config.graphs)
+        results = train_group(study, [study.cell(c) for c in cell_ids], data,
+                              study.replicates_for(self.config.replicates), self.config.profile,
+                              graphs=self.config.graphs)
         scratch = new_results(device, self.config.data, self.config.profile)
         entry = add_study(scratch, study, self.config.profile, self._source(study), data.checksum, data.classes)
         entry.pop("cells")
-        return {"study": name, "cell": cell_id, "entry": entry, "environment": scratch["environment"],
-                "record": cell_record(study, cell_id, result, self.config.profile)}
+        return [{"study": name, "cell": cell_id, "entry": entry, "environment": scratch["environment"],
+                 "record": cell_record(study, cell_id, result, self.config.profile)}
+                for cell_id, result in zip(cell_ids, results)]
 
     def _source(self, study: Study) -> str:
         return self.config.data_cifar100 if study.dataset == "cifar100" else self.config.data

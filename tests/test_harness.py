@@ -28,23 +28,65 @@ def test_a_cell_is_trained_once_however_often_and_by_whichever_worker_it_is_aske
     """Cell tests and findings ask for the same cells; two caches on one folder stand for two xdist workers."""
     trained = []
 
-    def train(cache, name, cell_id):
-        trained.append((name, cell_id))
-        return {"record": cell_id}
+    def train(cache, name, cell_ids):
+        trained.append((name, cell_ids))
+        return [{"cell": cell_id, "record": cell_id} for cell_id in cell_ids]
 
     monkeypatch.setattr(CellCache, "_train", train)
     config = BenchConfig(data="synthetic", data_cifar100="synthetic:100", device="cpu", profile="smoke",
                          replicates=1, seed_offset=0, fault=None)
     first, second = CellCache(tmp_path, config), CellCache(tmp_path, config)
     asked = [cache.get("sigmoid_vs_relu", "blocks=1-relu") for cache in (first, second, first)]
-    assert asked == [{"record": "blocks=1-relu"}] * 3 and trained == [("sigmoid_vs_relu", "blocks=1-relu")]
+    assert asked == [{"cell": "blocks=1-relu", "record": "blocks=1-relu"}] * 3
+    assert trained == [("sigmoid_vs_relu", ["blocks=1-relu"])]
 
 
-def test_the_cifar100_variant_trains_on_the_bench_data_for_100_classes(tmp_path):
+ORDER = "conv_activation_norm_position"
+SESSION = {ORDER: ["order=conv_bn_relu", "order=conv_relu_bn", "order=conv_leakyrelu_bn"],
+           "sigmoid_vs_relu": ["blocks=1-relu"]}
+
+
+def test_the_first_asker_of_a_cell_trains_its_group_and_every_worker_reads_it(tmp_path, monkeypatch):
+    """As `run` does on CUDA: the session's cells of a study in the study's order, in groups of the study's number
+    at once (2 here), and a cell the session does not train alone."""
+    trained = []
+
+    def train(cache, name, cell_ids):
+        trained.append(cell_ids)
+        return [{"cell": cell_id, "record": cell_id} for cell_id in cell_ids]
+
+    monkeypatch.setattr(CellCache, "_train", train)
+    monkeypatch.setattr("bench.harness.cells_at_once", lambda study, device: 2)
     config = BenchConfig(data="synthetic", data_cifar100="synthetic:100", device="cpu", profile="smoke",
                          replicates=1, seed_offset=0, fault=None)
-    stored = CellCache(tmp_path, config).get("batchnorm_vs_groupnorm_cifar100", "batch_size=128-groupnorm")
-    assert (stored["entry"]["data"], stored["entry"]["classes"]) == ("synthetic:100", 100)
+    first, second = CellCache(tmp_path, config, SESSION), CellCache(tmp_path, config, SESSION)
+    second.get(ORDER, "order=conv_relu_bn")
+    first.get(ORDER, "order=conv_bn_relu")
+    first.get(ORDER, "order=conv_leakyrelu_bn")
+    first.get("batchnorm_vs_groupnorm", "batch_size=2-batchnorm")
+    assert trained == [["order=conv_bn_relu", "order=conv_relu_bn"], ["order=conv_leakyrelu_bn"],
+                       ["batch_size=2-batchnorm"]]
+    assert second.get(ORDER, "order=conv_bn_relu") == {"cell": "order=conv_bn_relu", "record": "order=conv_bn_relu"}
+    assert len(trained) == 3
+
+
+def test_cells_trained_side_by_side_are_recorded_as_trained_alone_but_for_their_shared_time(tmp_path, monkeypatch):
+    """A bench group of three norm-study cells (on the CPU each step in turn, as on CUDA streams; batches at which
+    the CPU fuses replicates too) against each cell trained by itself: the same training, each record saying
+    that it shared its time."""
+    norm = "batchnorm_vs_groupnorm"
+    cells = ["batch_size=8-groupnorm", "batch_size=16-batchnorm", "batch_size=32-groupnorm"]
+    config = BenchConfig(data="synthetic", data_cifar100="synthetic:100", device="cpu", profile="smoke",
+                         replicates=2, seed_offset=0, fault=None)
+    alone = {c: CellCache(tmp_path / "alone", config).get(norm, c)["record"] for c in cells}
+    monkeypatch.setattr("bench.harness.cells_at_once", lambda study, device: 3)
+    grouped = CellCache(tmp_path / "grouped", config, {norm: cells})
+    together = {c: grouped.get(norm, c)["record"] for c in cells}
+    for cell in cells:
+        assert together[cell]["accuracy"] == alone[cell]["accuracy"]
+        assert together[cell]["final_loss"] == alone[cell]["final_loss"]
+        assert (together[cell]["side_by_side"], alone[cell]["side_by_side"]) == (3, 1)
+    assert len({record["wall_s"] for record in together.values()}) == 1
 
 
 def bench(tmp_path, *args):
