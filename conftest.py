@@ -307,9 +307,17 @@ def _bench_config(config: pytest.Config):
         profile=config.getoption("bench_profile"), replicates=config.getoption("replicates"),
         seed_offset=config.getoption("seed_offset"), fault=config.getoption("plant_fault"),
         graphs=config.getoption("bench_device") == "cuda" and not config.getoption("no_cuda_graphs"),
-        workers=getattr(config.option, "numprocesses", None) or 0,
+        workers=_workers(config),
         shard=config.getoption("shard"),
     )
+
+
+def _workers(config: pytest.Config) -> int:
+    """The xdist workers sharing the device (0: none), as the controller and each worker know it (a worker's own
+    -n option is not set)."""
+    if _worker_id(config):
+        return int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    return getattr(config.option, "numprocesses", None) or 0
 
 
 def _tolerance(config: pytest.Config):

@@ -206,6 +206,17 @@ def test_bench_on_cpu_under_xdist_writes_one_results_file(tmp_path, tiny_npz):
     assert documented.split()[:7] == ["conv_activation_norm_position", "documented", "table,", "median", "cell", "2",
                                       "band"]  # against 3 documented runs: a spread, so a drop to state
 
+    # the same bench against that file, relabelled as the full profile's (whose throughput can be timed): the
+    # workers know that they are two, so it is not refused as trained another way, but as too short to time
+    results["profile"] = "full"
+    (tmp_path / "again").mkdir()
+    (tmp_path / "again" / "baseline.json").write_text(json.dumps(results))
+    again = bench(tmp_path / "again", "-n", "2", "--bench-device", "cpu", f"--bench-data={tiny_npz}", "--bench-profile",
+                  "smoke", "--replicates", "2", "-k", "conv_activation_norm_position and throughput",
+                  f"--baseline={tmp_path / 'again' / 'baseline.json'}")
+    skipped = [line for line in again.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert len(skipped) == 1 and "under 5 s of training" in skipped[0], again.stdout[-2000:]
+
 
 def test_bench_without_xdist_reaches_pytest_benchmark_and_refuses_a_baseline_from_other_data(tmp_path, tiny_npz):
     """One session without workers: the cell's training time goes to pytest-benchmark, its seeds follow
