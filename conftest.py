@@ -208,13 +208,19 @@ def pytest_configure(config: pytest.Config) -> None:
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     if not worker:
         _check_bench_inputs(config)
-        os.environ[SESSION_ENV] = tempfile.mkdtemp(prefix="ablation-bench-cells-")
     if config.getoption("plant_fault"):
         FAULTS[config.getoption("plant_fault")].patch()
     if config.getoption("deterministic"):
         from ablation.train import use_deterministic_algorithms
 
         use_deterministic_algorithms()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """On the controller, before xdist starts its workers (which inherit it): the session's cell cache directory.
+    Made here, not at configure, so that `pytest --help` and the like leave none behind."""
+    if not _worker_id(session.config):
+        os.environ[SESSION_ENV] = tempfile.mkdtemp(prefix="ablation-bench-cells-")
 
 
 def _share_cores(workers: int) -> None:

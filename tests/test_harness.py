@@ -166,14 +166,16 @@ class OptionRecorder:
         self.options[name] = settings
 
 
-def test_the_bench_help_says_what_each_planted_fault_breaks_and_every_default():
-    """`pytest --help` as a user reads it (argparse formats every help text: a bare % there would crash it)."""
+def test_the_bench_help_says_what_each_planted_fault_breaks_and_every_default(tmp_path):
+    """`pytest --help` as a user reads it (argparse formats every help text: a bare % there would crash it), and
+    without leaving a bench session's cell directory behind in the temporary folder."""
     from bench.faults import FAULTS
     from conftest import pytest_addoption
 
     shown = subprocess.run([sys.executable, "-m", "pytest", "--help"], cwd=ROOT, capture_output=True, text=True,
-                           timeout=60)
+                           timeout=60, env=dict(os.environ, TMPDIR=str(tmp_path)))
     assert shown.returncode == 0, shown.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == []
     text = " ".join(shown.stdout.split())
     for name, fault in FAULTS.items():
         assert f"{name}: {fault.description}" in text
