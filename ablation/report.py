@@ -12,7 +12,7 @@ import pandas as pd
 from ablation.findings import FINDINGS
 from ablation.power import power_rows, power_table
 from ablation.results import (NOT_JUDGED, ResultsError, mean_sd, measured_text, ordered_studies, planted_fault,
-                              read_results, render, short_commit, used_cuda_graphs)
+                              read_results, render, short_commit, study_data, used_cuda_graphs)
 from ablation.stats import level_shift
 from ablation.studies import get_study
 from ablation.verdict import Tolerance, check_against_baseline, check_documented, for_baseline
@@ -50,15 +50,15 @@ def study_figure(results: dict[str, Any], name: str):
     else:
         _lines(ax, study, entry)
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{study.title}\n{_provenance(results)}", fontsize=10)
+    ax.set_title(f"{study.title}\n{_provenance(results, name)}", fontsize=10)
     ax.legend(fontsize=8, loc="best")
     ax.grid(axis="y", alpha=0.3)
     return figure
 
 
-def _provenance(results: dict[str, Any]) -> str:
+def _provenance(results: dict[str, Any], name: str) -> str:
     env = results["environment"]
-    return (f"{env['device_name']}, data {Path(results['data']).name}, profile {results['profile']}, "
+    return (f"{env['device_name']}, data {Path(study_data(results, name)).name}, profile {results['profile']}, "
             f"torch {env['torch']}")
 
 
@@ -141,8 +141,10 @@ def markdown_report(results: dict[str, Any], tolerance: Tolerance = Tolerance())
                          f"{documented:.2f}" if documented is not None else "-",
                          measured_text(record, entry.get("classes", 10)),
                          f"{mean - documented:+.2f}" if documented is not None else "-", verdict_text])
-        lines += [f"## {study.title} (`{name}`)", "",
-                  render([study.factor, "variant", "documented", "measured", "difference", "verdict"], rows, True), ""]
+        lines += [f"## {study.title} (`{name}`)", ""]
+        if study_data(results, name) != results["data"]:
+            lines += [f"Data: `{study_data(results, name)}`", ""]
+        lines += [render([study.factor, "variant", "documented", "measured", "difference", "verdict"], rows, True), ""]
     if judged_profile and (powers := power_rows(results, tolerance)):
         lines += ["## Power", "", "The smallest shift of a whole study, and of its median cell, that its test "
                   "against a baseline of the same replicate counts and other seeds detects with 80 % probability "

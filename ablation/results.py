@@ -341,6 +341,12 @@ def render(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
     return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in [headers, *rows])
 
 
+def study_data(results: dict[str, Any], name: str) -> str:
+    """The data a study of the file trained on: its own (the CIFAR-100 variant's, beside CIFAR-10 studies), or in
+    files that do not record it, the run's."""
+    return results["studies"][name].get("data", results["data"])
+
+
 def ordered_studies(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """(name, entry) of the studies in a results file, in the registry's order."""
     return [(name, results["studies"][name]) for name in STUDIES if name in results["studies"]]
@@ -370,7 +376,7 @@ def format_results(results: dict[str, Any], fmt: str) -> str:
     blocks = []
     for name, entry in ordered_studies(results):
         study = get_study(name)
-        title = f"{study.title} ({name}), accuracy %, data: {results['data']}, profile: {results['profile']}"
+        title = f"{study.title} ({name}), accuracy %, data: {study_data(results, name)}, profile: {results['profile']}"
         headers, rows = study_rows(name, entry)
         blocks.append(("### " if fmt == "markdown" else "") + title + "\n\n" + render(headers, rows, fmt == "markdown"))
     return "\n\n".join(blocks)

@@ -14,7 +14,7 @@ import pytest
 
 from ablation.cli import main
 from ablation.report import history, markdown_report, plot_results, study_figure
-from ablation.results import read_results
+from ablation.results import format_results, read_results
 from ablation.studies import get_study
 
 RECORDED = Path(__file__).resolve().parent.parent / "bench" / "recorded"
@@ -123,6 +123,22 @@ def test_the_example_report_in_docs_is_what_report_prints_for_its_recorded_run()
     report bench/recorded/h200-bench-1018f58.json --markdown docs/h200-report.md`)."""
     example = RECORDED.parent.parent / "docs" / "h200-report.md"
     assert markdown_report(read_results(RECORDED / "h200-bench-1018f58.json")) == example.read_text()
+
+
+def test_the_variants_report_in_docs_is_what_report_prints_and_names_each_studys_data():
+    """docs/h200-variants-report.md (regenerate it with `python -m ablation report bench/recorded/h200-variants.json
+    --markdown docs/h200-variants-report.md`): the CIFAR-100 variant trained on generated data beside the long
+    variant's CIFAR-10, and its table, section and figure say so."""
+    results = read_results(RECORDED / "h200-variants.json")
+    text = markdown_report(results)
+    assert text == (RECORDED.parent.parent / "docs" / "h200-variants-report.md").read_text()
+    cifar100 = text.split("(`batchnorm_vs_groupnorm_cifar100`)")[1]
+    assert cifar100.startswith("\n\nData: `synthetic:100`\n\n|")
+    assert "Data:" not in text.split("(`batchnorm_vs_groupnorm_cifar100`)")[0]
+    titles = [line for line in format_results(results, "table").splitlines() if "accuracy %, data:" in line]
+    assert [t.split("data: ")[1] for t in titles] == [".gpu-data/cifar10-small.npz, profile: full",
+                                                      "synthetic:100, profile: full"]
+    assert "data synthetic:100," in study_figure(results, "batchnorm_vs_groupnorm_cifar100").axes[0].get_title()
 
 
 def test_a_report_of_a_planted_fault_run_says_so_before_its_verdicts():
