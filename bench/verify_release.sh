@@ -4,8 +4,8 @@
 #   bash bench/verify_release.sh DATA OUT [BASELINE]
 #
 # DATA: cifar10 or a .npz copy of CIFAR-10; OUT: a folder for the logs and results files; BASELINE: a results file
-# made on the same data and device kind (default: bench/recorded/h200-bench-graphs.json, made on the offline
-# copy). Stages, each logged to OUT/NAME.log with its exit status and time in OUT/summary.log:
+# made on the same data and device kind by the bench (default: bench/recorded/h200-bench-side-by-side.json, made on
+# the offline copy). Stages, each logged to OUT/NAME.log with its exit status and time in OUT/summary.log:
 #   preflight   every study on the smoke profile (131 s on 2 CPU cores, most of it evaluating; on a GPU projected at
 #               under a minute): whatever STAGES says, it runs first, and if it fails nothing else does, so that a
 #               broken GPU path costs a minute, not a slot (PREFLIGHT=0 skips it)
@@ -28,25 +28,23 @@
 #   null-K-again  their same-seed reruns; null-rates: bench/null_runs.py's measured false-alarm rates (and
 #               --same-training's on the same-seed pairs)
 #   step-times  milliseconds per step of sample cells, each way of training, torch.compile's too (docs/performance.md)
-#   long-1, long-2  the 100-epoch variant of the norm study (batchnorm_vs_groupnorm_long) in two shards, timed (a
-#               shard's cells finish together, so an overrun loses one shard, not the run); long-merge joins them,
-#               long-report gives the table, verdicts and figure; cifar100  the CIFAR-100 variant's code path on
-#               generated 100-class data (no CIFAR-100 images are reachable offline); variants  the variant bench
-#               (trains the long one again)
-# STAGES="bench fault-lr_times_10" runs only those (patterns too: STAGES="null-*"). The whole script takes about 90
-# minutes of an H200 (the null runs 40 of them, the variants 14); in parts that fit 10-minute slots (times
-# projected), first STAGES="graphs run-all* same-seeds deterministic-* bench" (about 6 minutes: the GPU paths, the
-# curves' nondeterminism floor, --same-training on unchanged pairs, the bench), then STAGES="nightly
-# nightly-again nightly-power" (about 7), STAGES="long-* cifar100" (about 7), STAGES=variants (about 7),
-# STAGES=step-times (a few, with its compiles), STAGES="held-out-2000 held-out-3000 held-out-pair" (about 4), the
-# faults two or three at a time into one OUT (FAULTS="label_noise batchnorm_eps" STAGES="fault-*": their runs,
+#   variants    the variant bench: the 100-epoch variant of the norm study (batchnorm_vs_groupnorm_long) on DATA
+#               and the CIFAR-100 variant on generated 100-class data (no CIFAR-100 images are reachable offline),
+#               timed; variants-report gives their tables, verdicts and figures
+# STAGES="bench fault-lr_times_10" runs only those (patterns too: STAGES="null-*"). The whole script takes about 80
+# minutes of an H200 (the null runs 40 of them); in parts that fit 10-minute slots (H200, measured where said,
+# else projected), first STAGES="graphs run-all* same-seeds deterministic-* bench" (about 6 minutes: the GPU paths,
+# the curves' nondeterminism floor, --same-training on unchanged pairs, the bench: 74 s measured), then
+# STAGES="nightly nightly-again nightly-power" (about 6: a nightly run took 179 s), STAGES="variants*" (460 s
+# measured), STAGES=step-times (a few, with its compiles), STAGES="held-out-2000 held-out-3000 held-out-pair"
+# (about 4), the faults two or three at a time into one OUT (FAULTS="label_noise batchnorm_eps" STAGES="fault-*": their runs,
 # then fault-report of every fault run in OUT), and the null runs five at a time into one OUT (STAGES="null-*"
 # NULL_FIRST=1 NULL_RUNS=5, then NULL_FIRST=6 ...; null-rates judges every pair in OUT). Each part also pays the
 # preflight, unless PREFLIGHT=0 (once it has passed on that machine and commit).
 set -u
 DATA=${1:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
 OUT=${2:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
-BASELINE=${3:-bench/recorded/h200-bench-graphs.json}
+BASELINE=${3:-bench/recorded/h200-bench-side-by-side.json}
 FAULTS=${FAULTS:-"no_normalization lr_times_10 no_scheduler groupnorm_one_group norm_after_activation \
 weight_decay_dropped label_noise batchnorm_eps eval_with_batch_statistics"}
 NULL_RUNS=${NULL_RUNS:-20} NULL_FIRST=${NULL_FIRST:-1} FAULT_SEED_OFFSETS=${FAULT_SEED_OFFSETS:-0}
@@ -133,16 +131,9 @@ if [ ${#null[@]} -gt 0 ]; then
   stage null-rates python3 -m bench.null_runs "${null[@]}" --same-seeds "${again[@]}"
 fi
 stage step-times python3 -m bench.step_times --data "$DATA"
-for k in 1 2; do
-  stage "long-$k" python3 -m ablation run batchnorm_vs_groupnorm_long --shard "$k/2" --data "$DATA" \
-    --out "$OUT/long-$k.json"
-done
-if [ -f "$OUT/long-1.json" ] && [ -f "$OUT/long-2.json" ]; then
-  stage long-merge python3 -m ablation merge "$OUT/long-1.json" "$OUT/long-2.json" -o "$OUT/long.json"
-fi
-if [ -f "$OUT/long.json" ]; then
-  stage long-report python3 -m ablation report "$OUT/long.json" --plot "$OUT/figures" --markdown "$OUT/long.md"
-fi
-stage cifar100 python3 -m ablation run batchnorm_vs_groupnorm_cifar100 --data synthetic:100 --out "$OUT/cifar100.json"
 stage variants "${bench[@]}" --variants --bench-data-cifar100=synthetic:100 -k "long or cifar100" \
   --bench-out="$OUT/variants.json"
+if [ -f "$OUT/variants.json" ]; then
+  stage variants-report python3 -m ablation report "$OUT/variants.json" --plot "$OUT/figures" \
+    --markdown "$OUT/variants.md"
+fi

@@ -47,22 +47,23 @@ def test_stages_by_name_and_pattern_and_null_runs_judged_across_parts(tmp_path):
     assert "--seed-offset 13000" in (out / "null-3.log").read_text()
 
 
-def test_the_variant_stages_report_the_long_run_and_run_cifar100_on_generated_data(tmp_path):
+def test_the_variant_stages_run_the_variant_bench_and_report_it(tmp_path):
+    """The variant bench trains the long variant on DATA and the CIFAR-100 one on generated data; its results file
+    gets the tables, verdicts and figures."""
     out = tmp_path / "out"
-    assert verify(tmp_path, out, STAGES="long-* cifar100 variants", PREFLIGHT="0").returncode == 0
-    assert stages(out) == ["long-1", "long-2", "long-merge", "long-report", "cifar100", "variants"]
-    assert "--shard 2/2" in (out / "long-2.log").read_text()
-    assert f"merge {out}/long-1.json {out}/long-2.json -o {out}/long.json" in (out / "long-merge.log").read_text()
-    assert f"report {out}/long.json --plot {out}/figures" in (out / "long-report.log").read_text()
-    assert "--data synthetic:100" in (out / "cifar100.log").read_text()
+    assert verify(tmp_path, out, STAGES="variants*", PREFLIGHT="0").returncode == 0
+    assert stages(out) == ["variants", "variants-report"]
     variants = (out / "variants.log").read_text()
     assert "-m gpu -n 2" in variants and "--variants --bench-data-cifar100=synthetic:100" in variants
+    assert f"--bench-out={out}/variants.json" in variants
+    assert f"report {out}/variants.json --plot {out}/figures --markdown {out}/variants.md" in (
+        out / "variants-report.log").read_text()
 
 
-def test_one_shard_of_the_long_run_is_not_merged_or_reported(tmp_path):
+def test_without_its_results_file_the_variant_bench_is_not_reported(tmp_path):
     out = tmp_path / "out"
-    assert verify(tmp_path, out, STAGES="long-1 long-merge long-report", PREFLIGHT="0").returncode == 0
-    assert stages(out) == ["long-1"]
+    assert verify(tmp_path, out, STAGES="variants-report", PREFLIGHT="0").returncode == 0
+    assert stages(out) == []
 
 
 def test_a_failed_preflight_runs_nothing_else(tmp_path):
@@ -85,7 +86,7 @@ def test_faults_repeat_with_other_seeds_and_are_tabulated_together(tmp_path):
         out / "fault-label_noise-s2000.log").read_text()
     report = (out / "fault-report.log").read_text().split()
     assert report[:3] == ["python3", "-m", "bench.faults"] and report[-2:] == ["--baseline",
-                                                                               "bench/recorded/h200-bench-graphs.json"]
+                                                                               "bench/recorded/h200-bench-side-by-side.json"]
     assert sorted(report[3:-2]) == sorted(f"{out}/fault-{name}.json" for name in (
         "lr_times_10", "lr_times_10-s2000", "label_noise", "label_noise-s2000"))
 
