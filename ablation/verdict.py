@@ -133,12 +133,23 @@ class Verdict:
     # prove a regression (a seed that diverged?; docs/statistics.md): compare names the cell in a note
     unproven_at_chance: int = 0
 
+    @property
+    def cannot_fail(self) -> bool:
+        """Its band spans every accuracy (spans_every_accuracy): passing says nothing at these counts."""
+        return self.low is not None and spans_every_accuracy(self.low, self.high)
+
     def message(self, record: dict[str, Any], reference_runs: list[float]) -> str:
         runs = ", ".join(f"{a:.2f}{' (collapsed)' if c else ''}"
                          for a, c in zip(record["accuracy"], record["collapsed"]))
         band = f"[{self.low:.2f}, {self.high:.2f}]" if self.low is not None else "n/a"
         return (f"{self.study}[{self.cell}]: {'ok' if self.passed else 'REGRESSION'}: {self.reason}; "
                 f"reference runs {reference_runs}, measured replicates [{runs}], band {band}")
+
+
+def spans_every_accuracy(low: float, high: float) -> bool:
+    """A band from 0 % or below to 100 % or above: with few runs a side (a single documented run and 3 replicates,
+    say) Student's t at the cell's alpha is so wide that no mean can fall outside it."""
+    return low <= 0 and high >= 100
 
 
 def equivalent(change: float, se: float, df: float, low: float, high: float) -> bool:
@@ -303,6 +314,8 @@ def check_cell(study_name: str, cell_id: str, record: dict[str, Any], reference:
     where = "inside" if ok else ("below" if mean < limits.low else "above")
     reason = (f"{subject} {mean:.2f} vs reference {statistics.fmean(reference):.2f} (se {limits.se:.2f}): {where} "
               f"the band [{limits.low:.2f}, {limits.high:.2f}]")
+    if spans_every_accuracy(limits.low, limits.high):
+        reason += " (it spans every accuracy, so this check cannot fail at these counts: train more replicates)"
     return verdict(ok, statistics.fmean(reference), mean, reason, limits.p, (limits.low, limits.high), same,
                    paired=pairs is not None and not bimodal)
 
