@@ -10,7 +10,7 @@ import pytest
 
 from ablation.cli import main
 from ablation.power import FINDING, Power, finding_power, study_power
-from ablation.results import PER_REPLICATE, read_results
+from ablation.results import PER_REPLICATE, ordered_studies, read_results
 from ablation.stats import detectable_in_se, t_quantile, t_test_power
 
 RECORDED = Path(__file__).resolve().parent.parent / "bench" / "recorded"
@@ -78,6 +78,15 @@ def test_power_of_a_recorded_run(capsys):
     row = next(line for line in out.splitlines() if line.startswith("sigmoid_vs_relu") and "accuracy" in line)
     assert row.split()[2:] == ["5", "pooled", "0.208", "0.001", "0.82", "points", "9"]
     assert "replicates for 0.5 points" in out.splitlines()[0]
+
+
+@pytest.mark.parametrize("path", sorted(RECORDED.glob("*.json")), ids=lambda path: path.stem)
+def test_power_states_every_recorded_runs_studies(capsys, path):
+    """Each recorded file, whatever its schema, replicate counts or studies: an accuracy row per study it holds."""
+    assert main(["power", str(path)]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    accuracy = [row[0] for row in rows if row[1] == "accuracy" and row[2] != "median"]
+    assert accuracy == [name for name, _ in ordered_studies(read_results(path))]
 
 
 def test_power_as_json_and_too_few_replicates_said(capsys, tmp_path):
