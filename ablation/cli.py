@@ -84,7 +84,8 @@ def build_parser(prog: str = "python -m ablation") -> argparse.ArgumentParser:
     run.add_argument("--out", help="write every replicate's numbers and the environment to this JSON file "
                                    "(default: none)")
     run.add_argument("--format", choices=FORMATS, default="table",
-                     help="how the tables are printed on stdout (default %(default)s)")
+                     help="how the tables are printed on stdout; json: the whole results file as strict JSON, a "
+                          "loss that is not finite as null (--out keeps it) (default %(default)s)")
     run.add_argument("--plot", metavar="DIR", help="also write one PNG figure per study into DIR (default: none)")
 
     report = commands.add_parser("report", help="Markdown report (and figures) of a results file")

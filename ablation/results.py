@@ -201,8 +201,9 @@ def write_json(data: dict[str, Any], path: str | Path) -> None:
 
 
 def strict_json(data: Any) -> str:
-    """JSON for other programs (compare --json, power --json): a number that is not finite (the t of a shift whose
-    differences do not spread, a diverged run's loss) becomes null, since strict parsers take no NaN or Infinity."""
+    """JSON for other programs (run --format json, compare --json, power --json): a number that is not finite (the
+    t of a shift whose differences do not spread, a diverged run's loss) becomes null, since strict parsers take no
+    NaN or Infinity."""
     def finite(value: Any) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
             return None
@@ -370,7 +371,7 @@ def results_frame(results: dict[str, Any]) -> pd.DataFrame:
 
 def format_results(results: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(results, indent=1)
+        return strict_json(results)
     if fmt == "csv":
         return results_frame(results).to_csv(index=False).rstrip("\n")
     blocks = []

@@ -1,6 +1,7 @@
 """The command line end to end: tables, results files, and one-line errors with exit status 2."""
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -14,6 +15,8 @@ import torch
 import ablation.train as train
 from ablation.cli import main
 from ablation.results import read_results, short_commit
+
+RECORDED = Path(__file__).resolve().parent.parent / "bench" / "recorded"
 
 
 def run(capsys, *argv):
@@ -91,6 +94,23 @@ def test_csv_and_json_formats(capsys, tmp_path, tiny_npz):
     _, out, _ = synthetic_run(capsys, tiny_npz, "--format", "json")
     cells = json.loads(out)["studies"]["batchnorm_vs_groupnorm"]["cells"]
     assert cells["batch_size=64-groupnorm"]["seeds"] == [84035, 84036]
+
+
+def test_json_format_is_strict_where_a_run_diverged():
+    """A diverged replicate's loss is NaN or infinite in the results file (read back as such); on stdout, for other
+    programs, it is null."""
+    from ablation.results import format_results
+
+    results = read_results(RECORDED / "h200-bench.json")
+    cell = results["studies"]["sigmoid_vs_relu"]["cells"]["blocks=7-sigmoid"]
+    cell["final_loss"][1], cell["final_loss"][2] = math.nan, math.inf
+
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    printed = json.loads(format_results(results, "json"), parse_constant=refuse)
+    assert printed["studies"]["sigmoid_vs_relu"]["cells"]["blocks=7-sigmoid"]["final_loss"][:3] == [
+        cell["final_loss"][0], None, None]
 
 
 def test_runs_at_chance_are_counted_at_the_studys_chance():
