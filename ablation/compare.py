@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from ablation.numerics import (Numerics, compare_replicates, deterministic, floor_crossed, same_training,
-                               why_no_verdict)
+                               why_no_verdict, why_not_compared)
 from ablation.results import (ResultsError, planted_fault, plural, render, sharing_the_device, training_mode,
                               training_seconds)
 from ablation.stats import paired_t, pooled_t, t_quantile, t_sf
@@ -265,8 +266,9 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
             why_not = not_timed(baseline, current, before, after)
             throughputs.append(judge_throughput(name, before, after, limit, why_not))
     notes += unjudged_notes(baseline, current, drifts, shifts)
-    if not no_numerics and any(d.numerics is None for d in drifts):
-        notes.append("no numerics verdict where the cells share no seed")
+    if not no_numerics:
+        notes += [f"no numerics verdict in {plural(count, 'cell')}: {why}" for why, count in
+                  Counter(why_not_compared(d.baseline, d.current) for d in drifts if d.numerics is None).items()]
     if tolerance.same_training and not exact:
         compared = sum(len(set(d.baseline["seeds"]) & set(d.current["seeds"])) for d in drifts)
         notes.append(f"--same-training without --deterministic on both sides: numerics are held to the floor of GPU "

@@ -11,6 +11,15 @@ makes it a gate with --same-training: every compared cell must then be
 "identical" or "within noise", and files that cannot be compared replicate by
 replicate are refused.
 
+Only replicates trained in fused models of the same size compare: another
+size can run other kernels (grouped convolutions of another group count),
+whose rounding moves every seed's numbers. On an H200 a nightly run (16 / 16
+/ 24 replicates a model) and the pr bench (5 / 8 / 3) of the same code and
+seeds differed beyond the floor in 14 of 33 cells, by up to 1.6 accuracy
+points and 1 % of the first epoch's training loss (8 cells stayed bitwise
+equal); on the CPU, 2 and 3 replicates a model differed by up to 6e-7 of the
+loss.  Such cells get no verdict, and --same-training refuses them.
+
 The floor: across 28 pairs of same-seed H200 runs of unchanged training (8
 recorded files of 4 commits, eager and CUDA-graph steps, cells alone and side
 by side), single replicates differed by at most 0.51 accuracy points and
@@ -31,7 +40,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ablation.results import PER_REPLICATE, ResultsError
+from ablation.results import PER_REPLICATE, ResultsError, plural
 from ablation.verdict import of_seeds
 
 ACCURACY_FLOOR = 0.6  # points, per replicate
@@ -61,24 +70,40 @@ def deterministic(baseline: dict[str, Any], current: dict[str, Any]) -> bool:
     return all(r["environment"].get("deterministic", False) for r in (baseline, current))
 
 
-def check_same_training(baseline: dict[str, Any], current: dict[str, Any], cell: str, base_seeds: list[int],
-                        seeds: list[int]) -> None:
+def check_same_training(baseline: dict[str, Any], current: dict[str, Any], cell: str, base_record: dict[str, Any],
+                        record: dict[str, Any]) -> None:
     """A ResultsError (one line) where --same-training cannot compare ``cell`` of two runs (results files, or
-    anything with their "environment") replicate by replicate: other device or torch, or no seed shared."""
+    anything with their "environment") replicate by replicate: other device or torch, no seed shared, or
+    replicates fused in models of other sizes (records, or what a run will train: their "seeds" and "fused")."""
     why = why_no_verdict(baseline, current)
     if why:
         raise ResultsError(f"--same-training compares the same seeds on the same device and torch, and these ran on "
                            f"{why}; make the baseline there")
-    if not set(base_seeds) & set(seeds):
+    if not set(base_record["seeds"]) & set(record["seeds"]):
         raise ResultsError(f"--same-training: {cell} shares no seed with the baseline; train the baseline's seeds "
                            "(the same --seed-offset)")
+    if base_record.get("fused") != record.get("fused"):
+        raise ResultsError(f"--same-training: {cell} trains {plural(record.get('fused'), 'replicate')} a model "
+                           f"against the baseline's {base_record.get('fused')}, and a model of another size can run "
+                           "other kernels, which move every seed's numbers; train as many replicates a cell as the "
+                           "baseline (--replicates), fused alike (--no-fuse on both sides or neither)")
 
 
 def same_training(baseline: dict[str, Any], current: dict[str, Any], base_record: dict[str, Any],
                   record: dict[str, Any], cell: str) -> Numerics:
     """The numerics verdict --same-training holds ``cell`` to (check_same_training says when there is none)."""
-    check_same_training(baseline, current, cell, base_record["seeds"], record["seeds"])
+    check_same_training(baseline, current, cell, base_record, record)
     return compare_replicates(base_record, record, deterministic(baseline, current))
+
+
+def why_not_compared(baseline: dict[str, Any], current: dict[str, Any]) -> str:
+    """Why two records of a cell cannot be compared replicate by replicate ("" when they can): no seed shared,
+    or replicates fused in models of other sizes."""
+    if not set(baseline["seeds"]) & set(current["seeds"]):
+        return "the cells share no seed"
+    if baseline.get("fused") != current.get("fused"):
+        return "the cells fused their replicates in models of other sizes, whose kernels round differently"
+    return ""
 
 
 def floor_crossed(replicates: int) -> float:
@@ -104,12 +129,12 @@ def on_seeds(record: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
 
 
 def compare_replicates(baseline: dict[str, Any], current: dict[str, Any], exact: bool = False) -> Numerics | None:
-    """One cell's records replicate by replicate, on the seeds both trained (a pull request's few against a
-    nightly baseline's many); None when they share none.  ``exact``: both ran with deterministic algorithms, so
-    any difference is a change (no floor)."""
-    shared = [seed for seed in current["seeds"] if seed in baseline["seeds"]]
-    if not shared:
+    """One cell's records replicate by replicate, on the seeds both trained (in either order; unfused, a run of a
+    baseline's first seeds); None where why_not_compared says why not.  ``exact``: both ran with deterministic
+    algorithms, so any difference is a change (no floor)."""
+    if why_not_compared(baseline, current):
         return None
+    shared = [seed for seed in current["seeds"] if seed in baseline["seeds"]]
     baseline, current = on_seeds(baseline, shared), on_seeds(current, shared)
     losses = [("final_loss", baseline.get("final_loss"), current.get("final_loss")),
               ("test_loss", baseline.get("test_loss"), current.get("test_loss"))]

@@ -32,7 +32,7 @@ def run_cell(study: Study, cell: Cell, data: DeviceData, replicates: int, profil
     """
     seeds = study.seeds(replicates)
     if fuse is None:
-        fuse = fusing_pays(data.train_x.device, study.batch_size(cell, profile))
+        fuse = fuses(study, cell, data.train_x.device, profile)
     if fuse:
         return train_cell(study, cell, data, seeds, profile, progress=progress, graphs=graphs)
     parts = [train_cell(study, cell, data, [seed], profile, progress=progress, graphs=graphs) for seed in seeds]
@@ -105,6 +105,12 @@ def run_study(
                 log(f"{prefixes[i]}: {measured_text(record, data.classes)}  {result.wall_s:.1f} s{beside}, "
                     f"{result.images_per_s:,.0f} img/s")
     return entry
+
+
+def fuses(study: Study, cell: Cell, device: torch.device, profile: str = "full", fuse: bool | None = None) -> bool:
+    """Whether run_cell trains the cell's replicates as one model: as ``fuse`` says, else where that is faster
+    (fusing_pays)."""
+    return fusing_pays(device, study.batch_size(cell, profile)) if fuse is None else fuse
 
 
 def cells_at_once(study: Study, device: torch.device, fuse: bool | None = None) -> int:
