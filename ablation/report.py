@@ -134,7 +134,7 @@ def markdown_report(results: dict[str, Any], tolerance: Tolerance = Tolerance())
             documented = record["documented"]["mean"] if record["documented"] else None
             if verdict:
                 verdict_text = "**regression**" if not verdict.passed else (
-                    "ok (cannot fail: its band spans 0-100 %)" if verdict.cannot_fail else "ok")
+                    "ok (band spans 0-100 %)" if verdict.band_spans_every_accuracy else "ok")
             else:
                 verdict_text = "no documented value" if documented is None else "not judged"
             mean = statistics.fmean(record["accuracy"])

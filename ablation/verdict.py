@@ -134,8 +134,9 @@ class Verdict:
     unproven_at_chance: int = 0
 
     @property
-    def cannot_fail(self) -> bool:
-        """Its band spans every accuracy (spans_every_accuracy): passing says nothing at these counts."""
+    def band_spans_every_accuracy(self) -> bool:
+        """No mean can fall outside its band at these counts (spans_every_accuracy): the band says nothing; a
+        bimodal cell's share at chance is still tested."""
         return self.low is not None and spans_every_accuracy(self.low, self.high)
 
     def message(self, record: dict[str, Any], reference_runs: list[float]) -> str:
@@ -315,7 +316,7 @@ def check_cell(study_name: str, cell_id: str, record: dict[str, Any], reference:
     reason = (f"{subject} {mean:.2f} vs reference {statistics.fmean(reference):.2f} (se {limits.se:.2f}): {where} "
               f"the band [{limits.low:.2f}, {limits.high:.2f}]")
     if spans_every_accuracy(limits.low, limits.high):
-        reason += " (it spans every accuracy, so this check cannot fail at these counts: train more replicates)"
+        reason += " (it spans every accuracy: no mean falls outside it at these counts; more replicates narrow it)"
     return verdict(ok, statistics.fmean(reference), mean, reason, limits.p, (limits.low, limits.high), same,
                    paired=pairs is not None and not bimodal)
 
