@@ -160,7 +160,8 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
                         help="only this cell (repeatable), e.g. blocks=4-relu (default: every cell)")
     parser.add_argument("--replicates", type=replicate_plan, default="pr", metavar="PLAN|N",
                         help="runs per cell: pr (each study's own count, 5 / 8 / 3), nightly (16 / 16 / 24, a "
-                             "0.5-point study shift detectable against a same-seed baseline) or a number "
+                             "0.5-point study shift detectable against a same-seed baseline), null (25 / 40 / 15: "
+                             "five pseudo-runs of the bench for python -m bench.null_runs) or a number "
                              "(default %(default)s)")
     parser.add_argument("--data", help="cifar10, cifar100, synthetic, synthetic:100 or PATH.npz, of the study's "
                                        "class count (default: the study's dataset)")
@@ -555,7 +556,7 @@ def at_least_one(text: str, expected: str = "a whole number") -> int:
 
 def replicate_plan(text: str) -> str | int:
     """--replicates: a plan of PLANS or a count."""
-    return text if text in PLANS else at_least_one(text, f"a plan ({' or '.join(PLANS)}) or a whole number")
+    return text if text in PLANS else at_least_one(text, f"a plan ({', '.join(PLANS)}) or a whole number")
 
 
 def above_zero(text: str) -> float:

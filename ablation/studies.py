@@ -23,9 +23,11 @@ from ablation.models import depth_net, norm_net, order_net
 
 PROFILES = ("full", "smoke")
 SMOKE = {"per_class": 20, "epochs": 1, "test_limit": 1000}
-# Replicates per cell: "pr", each study's own count (the whole table in about 46 s of training on one H200), or
-# "nightly", the counts at which each study's paired shift test detects 0.5 points (docs/statistics.md, "Power").
-PLANS = ("pr", "nightly")
+# Replicates per cell: "pr", each study's own count (the whole table in about 46 s of training on one H200),
+# "nightly", the counts at which each study's paired shift test detects 0.5 points (docs/statistics.md, "Power"),
+# or "null", NULL_BLOCKS times pr: a run that bench/null_runs.py cuts into that many pseudo-runs of the bench.
+PLANS = ("pr", "nightly", "null")
+NULL_BLOCKS = 5
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ class Study:
             return plan
         if plan not in PLANS:
             raise ValueError(f"unknown replicate plan {plan!r}; choose one of {', '.join(PLANS)} or a number")
-        return self.replicates if plan == "pr" else self.nightly_replicates
+        return {"pr": self.replicates, "nightly": self.nightly_replicates, "null": NULL_BLOCKS * self.replicates}[plan]
 
     def seeds(self, replicates: int) -> list[int]:
         return [self.seed + i for i in range(replicates)]

@@ -2,10 +2,11 @@
 
     python -m bench.null_runs RUN.json ... [--same-seeds AGAIN.json ...] [--replicates pr|nightly]
 
-Each RUN is a run of unchanged code, with many replicates per cell
-(`run all --replicates 40`) or the plan's own (`run all --seed-offset K`,
-one per K).  Each cell's replicates are cut into consecutive blocks of the
-plan's counts (5 / 8 / 3 for pr): block i of every study is a pseudo-run of
+Each RUN is a run of unchanged code, with many replicates per cell (`run
+all --replicates null`: five times the pr plan's, five pseudo-runs of the
+bench, projected at about 4 times a pr run's training) or the plan's own
+(`run all --seed-offset K`, one per K).  Each cell's replicates are cut into
+consecutive blocks of the plan's counts (5 / 8 / 3 for pr): block i of every study is a pseudo-run of
 the bench, and no two blocks share a seed, so they are independent runs of
 the same code.  Judged, with the bench's own rules:
 
@@ -170,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> str:
         parser.error(str(error))
     if rates["documented table"]["any"][1] < 2:
         parser.error(f"the runs hold fewer than two pseudo-runs of the {args.replicates} plan's replicates per cell; "
-                     "train more (run all --replicates 40, or more runs with --seed-offset)")
+                     "train more (run all --replicates null, or more runs with --seed-offset)")
     return rates_table(rates)
 
 

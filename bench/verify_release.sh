@@ -24,30 +24,32 @@
 #               tabulates every fault run in OUT: what caught it, per fault the runs caught and the mean effect
 #   nightly     the whole table with --replicates nightly, timed (the nightly plan's 5-minute target), and
 #   nightly-again  the same seeds once more: the paired test's spread at the nightly counts
-#   null-K      runs of unchanged code with their own seeds (offset 10000 + 1000 K, K = 1..NULL_RUNS) and
+#   null-K      runs of unchanged code at the null plan's counts (five pseudo-runs of the bench each) with their
+#               own seeds (offset 10000 + 1000 K, K = 1..NULL_RUNS, 4 by default: 20 pseudo-runs) and
 #   null-K-again  their same-seed reruns; null-rates: bench/null_runs.py's measured false-alarm rates (and
 #               --same-training's on the same-seed pairs)
 #   step-times  milliseconds per step of sample cells, each way of training, torch.compile's too (docs/performance.md)
 #   variants    the variant bench: the 100-epoch variant of the norm study (batchnorm_vs_groupnorm_long) on DATA
 #               and the CIFAR-100 variant on generated 100-class data (no CIFAR-100 images are reachable offline),
 #               timed; variants-report gives their tables, verdicts and figures
-# STAGES="bench fault-lr_times_10" runs only those (patterns too: STAGES="null-*"). The whole script takes about 80
-# minutes of an H200 (the null runs 40 of them); in parts that fit 10-minute slots (H200, measured where said,
-# else projected), first STAGES="graphs run-all* same-seeds deterministic-* bench" (about 6 minutes: the GPU paths,
-# the curves' nondeterminism floor, --same-training on unchanged pairs, the bench: 74 s measured), then
-# STAGES="nightly nightly-again nightly-power" (about 6: a nightly run took 179 s), STAGES="variants*" (460 s
-# measured), STAGES=step-times (a few, with its compiles), STAGES="held-out-2000 held-out-3000 held-out-pair"
-# (about 4), the faults two or three at a time into one OUT (FAULTS="label_noise batchnorm_eps" STAGES="fault-*": their runs,
-# then fault-report of every fault run in OUT), and the null runs five at a time into one OUT (STAGES="null-*"
-# NULL_FIRST=1 NULL_RUNS=5, then NULL_FIRST=6 ...; null-rates judges every pair in OUT). Each part also pays the
-# preflight, unless PREFLIGHT=0 (once it has passed on that machine and commit).
+# STAGES="bench fault-lr_times_10" runs only those (patterns too: STAGES="null-*"). The whole script takes about
+# 70 minutes of an H200 (the null runs about 30 of them, projected); in parts that fit 10-minute slots (H200,
+# measured where said, else projected), first STAGES="graphs run-all* same-seeds deterministic-* bench" (about 6
+# minutes: the GPU paths, the curves' nondeterminism floor, --same-training on unchanged pairs, the bench: 74 s
+# measured), then STAGES="nightly nightly-again nightly-power" (about 6: a nightly run took 179 s),
+# STAGES="variants*" (460 s measured), STAGES=step-times (a few, with its compiles), STAGES="held-out-2000
+# held-out-3000 held-out-pair" (about 4), the faults two or three at a time into one OUT (FAULTS="label_noise
+# batchnorm_eps" STAGES="fault-*": their runs, then fault-report of every fault run in OUT), and the null runs one
+# at a time into one OUT (STAGES="null-*" NULL_FIRST=1 NULL_RUNS=1, then NULL_FIRST=2 ...: a run and its rerun,
+# about 7 minutes projected; null-rates judges every pair in OUT). Each part also pays the preflight, unless
+# PREFLIGHT=0 (once it has passed on that machine and commit).
 set -u
 DATA=${1:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
 OUT=${2:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
 BASELINE=${3:-bench/recorded/h200-bench-side-by-side.json}
 FAULTS=${FAULTS:-"no_normalization lr_times_10 no_scheduler groupnorm_one_group norm_after_activation \
 weight_decay_dropped label_noise batchnorm_eps eval_with_batch_statistics"}
-NULL_RUNS=${NULL_RUNS:-20} NULL_FIRST=${NULL_FIRST:-1} FAULT_SEED_OFFSETS=${FAULT_SEED_OFFSETS:-0}
+NULL_RUNS=${NULL_RUNS:-4} NULL_FIRST=${NULL_FIRST:-1} FAULT_SEED_OFFSETS=${FAULT_SEED_OFFSETS:-0}
 FAULT_REPLICATES=${FAULT_REPLICATES:-pr}
 mkdir -p "$OUT"
 summary="$OUT/summary.log"
@@ -119,8 +121,8 @@ stage nightly-again python3 -m ablation run all --replicates nightly --data "$DA
 stage nightly-power python3 -m ablation power "$OUT/nightly-again.json" --baseline "$OUT/nightly.json"
 for k in $(seq "$NULL_FIRST" $((NULL_FIRST + NULL_RUNS - 1))); do
   for side in "" "-again"; do
-    stage "null-$k$side" python3 -m ablation run all --seed-offset $((10000 + 1000 * k)) --data "$DATA" \
-      --out "$OUT/null-$k$side.json"
+    stage "null-$k$side" python3 -m ablation run all --replicates null --seed-offset $((10000 + 1000 * k)) \
+      --data "$DATA" --out "$OUT/null-$k$side.json"
   done
 done
 null=() again=()

@@ -235,7 +235,7 @@ BASELINE = str(Path(__file__).resolve().parent.parent / "bench" / "recorded" / "
 @pytest.mark.parametrize("argv,message", [
     (["--adaptive"], "--adaptive needs --baseline FILE"),
     (["--replicates", "weekly"],
-     "argument --replicates: 'weekly' is not a plan (pr or nightly) or a whole number"),
+     "argument --replicates: 'weekly' is not a plan (pr, nightly, null) or a whole number"),
     (["--baseline", BASELINE, "--profile", "smoke"], "ran the full profile; run --profile full"),
     (["--baseline", BASELINE, "--format", "json"], "--baseline prints its verdicts as tables"),
 ])

@@ -177,7 +177,7 @@ def test_results_name_the_commit_and_whether_the_checkout_had_changes(tmp_path):
     (["run", "all", "--cell", "blocks=1-relu"], "--cell needs a single study, not 'all': name the study"),
     (["run", "sigmoid_vs_relu", "--replicates", "0"], "argument --replicates: must be at least 1, got 0"),
     (["run", "sigmoid_vs_relu", "--replicates", "two"],
-     "argument --replicates: 'two' is not a plan (pr or nightly) or a whole number"),
+     "argument --replicates: 'two' is not a plan (pr, nightly, null) or a whole number"),
     (["run", "batchnorm_vs_groupnorm", "--groups", "32,8,8"], "block1: GroupNorm with 32 groups does not divide its 16 channels"),
     (["run", "batchnorm_vs_groupnorm", "--groups", "4,8"], "GroupNorm needs 3 group counts"),
     (["run", "batchnorm_vs_groupnorm", "--groups=-4,8,8"], "argument --groups: group counts must be at least 1, got -4,8,8"),

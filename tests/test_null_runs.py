@@ -53,6 +53,21 @@ def test_blocks_are_disjoint_seeds_of_the_plans_counts(big):
     assert len(blocks(big, "nightly")) == 2  # 40 // 16 Sigmoid/ReLU blocks, norm likewise, the order study 1
 
 
+def test_a_run_of_the_null_plan_is_five_pseudo_runs_of_every_study(big):
+    """run all --replicates null: five times each study's pr count, so every study gives exactly five blocks."""
+    from ablation.studies import get_study
+
+    null = copy.deepcopy(big)
+    for name, entry in null["studies"].items():
+        n = get_study(name).replicates_for("null")
+        for cell_id, record in entry["cells"].items():
+            entry["cells"][cell_id] = dict(record, **{key: record[key][:n] for key in ("seeds", "accuracy",
+                                                                                       "final_loss", "collapsed",
+                                                                                       "skipped_steps")})
+    parts = blocks(null, "pr")
+    assert len(parts) == 5 and all(set(p["studies"]) == set(null["studies"]) for p in parts)
+
+
 def test_the_rates_count_pseudo_runs_and_a_same_seed_shift_is_caught_in_every_block(big):
     rates = null_rates([big], [rerun(big)])
     assert rates["documented table"]["any"][1] == 5 and rates["other seeds"]["any"][1] == 2

@@ -44,7 +44,10 @@ def test_stages_by_name_and_pattern_and_null_runs_judged_across_parts(tmp_path):
     rates = (out / "null-rates.log").read_text()
     judged = [f"{out}/null-{k}.json" for k in (1, 2, 3)]
     assert rates.split("--same-seeds")[0].split()[3:] == judged
-    assert "--seed-offset 13000" in (out / "null-3.log").read_text()
+    assert "--replicates null --seed-offset 13000" in (out / "null-3.log").read_text()
+    default = tmp_path / "default"
+    assert verify(tmp_path, default, STAGES="null-*", PREFLIGHT="0").returncode == 0
+    assert stages(default) == [f"null-{k}{side}" for k in (1, 2, 3, 4) for side in ("", "-again")] + ["null-rates"]
 
 
 def test_the_variant_stages_run_the_variant_bench_and_report_it(tmp_path):
