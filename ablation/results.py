@@ -154,6 +154,12 @@ def used_cuda_graphs(cells: Iterable[dict[str, Any]]) -> bool:
     return any(cell.get("cuda_graphs", False) for cell in cells)
 
 
+def bench_workers(bench: dict[str, Any]) -> int:
+    """The xdist workers that shared the device in a bench run (a results file's "bench"); files from before the
+    count was recorded ran `-n 2`."""
+    return bench.get("workers", 2)
+
+
 def training_mode(results: dict[str, Any], cells: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """How a results file trained these cells, as far as it changes their speed: the bench (with how many xdist
     workers sharing the device) or `run`, CUDA graphs, replicates fused, and cells side by side."""
@@ -161,7 +167,7 @@ def training_mode(results: dict[str, Any], cells: Iterable[dict[str, Any]]) -> d
     bench = results.get("bench")
     return {
         "runner": "bench" if bench is not None else "run",
-        "workers": bench.get("workers") if bench is not None else None,
+        "workers": bench_workers(bench) if bench is not None else None,
         "cuda_graphs": used_cuda_graphs(cells),
         "fused": sorted({cell.get("fused", 1) for cell in cells}),
         "side_by_side": sorted({cell.get("side_by_side", 1) for cell in cells}),
@@ -175,7 +181,7 @@ def sharing_the_device(results: dict[str, Any]) -> tuple[int, set[str]] | None:
     x0.34-0.52 as fast as it did. None for `run` and a bench of one worker, whose cells train in groups of their
     own study (training_mode's side_by_side)."""
     bench = results.get("bench")
-    if bench is None or bench.get("workers") in (0, 1):  # None: a file from before workers were recorded: -n 2
+    if bench is None or bench_workers(bench) in (0, 1):
         return None
     shards = results["shard"]["count"] if "shard" in results else results.get("shards", 1)
     return shards, {f"{study}[{cell}]" for study, entry in results["studies"].items() for cell in entry["cells"]}

@@ -107,6 +107,20 @@ def test_throughput_with_cuda_graphs_against_a_baseline_without_is_not_judged(ca
     assert out.count("not judged") == 1  # the other studies ran the same path and are judged
 
 
+def test_a_bench_file_from_before_the_worker_count_was_recorded_ran_two_workers():
+    """h200-bench-graphs.json holds no worker count: it ran -n 2, as the later bench did, so the later bench's
+    Sigmoid/ReLU throughput is judged against it; the norm and order studies, trained side by side now, are not."""
+    from ablation.compare import compare as compared
+    from ablation.verdict import Tolerance
+
+    older = read_results(RECORDED / "h200-bench-graphs.json")
+    later = read_results(RECORDED / "h200-bench-side-by-side.json")
+    assert "workers" not in older["bench"] and later["bench"]["workers"] == 2
+    timed = {t.study: (t.ok, t.why_not_judged) for t in compared(older, later, Tolerance()).throughputs}
+    assert timed["sigmoid_vs_relu"] == (True, "")
+    assert timed["batchnorm_vs_groupnorm"] == (None, "trained another way (side_by_side: [1] vs [14])")
+
+
 @pytest.mark.parametrize("fault", ["lr_times_10", "no_scheduler"])
 def test_a_bench_run_of_other_cells_than_the_baselines_is_not_timed_against_it(capsys, tmp_path, fault):
     """Recorded fault runs trained 19 of the bench's 33 cells, two xdist workers sharing the H200: what trained
