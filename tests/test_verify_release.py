@@ -88,8 +88,8 @@ def test_faults_repeat_with_other_seeds_and_are_tabulated_together(tmp_path):
     assert "--plant-fault label_noise --seed-offset 2000 --replicates pr" in (
         out / "fault-label_noise-s2000.log").read_text()
     report = (out / "fault-report.log").read_text().split()
-    assert report[:3] == ["python3", "-m", "bench.faults"] and report[-2:] == ["--baseline",
-                                                                               "bench/recorded/h200-bench-side-by-side.json"]
+    assert report[:3] == ["python3", "-m", "bench.faults"]
+    assert report[-2:] == ["--baseline", "bench/recorded/h200-bench-side-by-side.json"]
     assert sorted(report[3:-2]) == sorted(f"{out}/fault-{name}.json" for name in (
         "lr_times_10", "lr_times_10-s2000", "label_noise", "label_noise-s2000"))
 
