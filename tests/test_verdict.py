@@ -510,9 +510,10 @@ def test_with_100_epochs_batchnorm_must_learn_at_batch_2():
 
 def test_the_recorded_100_epoch_run_holds_its_finding_with_one_batch_2_batchnorm_of_three_learning():
     """The long variant on an H200 (bench/recorded/h200-variants.json): its 14 cells within their bands of the
-    documented single runs, and its finding not refuted, though with one learner in three it has no power: the
-    learned replicate (43.85) is what the documented run (39.93) shows, the other two end at chance. At 10 epochs
-    (the nightly run) 1 of 16 learned: the counts do not show that 100 epochs make BatchNorm learn more often."""
+    documented single runs (bands that 3 replicates make wide: see the next test), and its finding not refuted,
+    though with one learner in three it has no power: the learned replicate (43.85) is what the documented run
+    (39.93) shows, the other two end at chance. At 10 epochs (the nightly run) 1 of 16 learned: the counts do not
+    show that 100 epochs make BatchNorm learn more often."""
     results = read_results(RECORDED / "h200-variants.json")
     assert all(v.passed for v in check_documented(results, Tolerance()))
     assert len(check_documented(results, Tolerance())) == 14
