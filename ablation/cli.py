@@ -22,7 +22,7 @@ from ablation.results import (FORMATS, NOT_JUDGED, ResultsError, environment, ex
                               plural, read_results, strict_json, training_seconds, write_json)
 from ablation.power import power_rows, power_table, takes_target
 from ablation.shard import Shard, deal, merge, parse_shard
-from ablation.runner import OutOfDeviceMemory, fuses, run_study
+from ablation.runner import OutOfDeviceMemory, fused_size, run_study
 from ablation.speed import MODES, NOTEBOOK_WORKERS, available_modes, measure, speed_table
 from ablation.studies import DOCUMENTED, PLANS, PROFILES, STUDIES, Cell, Study, get_study
 from ablation.train import use_deterministic_algorithms
@@ -444,8 +444,8 @@ def baseline_for(args: argparse.Namespace, studies: list[Study], cells: dict[str
             seeds = study.seeds(study.replicates_for(args.replicates))
             for cell in cells.get(study.name, study.cells):
                 if cell.id in base_cells:
-                    fused = len(seeds) if fuses(study, cell, device, args.profile, False if args.no_fuse else None) \
-                        else 1
+                    fused = fused_size(study, cell, device, len(seeds), args.profile,
+                                       False if args.no_fuse else None)
                     check_same_training(baseline, current, f"{study.name}[{cell.id}]", base_cells[cell.id],
                                         {"seeds": seeds, "fused": fused})
     return baseline

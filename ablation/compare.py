@@ -269,16 +269,15 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerance: Tolera
     if not no_numerics:
         notes += [f"no numerics verdict in {plural(count, 'cell')}: {why}" for why, count in
                   Counter(why_not_compared(d.baseline, d.current) for d in drifts if d.numerics is None).items()]
-    if tolerance.same_training and not exact and on_cpu(baseline, current):
-        notes.append("--same-training without --deterministic on both sides: numerics are held to the floor set on "
-                     "GPU runs, though same-seed CPU runs have been identical, so here it only loosens the gate; "
-                     "train both with --deterministic for a bitwise gate")
-    elif tolerance.same_training and not exact:
+    if tolerance.same_training and not exact:
         compared = sum(len(set(d.baseline["seeds"]) & set(d.current["seeds"])) for d in drifts)
-        notes.append(f"--same-training without --deterministic on both sides: numerics are held to the floor of GPU "
-                     f"nondeterminism, which an unchanged pair of this size ({plural(compared, 'replicate')} "
-                     f"compared) crosses at most about {floor_crossed(compared):.0%} of the time "
-                     "(docs/statistics.md); train both with --deterministic for a bitwise gate")
+        floor = ("the floor set on GPU runs, though same-seed CPU runs have been identical, so here it only loosens "
+                 "the gate" if on_cpu(baseline, current) else
+                 f"the floor of GPU nondeterminism, which an unchanged pair of this size "
+                 f"({plural(compared, 'replicate')} compared) crosses at most about {floor_crossed(compared):.0%} of "
+                 "the time (docs/statistics.md)")
+        notes.append(f"--same-training without --deterministic on both sides: numerics are held to {floor}; train "
+                     "both with --deterministic for a bitwise gate")
     unequal = [s for s in shifts if s.metric == "accuracy" and s.test == "pooled"
                and max(s.seeds) >= UNEQUAL_SEEDS * min(s.seeds)]
     if unequal:

@@ -113,6 +113,12 @@ def fuses(study: Study, cell: Cell, device: torch.device, profile: str = "full",
     return fusing_pays(device, study.batch_size(cell, profile)) if fuse is None else fuse
 
 
+def fused_size(study: Study, cell: Cell, device: torch.device, replicates: int, profile: str = "full",
+               fuse: bool | None = None) -> int:
+    """How many replicates run_cell trains as one model (a record's "fused"): all of them where they fuse, else 1."""
+    return replicates if fuses(study, cell, device, profile, fuse) else 1
+
+
 def cells_at_once(study: Study, device: torch.device, fuse: bool | None = None) -> int:
     """How many of the study's cells train side by side by default: the study's own number on CUDA (where each
     gets a stream), unless replicates are not fused; elsewhere one at a time."""

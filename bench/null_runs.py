@@ -6,9 +6,9 @@ Each RUN is a run of unchanged code, with many replicates per cell (`run
 all --replicates null`: five times the pr plan's, five pseudo-runs of the
 bench, projected at about 4 times a pr run's training) or the plan's own
 (`run all --seed-offset K`, one per K).  Each cell's replicates are cut into
-consecutive blocks of the plan's counts (5 / 8 / 3 for pr): block i of every study is a pseudo-run of
-the bench, and no two blocks share a seed, so they are independent runs of
-the same code.  Judged, with the bench's own rules:
+consecutive blocks of the plan's counts (5 / 8 / 3 for pr): block i of every
+study is a pseudo-run of the bench, and no two blocks share a seed, so they
+are independent runs of the same code.  Judged, with the bench's own rules:
 
 - every pseudo-run against the documented table (its cells and findings);
 - disjoint pairs of pseudo-runs (1 against 2, 3 against 4, ...) as baseline
@@ -158,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("runs", metavar="RUN.json", nargs="+", help="runs of unchanged code, no seed in two")
     parser.add_argument("--same-seeds", metavar="AGAIN.json", nargs="+",
                         help="the same runs trained again with their seeds, in the same order (default: none)")
-    parser.add_argument("--replicates", default="pr", choices=PLANS,
+    parser.add_argument("--replicates", default="pr", choices=[plan for plan in PLANS if plan != "null"],
                         help="the plan whose counts cut the blocks (default %(default)s)")
     args = parser.parse_args(argv)
     from ablation.results import ResultsError

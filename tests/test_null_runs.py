@@ -120,6 +120,14 @@ def test_a_run_too_small_to_cut_is_refused_in_one_line(capsys):
     assert "fewer than two pseudo-runs of the pr plan's replicates per cell; train more" in capsys.readouterr().err
 
 
+def test_the_null_plan_is_what_is_cut_not_what_cuts(capsys):
+    """--replicates names the plan whose counts cut the blocks; the null plan's runs are cut by pr's."""
+    with pytest.raises(SystemExit) as stop:
+        main([str(RECORDED / "h200-run-nightly.json"), "--replicates", "null"])
+    err = capsys.readouterr().err  # argparse quotes the choices or not, by Python version
+    assert stop.value.code == 2 and "invalid choice: 'null' (choose from " in err and "null" not in err.split("from")[1]
+
+
 def test_reruns_that_do_not_match_the_runs_are_refused_in_one_line(capsys):
     """Two runs of other seeds and a same-seed rerun of only the first: every run needs its rerun."""
     with pytest.raises(SystemExit) as stop:
