@@ -18,7 +18,10 @@ whose rounding moves every seed's numbers. On an H200 a nightly run (16 / 16
 seeds differed beyond the floor in 14 of 33 cells, by up to 1.6 accuracy
 points and 1 % of the first epoch's training loss (8 cells stayed bitwise
 equal); on the CPU, 2 and 3 replicates a model differed by up to 6e-7 of the
-loss.  Such cells get no verdict, and --same-training refuses them.
+loss.  Such cells get no verdict, and --same-training refuses them.  Sizes are
+compared seed by seed: run --adaptive's last round can train fewer of the
+baseline's seeds than the first, in a smaller model (the record's
+"fused_sizes").
 
 The floor: across 28 pairs of same-seed H200 runs of unchanged training (8
 recorded files of 4 commits, eager and CUDA-graph steps, cells alone and side
@@ -40,7 +43,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ablation.results import PER_REPLICATE, ResultsError, plural
+from ablation.results import PER_REPLICATE, ResultsError, model_sizes
 from ablation.verdict import of_seeds
 
 ACCURACY_FLOOR = 0.6  # points, per replicate
@@ -82,10 +85,12 @@ def check_same_training(baseline: dict[str, Any], current: dict[str, Any], cell:
     if not set(base_record["seeds"]) & set(record["seeds"]):
         raise ResultsError(f"--same-training: {cell} shares no seed with the baseline; train the baseline's seeds "
                            "(the same --seed-offset)")
-    if base_record.get("fused") != record.get("fused"):
-        raise ResultsError(f"--same-training: {cell} trains {plural(record.get('fused'), 'replicate')} a model "
-                           f"against the baseline's {base_record.get('fused')}, and a model of another size can run "
-                           "other kernels, which move every seed's numbers; train as many replicates a cell as the "
+    if sizes_differ(base_record, record):
+        ours, theirs = _sizes(record), _sizes(base_record)
+        rounds = " (rounds of run --adaptive)" if ", " in ours + theirs else ""
+        raise ResultsError(f"--same-training: {cell} trains {ours} replicate{'' if ours == '1' else 's'} a model "
+                           f"against the baseline's {theirs}{rounds}, and a model of another size can run other "
+                           "kernels, which move every seed's numbers; train as many replicates a cell as the "
                            "baseline (--replicates), fused alike (--no-fuse on both sides or neither)")
 
 
@@ -101,9 +106,20 @@ def why_not_compared(baseline: dict[str, Any], current: dict[str, Any]) -> str:
     or replicates fused in models of other sizes."""
     if not set(baseline["seeds"]) & set(current["seeds"]):
         return "the cells share no seed"
-    if baseline.get("fused") != current.get("fused"):
+    if sizes_differ(baseline, current):
         return "the cells fused their replicates in models of other sizes, whose kernels round differently"
     return ""
+
+
+def sizes_differ(baseline: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether a seed both records trained was trained in fused models of other sizes on the two sides."""
+    sizes = [dict(zip(record["seeds"], model_sizes(record))) for record in (baseline, current)]
+    return any(sizes[0][seed] != sizes[1][seed] for seed in set(sizes[0]) & set(sizes[1]))
+
+
+def _sizes(record: dict[str, Any]) -> str:
+    """The sizes of a record's fused models: '16', or '8, then 3' where run --adaptive added a round of another."""
+    return ", then ".join(str(size) for size in dict.fromkeys(model_sizes(record)))
 
 
 def floor_crossed(replicates: int) -> float:

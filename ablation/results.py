@@ -126,21 +126,32 @@ def cell_record(study: Study, cell_id: str, result: CellResult, profile: str) ->
     }
 
 
-PER_REPLICATE = ("seeds", "accuracy", "final_loss", "train_loss_curve", "test_loss", "skipped_steps", "collapsed")
+PER_REPLICATE = ("seeds", "accuracy", "final_loss", "train_loss_curve", "test_loss", "skipped_steps", "collapsed",
+                 "fused_sizes")
 
 
 def extend_cell(record: dict[str, Any], more: dict[str, Any]) -> None:
-    """Append ``more``'s replicates (other seeds of the same cell) to ``record``, times summed."""
+    """Append ``more``'s replicates (other seeds of the same cell) to ``record``, times summed; where they trained
+    in a model of another size than the record's, "fused_sizes" says the size per replicate."""
     if set(record["seeds"]) & set(more["seeds"]):
         raise ResultsError(f"replicates of seeds {sorted(set(record['seeds']) & set(more['seeds']))} are in the cell "
                            "already; add other seeds")
+    sizes = model_sizes(record) + model_sizes(more)
     images = record["images_per_s"] * record["wall_s"] + more["images_per_s"] * more["wall_s"]
     for key in PER_REPLICATE:
-        if key in record:
+        if key in record and key != "fused_sizes":
             record[key] = record[key] + more[key]
+    if len(set(sizes)) > 1:
+        record["fused_sizes"] = sizes
     for key in ("wall_s", "setup_s", "eval_s"):
         record[key] = round(record[key] + more[key], 4)
     record["images_per_s"] = round(images / record["wall_s"], 1) if record["wall_s"] else 0.0
+
+
+def model_sizes(record: dict[str, Any]) -> list[int | None]:
+    """Per replicate, how many replicates its fused model trained (a record's "fused", unless run --adaptive
+    added a round of another size)."""
+    return record.get("fused_sizes") or [record.get("fused")] * len(record["seeds"])
 
 
 def training_seconds(cells: Iterable[dict[str, Any]]) -> float:

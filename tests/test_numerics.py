@@ -13,8 +13,8 @@ import torch
 from ablation.cli import main
 from ablation.compare import compare
 from ablation.data import synthetic
-from ablation.numerics import ACCURACY_FLOOR, compare_replicates, on_seeds
-from ablation.results import new_results, read_results
+from ablation.numerics import ACCURACY_FLOOR, compare_replicates, on_seeds, why_not_compared
+from ablation.results import extend_cell, new_results, read_results
 from ablation.runner import run_study
 from ablation.studies import get_study
 from ablation.verdict import Tolerance
@@ -403,3 +403,43 @@ def test_loss_metrics_are_judged_in_cells_whose_runs_learn_not_in_bimodal_ones()
     (moved,) = judge_cell_metrics("batchnorm_vs_groupnorm", "batch_size=64-batchnorm", before, after, Tolerance(),
                                   True)
     assert moved.metric == "final_loss" and not moved.passed
+
+
+def test_a_cell_extended_by_a_round_of_another_model_size_is_not_compared_one_by_one(capsys, tmp_path):
+    """run --adaptive's last round trains as many of the baseline's seeds as are left, which can be fewer than the
+    first round, in a smaller model whose kernels round differently. Such a cell's extra seeds were trained at
+    another size than the baseline's: not compared one by one (--same-training refuses the pair, where it would
+    have failed them), while two cells extended by rounds of the same sizes still compare."""
+    bench = read_results(RECORDED / "h200-bench-side-by-side.json")
+    first = bench["studies"]["batchnorm_vs_groupnorm"]["cells"]["batch_size=16-batchnorm"]  # 8 seeds, fused 8
+
+    def extended(sizes, moved=0.0):
+        record = copy.deepcopy(first)
+        for size in sizes:
+            start = max(record["seeds"]) + 1
+            more = dict(on_seeds(first, first["seeds"][:size]), fused=size)
+            more["seeds"] = list(range(start, start + size))
+            more["accuracy"] = [a + moved for a in more["accuracy"]]
+            extend_cell(record, more)
+        return record
+
+    baseline, current = extended([8]), extended([3], moved=1.0)  # 16 seeds in two models of 8; 8 + 3
+    assert why_not_compared(baseline, current) == ("the cells fused their replicates in models of other sizes, "
+                                                   "whose kernels round differently")
+    assert compare_replicates(baseline, current) is None
+    assert compare_replicates(extended([3]), current).verdict == "changed"  # rounds alike: judged as before
+    assert compare_replicates(baseline, extended([8])).verdict == "identical"
+    files = {}
+    for name, record in (("baseline", baseline), ("current", current)):
+        results = copy.deepcopy(bench)
+        results["studies"] = {"batchnorm_vs_groupnorm": dict(bench["studies"]["batchnorm_vs_groupnorm"],
+                                                             cells={"batch_size=16-batchnorm": record})}
+        files[name] = tmp_path / f"{name}.json"
+        files[name].write_text(json.dumps(results))
+    assert main(["compare", str(files["baseline"]), str(files["current"]), "--same-training"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (
+        "ablation: error: --same-training: batchnorm_vs_groupnorm[batch_size=16-batchnorm] trains 8, then 3 "
+        "replicates a model against the baseline's 8 (rounds of run --adaptive), and a model of another size can run "
+        "other kernels, which move every seed's numbers; train as many replicates a cell as the "
+        "baseline (--replicates), fused alike (--no-fuse on both sides or neither)\n")
