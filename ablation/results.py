@@ -23,7 +23,7 @@ import torch
 
 from ablation.studies import STUDIES, Study, get_study
 from ablation.train import CellResult
-from ablation.verdict import at_chance
+from ablation.verdict import at_chance, plural
 
 SCHEMA = 2  # 2 added each replicate's train_loss_curve and test_loss; files of schema 1 are read as they are
 READABLE = (1, 2)
@@ -201,11 +201,6 @@ def sharing_the_device(results: dict[str, Any]) -> tuple[int, set[str]] | None:
 def planted_fault(results: dict[str, Any]) -> str | None:
     """The bug a bench run planted on purpose (--plant-fault NAME), or None."""
     return (results.get("bench") or {}).get("fault")
-
-
-def plural(n: int, noun: str) -> str:
-    """"1 cell", "2 cells"."""
-    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def write_json(data: dict[str, Any], path: str | Path) -> None:

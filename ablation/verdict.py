@@ -147,6 +147,11 @@ class Verdict:
                 f"reference runs {reference_runs}, measured replicates [{runs}], band {band}")
 
 
+def plural(n: int, noun: str) -> str:
+    """"1 cell", "2 cells"."""
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
 def spans_every_accuracy(low: float, high: float) -> bool:
     """A band from 0 % or below to 100 % or above: with few runs a side (a single documented run and 3 replicates,
     say) Student's t at the cell's alpha is so wide that no mean can fall outside it."""
@@ -300,7 +305,8 @@ def check_cell(study_name: str, cell_id: str, record: dict[str, Any], reference:
             sd_floor = max(tolerance.sd_floor, LEARNED_SD.get(cell_id, max(LEARNED_SD.values())))
         reference, values = learned_reference, learners
         mean = statistics.fmean(values)
-    subject = f"mean of the {len(values)} replicates that learned" if bimodal else f"mean of {len(values)} replicates"
+    subject = f"mean of the {plural(len(values), 'replicate')} that learned" if bimodal else \
+        f"mean of {plural(len(values), 'replicate')}"
     if pairs is not None and not bimodal:
         reference, values = pairs
         mean = statistics.fmean(values)

@@ -721,3 +721,17 @@ def test_a_run_at_chance_is_judged_as_the_lowest_of_all_the_replicates():
     one = chance_run_p(reference, [30.0], Tolerance(), copy=False)
     eight = chance_run_p(reference, [30.0] + [40.0] * 7, Tolerance(), copy=False)
     assert 0 < one < 0.01 and eight == pytest.approx(8 * one)
+
+
+@pytest.mark.parametrize("accuracy,subject", [
+    ([43.0, 10.0, 10.0], "mean of the 1 replicate that learned 43.00"),
+    ([43.0, 41.0, 10.0], "mean of the 2 replicates that learned 42.00"),
+])
+def test_a_verdict_names_its_replicates_in_the_right_number(accuracy, subject):
+    base = record([40.0, 42.0, 44.0, 10.0], [False, False, False, True])
+    current = record(accuracy, [a == 10.0 for a in accuracy])
+    verdict = check_against_baseline("batchnorm_vs_groupnorm", "batch_size=2-batchnorm", current, base,
+                                     Tolerance(hardware=0.0))
+    assert verdict.reason.startswith(subject)
+    assert check_against_baseline("sigmoid_vs_relu", "blocks=4-relu", record([40.0]), record([40.0, 41.0]),
+                                  Tolerance(hardware=0.0)).reason.startswith("mean of 1 replicate 40.00")
