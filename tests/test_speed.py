@@ -233,3 +233,39 @@ def test_side_by_side_gain_finds_the_groups_and_sets_their_time_against_one_afte
     with pytest.raises(SystemExit) as exit_info:
         side_by_side_gain([str(tmp_path / "alone.json"), str(tmp_path / "together.json")])
     assert exit_info.value.code == 2 and "the files ran on different devices" in capsys.readouterr().err
+
+
+def test_studies_at_once_times_both_ways_and_finds_every_cells_numbers_unchanged(monkeypatch, tiny_npz, capsys):
+    """Two studies (shrunk to two images per class), one after another and beside each other: a row per way, a
+    column per study, the speed-up of the second, and every cell's replicates identical between the two."""
+    import bench.studies_at_once
+    from ablation.studies import get_study
+
+    monkeypatch.setattr(bench.studies_at_once, "get_study",
+                        lambda name: get_study(name).with_hyperparameters(per_class=2, epochs=1, test_limit=20))
+    table = bench.studies_at_once.main(["--data", str(tiny_npz), "--device", "cpu", "--replicates", "2", "--studies",
+                                        "conv_activation_norm_position,batchnorm_vs_groupnorm"])
+    lines = table.splitlines()
+    assert lines[0] == f"Training and evaluation seconds on cpu, torch {torch.__version__}, profile full, replicates 2, 2"
+    assert lines[2] == "| way | conv_activation_norm_position | batchnorm_vs_groupnorm | all | set-up s | speed-up |"
+    alone, beside = ([c.strip() for c in line.strip("|").split("|")] for line in lines[4:6])
+    assert alone[0] == "one after another (as run)" and float(alone[3]) == pytest.approx(
+        float(alone[1]) + float(alone[2]), abs=0.11)
+    assert beside[0] == "beside each other" and beside[1].startswith("ended at ") and beside[5].startswith("x")
+    assert max(float(beside[i].removeprefix("ended at ")) for i in (1, 2)) <= float(beside[3])
+    assert lines[-1] == "numerics of the 17 cells beside each other against one after another: identical 17"
+    assert [line for line in capsys.readouterr().err.splitlines() if line.startswith("training")] == [
+        "training one study after another ...", "training the studies beside each other ..."]
+
+
+@pytest.mark.parametrize("studies,message", [
+    ("sigmoid_vs_relu,nope", "unknown study 'nope'; choose one of: sigmoid_vs_relu, batchnorm_vs_groupnorm"),
+    ("sigmoid_vs_relu", "--studies needs two or more studies: a lane trains beside others"),
+])
+def test_studies_at_once_refuses_bad_studies_in_one_line(capsys, studies, message):
+    import bench.studies_at_once
+
+    with pytest.raises(SystemExit) as exit_info:
+        bench.studies_at_once.main(["--data", "synthetic", "--device", "cpu", "--studies", studies])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err.splitlines()[-1]
