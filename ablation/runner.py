@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import torch
 
@@ -14,6 +14,7 @@ from ablation.studies import Cell, Study
 from ablation.train import (CellResult, CellTraining, DeviceData, Progress, fusing_pays, prepare, train_cell,
                             train_side_by_side)
 
+T = TypeVar("T")
 HEARTBEAT_S = 30.0  # a log that is not a terminal (CI) gets a group's epoch line at most this often
 
 
@@ -85,12 +86,12 @@ def run_study(
     entry = add_study(results, study, profile, dataset.source, data.checksum, data.classes)
     cells = list(cells or study.cells)
     prefixes = [f"[{study.name} {i}/{len(cells)}] {cell.id}" for i, cell in enumerate(cells, 1)]
-    for first in range(0, len(cells), side_by_side):
-        group = range(first, min(first + side_by_side, len(cells)))
+    for group in in_groups(range(len(cells)), side_by_side):
         if log and sys.stderr.isatty():
             progress = [_live(prefixes[i]) for i in group]
         else:  # the group's cells take their epochs together: the first one's stand for all
-            label = prefixes[first] if len(group) == 1 else f"[{study.name} {first + 1}-{group[-1] + 1}/{len(cells)}]"
+            label = prefixes[group[0]] if len(group) == 1 else \
+                f"[{study.name} {group[0] + 1}-{group[-1] + 1}/{len(cells)}]"
             progress = [_heartbeat(label, log) if log else None] + [None] * (len(group) - 1)
         group_results = train_group(study, [cells[i] for i in group], data, replicates, profile, fuse, graphs,
                                     progress)
@@ -117,6 +118,11 @@ def fused_size(study: Study, cell: Cell, device: torch.device, replicates: int, 
                fuse: bool | None = None) -> int:
     """How many replicates run_cell trains as one model (a record's "fused"): all of them where they fuse, else 1."""
     return replicates if fuses(study, cell, device, profile, fuse) else 1
+
+
+def in_groups(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    """Consecutive groups of ``size`` (the last one may be smaller): the groups of cells that train at once."""
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def cells_at_once(study: Study, device: torch.device, fuse: bool | None = None) -> int:

@@ -23,7 +23,7 @@ import torch
 
 from ablation.data import Dataset, load_dataset
 from ablation.results import add_study, cell_record, new_results, ordered_studies, write_json
-from ablation.runner import cells_at_once, train_group
+from ablation.runner import cells_at_once, in_groups, train_group
 from ablation.studies import Study, get_study
 from ablation.train import DeviceData, prepare
 from bench.faults import FAULTS
@@ -102,9 +102,8 @@ class CellCache:
         ours = [cell.id for cell in study.cells if cell.id in self.session_cells.get(name, ())]
         if cell_id not in ours:
             return [cell_id]
-        at_once = cells_at_once(study, torch.device(self.config.device))
-        first = ours.index(cell_id) // at_once * at_once
-        return ours[first:first + at_once]
+        return next(group for group in in_groups(ours, cells_at_once(study, torch.device(self.config.device)))
+                    if cell_id in group)
 
     def _path(self, name: str, cell_id: str) -> Path:
         return self.directory / f"{name}[{cell_id}].json"

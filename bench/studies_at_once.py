@@ -27,15 +27,14 @@ from ablation.cli import UsageError, at_least_one, study_datasets
 from ablation.data import DataError
 from ablation.numerics import compare_replicates
 from ablation.results import cell_record, render
-from ablation.runner import cells_at_once, train_group
+from ablation.runner import cells_at_once, in_groups, train_group
 from ablation.studies import DOCUMENTED, Study, get_study
 from ablation.train import CellResult, CellTraining, DeviceData, prepare, train_lanes
 
 
 def groups_of(study: Study, device: torch.device) -> list[list[str]]:
     """The study's cells in the groups run_study trains at once on this device."""
-    ids, size = [cell.id for cell in study.cells], cells_at_once(study, device)
-    return [ids[i:i + size] for i in range(0, len(ids), size)]
+    return in_groups([cell.id for cell in study.cells], cells_at_once(study, device))
 
 
 def one_after_another(studies: list[Study], data: dict[str, DeviceData], replicates: dict[str, int], profile: str,
