@@ -100,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> str:
         parser.error(str(error).strip("'\"").replace(" (or 'all')", ""))
     if len(studies) < 2:
         parser.error("--studies needs two or more studies: a lane trains beside others")
+    if len({study.name for study in studies}) < len(studies):
+        parser.error("--studies names a study twice; name each once")
     device, graphs = torch.device(args.device), args.device == "cuda"
     data = {}
     for study in studies:

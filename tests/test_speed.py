@@ -261,6 +261,7 @@ def test_studies_at_once_times_both_ways_and_finds_every_cells_numbers_unchanged
 @pytest.mark.parametrize("studies,message", [
     ("sigmoid_vs_relu,nope", "unknown study 'nope'; choose one of: sigmoid_vs_relu, batchnorm_vs_groupnorm"),
     ("sigmoid_vs_relu", "--studies needs two or more studies: a lane trains beside others"),
+    ("sigmoid_vs_relu,sigmoid_vs_relu", "--studies names a study twice; name each once"),
 ])
 def test_studies_at_once_refuses_bad_studies_in_one_line(capsys, studies, message):
     import bench.studies_at_once
