@@ -23,7 +23,7 @@ from typing import Sequence
 
 import torch
 
-from ablation.cli import UsageError, at_least_one, study_datasets
+from ablation.cli import UsageError, at_least_one, plan_text, study_datasets
 from ablation.data import DataError
 from ablation.numerics import compare_replicates
 from ablation.results import cell_record, render
@@ -107,8 +107,9 @@ def main(argv: Sequence[str] | None = None) -> str:
     for study in studies:
         hp = study.settings(args.profile)
         data[study.name] = prepare(datasets[study.name], hp.per_class, study.subset_seed, device, hp.test_limit)
-    replicates = {study.name: args.replicates or study.replicates for study in studies}
+    replicates = {study.name: study.replicates_for(args.replicates or "pr") for study in studies}
 
+    print(plan_text(studies, {}, args.replicates or "pr", device, args.profile), file=sys.stderr)
     print("training one study after another ...", file=sys.stderr)
     alone, before = one_after_another(studies, data, replicates, args.profile, graphs)
     print("training the studies beside each other ...", file=sys.stderr)
