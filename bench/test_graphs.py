@@ -114,22 +114,3 @@ def test_cells_side_by_side_on_cuda_streams_train_as_each_alone(cuda, monkeypatc
         assert_same_state(both.model.state_dict(), one.model.state_dict())
         assert both.accuracy == pytest.approx(one.accuracy, abs=0.5) and both.skipped_steps == one.skipped_steps
     assert [r.side_by_side for r in together] == [3, 3, 3]
-
-
-@pytest.mark.gpu
-def test_studies_in_lanes_on_cuda_streams_train_as_each_alone(cuda, monkeypatch):
-    """Two studies beside each other (train_lanes), replaying their CUDA graphs on streams of their own: one lane
-    a cell at a time, the other two cells at once; every cell ends where it ends trained alone."""
-    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
-    depth, norm = small("sigmoid_vs_relu", batch_size=64), small("batchnorm_vs_groupnorm")
-    data = train.prepare(synthetic(train_per_class=30, test_per_class=20), 30, 0, "cuda")
-    cells = [(depth, depth.cell("blocks=2-relu")), (depth, depth.cell("blocks=3-sigmoid")),
-             (norm, norm.cell("batch_size=8-batchnorm")), (norm, norm.cell("batch_size=64-groupnorm"))]
-    alone = [train.train_cell(study, cell, data, [3, 4, 5], graphs=True) for study, cell in cells]
-    lanes = [[[train.CellTraining(study, cell, data, [3, 4, 5], graphs=True)] for study, cell in cells[:2]],
-             [[train.CellTraining(study, cell, data, [3, 4, 5], graphs=True) for study, cell in cells[2:]]]]
-    trained = train.train_lanes(lanes)
-    together = [result for groups in trained.results for group in groups for result in group]
-    for one, both in zip(alone, together, strict=True):
-        assert_same_state(both.model.state_dict(), one.model.state_dict())
-        assert both.accuracy == pytest.approx(one.accuracy, abs=0.5) and both.skipped_steps == one.skipped_steps
