@@ -87,9 +87,10 @@ def check_same_training(baseline: dict[str, Any], current: dict[str, Any], cell:
                            "(the same --seed-offset)")
     if sizes_differ(base_record, record):
         ours, theirs = _sizes(record), _sizes(base_record)
-        rounds = " (rounds of run --adaptive)" if ", " in ours + theirs else ""
-        raise ResultsError(f"--same-training: {cell} trains {ours} replicate{'' if ours == '1' else 's'} a model "
-                           f"against the baseline's {theirs}{rounds}, and a model of another size can run other "
+        rounds = " (rounds of run --adaptive)" if len(ours) > 1 or len(theirs) > 1 else ""
+        raise ResultsError(f"--same-training: {cell} trains {', then '.join(ours)} replicate"
+                           f"{'' if ours == ['1'] else 's'} a model against the baseline's {', then '.join(theirs)}"
+                           f"{rounds}, and a model of another size can run other "
                            "kernels, which move every seed's numbers; train as many replicates a cell as the "
                            "baseline (--replicates), fused alike (--no-fuse on both sides or neither)")
 
@@ -117,9 +118,10 @@ def sizes_differ(baseline: dict[str, Any], current: dict[str, Any]) -> bool:
     return any(sizes[0][seed] != sizes[1][seed] for seed in set(sizes[0]) & set(sizes[1]))
 
 
-def _sizes(record: dict[str, Any]) -> str:
-    """The sizes of a record's fused models: '16', or '8, then 3' where run --adaptive added a round of another."""
-    return ", then ".join(str(size) for size in dict.fromkeys(model_sizes(record)))
+def _sizes(record: dict[str, Any]) -> list[str]:
+    """The sizes of a record's fused models, in the order they trained: ['16'], or ['8', '3'] where run --adaptive
+    added a round of another size."""
+    return [str(size) for size in dict.fromkeys(model_sizes(record))]
 
 
 def floor_crossed(replicates: int) -> float:

@@ -136,13 +136,13 @@ def extend_cell(record: dict[str, Any], more: dict[str, Any]) -> None:
     if set(record["seeds"]) & set(more["seeds"]):
         raise ResultsError(f"replicates of seeds {sorted(set(record['seeds']) & set(more['seeds']))} are in the cell "
                            "already; add other seeds")
-    sizes = model_sizes(record) + model_sizes(more)
     images = record["images_per_s"] * record["wall_s"] + more["images_per_s"] * more["wall_s"]
+    record["fused_sizes"], more = model_sizes(record), dict(more, fused_sizes=model_sizes(more))
     for key in PER_REPLICATE:
-        if key in record and key != "fused_sizes":
+        if key in record:
             record[key] = record[key] + more[key]
-    if len(set(sizes)) > 1:
-        record["fused_sizes"] = sizes
+    if len(set(record["fused_sizes"])) == 1:  # one size: the record's "fused" says it
+        del record["fused_sizes"]
     for key in ("wall_s", "setup_s", "eval_s"):
         record[key] = round(record[key] + more[key], 4)
     record["images_per_s"] = round(images / record["wall_s"], 1) if record["wall_s"] else 0.0

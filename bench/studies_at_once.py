@@ -19,17 +19,17 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
 from ablation.cli import UsageError, at_least_one, plan_text, study_datasets
-from ablation.data import DataError
+from ablation.data import DataError, Dataset
 from ablation.numerics import compare_replicates
-from ablation.results import cell_record, render
-from ablation.runner import cells_at_once, in_groups, train_group
+from ablation.results import cell_record, new_results, render, training_seconds
+from ablation.runner import cells_at_once, in_groups, run_study
 from ablation.studies import DOCUMENTED, Study, get_study
-from ablation.train import CellResult, CellTraining, DeviceData, prepare, train_lanes
+from ablation.train import CellTraining, prepare, train_lanes
 
 
 def groups_of(study: Study, device: torch.device) -> list[list[str]]:
@@ -37,47 +37,46 @@ def groups_of(study: Study, device: torch.device) -> list[list[str]]:
     return in_groups([cell.id for cell in study.cells], cells_at_once(study, device))
 
 
-def one_after_another(studies: list[Study], data: dict[str, DeviceData], replicates: dict[str, int], profile: str,
-                      graphs: bool) -> tuple[dict[str, float], dict[tuple[str, str], CellResult]]:
-    """Per study, seconds of training and evaluation as `run` trains it (replicates fused, as on CUDA, also on the
-    CPU, where lanes fuse them too); and every cell's result."""
-    seconds, results = {}, {}
+def one_after_another(studies: list[Study], datasets: dict[str, Dataset], device: torch.device,
+                      replicates: dict[str, int], profile: str, graphs: bool
+                      ) -> tuple[dict[str, float], dict[tuple[str, str], dict[str, Any]]]:
+    """Per study, seconds of training and evaluation as `run` trains it (run_study; replicates fused, as on CUDA,
+    also on the CPU, where lanes fuse them too); and every cell's record."""
+    results = new_results(device, "", profile)
+    seconds, records = {}, {}
     for study in studies:
-        seconds[study.name] = 0.0
-        for group in groups_of(study, data[study.name].train_x.device):
-            trained = train_group(study, [study.cell(c) for c in group], data[study.name], replicates[study.name],
-                                  profile, fuse=True, graphs=graphs)
-            seconds[study.name] += trained[0].wall_s + sum(result.eval_s for result in trained)
-            results.update({(study.name, cell_id): result for cell_id, result in zip(group, trained)})
-    return seconds, results
+        cells = run_study(results, study, datasets[study.name], device, replicates[study.name], profile, fuse=True,
+                          graphs=graphs)["cells"]
+        seconds[study.name] = training_seconds(cells.values()) + sum(record["eval_s"] for record in cells.values())
+        records.update({(study.name, cell_id): record for cell_id, record in cells.items()})
+    return seconds, records
 
 
-def beside_each_other(studies: list[Study], data: dict[str, DeviceData], replicates: dict[str, int], profile: str,
-                      graphs: bool) -> tuple[dict[str, float], float, dict[tuple[str, str], CellResult]]:
-    """Per study, when its lane ended; the seconds of all lanes; and every cell's result."""
+def beside_each_other(studies: list[Study], datasets: dict[str, Dataset], device: torch.device,
+                      replicates: dict[str, int], profile: str, graphs: bool
+                      ) -> tuple[dict[str, float], float, dict[tuple[str, str], dict[str, Any]]]:
+    """Per study, when its lane ended; the seconds of all lanes; and every cell's record."""
     lanes, ids = [], []
     for study in studies:
-        device_data = data[study.name]
-        groups = groups_of(study, device_data.train_x.device)
-        lanes.append([[CellTraining(study, study.cell(c), device_data, study.seeds(replicates[study.name]), profile,
+        hp = study.settings(profile)
+        data = prepare(datasets[study.name], hp.per_class, study.subset_seed, device, hp.test_limit)
+        groups = in_groups([cell.id for cell in study.cells], cells_at_once(study, device))
+        lanes.append([[CellTraining(study, study.cell(c), data, study.seeds(replicates[study.name]), profile,
                                     graphs=graphs) for c in group] for group in groups])
         ids.append(groups)
     trained = train_lanes(lanes)
-    results = {(study.name, cell_id): result
+    records = {(study.name, cell_id): cell_record(study, cell_id, result, profile)
                for study, groups, results_of_lane in zip(studies, ids, trained.results)
                for group, group_results in zip(groups, results_of_lane)
                for cell_id, result in zip(group, group_results)}
-    return dict(zip((s.name for s in studies), trained.lane_end_s)), trained.wall_s, results
+    return dict(zip((s.name for s in studies), trained.lane_end_s)), trained.wall_s, records
 
 
-def numerics(studies: list[Study], before: dict[tuple[str, str], CellResult],
-             after: dict[tuple[str, str], CellResult], profile: str) -> str:
+def numerics(before: dict[tuple[str, str], dict[str, Any]], after: dict[tuple[str, str], dict[str, Any]]) -> str:
     """How many cells' replicates came out identical, within noise or changed between the two ways."""
     verdicts = Counter()
-    for key, result in before.items():
-        study = next(s for s in studies if s.name == key[0])
-        compared = compare_replicates(cell_record(study, key[1], result, profile),
-                                      cell_record(study, key[1], after[key], profile))
+    for key, record in before.items():
+        compared = compare_replicates(record, after[key])
         verdicts[compared.verdict if compared else "not compared"] += 1
     return ", ".join(f"{verdict} {count}" for verdict, count in sorted(verdicts.items()))
 
@@ -103,18 +102,14 @@ def main(argv: Sequence[str] | None = None) -> str:
     if len({study.name for study in studies}) < len(studies):
         parser.error("--studies names a study twice; name each once")
     device, graphs = torch.device(args.device), args.device == "cuda"
-    data = {}
-    for study in studies:
-        hp = study.settings(args.profile)
-        data[study.name] = prepare(datasets[study.name], hp.per_class, study.subset_seed, device, hp.test_limit)
     replicates = {study.name: study.replicates_for(args.replicates or "pr") for study in studies}
 
     print(plan_text(studies, {}, args.replicates or "pr", device, args.profile), file=sys.stderr)
     print("training one study after another ...", file=sys.stderr)
-    alone, before = one_after_another(studies, data, replicates, args.profile, graphs)
+    alone, before = one_after_another(studies, datasets, device, replicates, args.profile, graphs)
     print("training the studies beside each other ...", file=sys.stderr)
-    ended, beside, after = beside_each_other(studies, data, replicates, args.profile, graphs)
-    setup = [sum(result.setup_s for result in results.values()) for results in (before, after)]
+    ended, beside, after = beside_each_other(studies, datasets, device, replicates, args.profile, graphs)
+    setup = [sum(record["setup_s"] for record in records.values()) for records in (before, after)]
     total = sum(alone.values())
     rows = [["one after another (as run)", *(f"{alone[s.name]:.1f}" for s in studies), f"{total:.1f}",
              f"{setup[0]:.1f}", "x1.00"],
@@ -125,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> str:
             f"replicates {', '.join(str(replicates[s.name]) for s in studies)}\n\n"
             + render(["way", *(s.name for s in studies), "all", "set-up s", "speed-up"], rows, markdown=True)
             + f"\n\nnumerics of the {len(before)} cells beside each other against one after another: "
-            + numerics(studies, before, after, args.profile))
+            + numerics(before, after))
 
 
 if __name__ == "__main__":
