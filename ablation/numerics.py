@@ -15,7 +15,7 @@ Only replicates trained in fused models of the same size compare: another
 size can run other kernels (grouped convolutions of another group count),
 whose rounding moves every seed's numbers. On an H200 a nightly run (16 / 16
 / 24 replicates a model) and the pr bench (5 / 8 / 3) of the same code and
-seeds differed beyond the floor in 14 of 33 cells, by up to 1.6 accuracy
+seeds differed beyond the floor in 10 of 33 cells, by up to 1.6 accuracy
 points and 1 % of the first epoch's training loss (8 cells stayed bitwise
 equal); on the CPU, 2 and 3 replicates a model differed by up to 6e-7 of the
 loss.  Such cells get no verdict, and --same-training refuses them.  Sizes are
@@ -23,18 +23,21 @@ compared seed by seed: run --adaptive's last round can train fewer of the
 baseline's seeds than the first, in a smaller model (the record's
 "fused_sizes").
 
-The floor: across 28 pairs of same-seed H200 runs of unchanged training (8
-recorded files of 4 commits, eager and CUDA-graph steps, cells alone and side
-by side), single replicates differed by at most 0.51 accuracy points and
-their final training loss by at most 2e-4 relative (133 of 201 replicates
-identical in accuracy in the closest pair).  Rounded up, that is the floor.
-If unchanged same-seed pairs are exchangeable, a new one exceeds the 28
-accuracy maxima with probability 1/29 at most, and the loss maxima likewise:
-"changed" for at most 2/29 of them, at that size: two nightly runs compare
-2.7 times as many replicates, and up to about 20 %.  The per-epoch curve and
-the test loss use the loss floor; they were not in those files, so their
-floor on a GPU is not yet measured.  On the CPU runs are deterministic: every metric is
-identical.
+The floor, on H200 runs of unchanged training with the same seeds (the pr
+counts, 201 replicates a pair).  Accuracy and the training losses (final and
+per epoch): across 28 pairs of 8 recorded files of 4 commits, single
+replicates differed by at most 0.51 points and 2e-4 relative; rounded up, 0.6
+and 5e-4.  Held out, 4 later runs (38 pairs among themselves and with those
+8) stay within both, by 0.60 points at most.  The test loss, which rests on
+the final weights alone, moves about ten times as far as the training loss:
+across the 3 pairs of the first 3 runs that recorded it, by up to 2.2e-3;
+rounded up, 5e-3.  Held out, the fourth run's 3 pairs stay within it (2.7e-3
+at most).  In those 6 pairs only Sigmoid/ReLU cells differed, more the
+deeper they were; the norm and order studies were bitwise equal.  The pairs
+share runs, and a whole run can differ from the others (kernels chosen when
+it starts), so these counts are evidence, not a bound on how often an
+unchanged pair crosses the floor.  On the CPU runs are deterministic: every
+metric is identical.
 """
 
 from __future__ import annotations
@@ -47,9 +50,8 @@ from ablation.results import PER_REPLICATE, ResultsError, model_sizes
 from ablation.verdict import of_seeds
 
 ACCURACY_FLOOR = 0.6  # points, per replicate
-LOSS_FLOOR = 5e-4  # relative, per replicate and epoch
-FLOOR_PAIRS_REPLICATES = 201  # replicates of each recorded same-seed pair the floor was set on (the pr counts)
-FLOOR_CROSSED = 2 / 29  # how often, at most, an unchanged pair of that size crosses it (exchangeability)
+LOSS_FLOOR = 5e-4  # relative, per replicate and epoch of the training loss
+TEST_LOSS_FLOOR = 5e-3  # relative, per replicate
 VERDICTS = ("identical", "within noise", "changed")
 NOT_FINITE = "not finite in one run of a seed"  # a loss that diverged in one of a seed's two runs
 
@@ -124,12 +126,6 @@ def _sizes(record: dict[str, Any]) -> list[str]:
     return [str(size) for size in dict.fromkeys(model_sizes(record))]
 
 
-def floor_crossed(replicates: int) -> float:
-    """At most how often an unchanged same-seed pair comparing ``replicates`` replicates crosses the floor: a pair
-    of the recorded size at most FLOOR_CROSSED of the time, k times as many replicates about k times as often."""
-    return min(1.0, FLOOR_CROSSED * max(1.0, replicates / FLOOR_PAIRS_REPLICATES))
-
-
 def relative(a: float, b: float) -> float:
     """How far two runs' values of a loss differ, relative to the larger; a loss that is not finite (a diverged
     run) in one run and not the other, or not the same infinity, differs infinitely; two NaNs do not differ."""
@@ -165,7 +161,8 @@ def compare_replicates(baseline: dict[str, Any], current: dict[str, Any], exact:
     if accuracy == 0 and all(relative(x, y) == 0 for _, a, b in losses for x, y in zip(a, b)):
         return Numerics("identical", "every metric of every replicate bitwise equal")
     departed = [(name, max(relative(x, y) for x, y in zip(a, b))) for name, a, b in losses]
-    beyond = [(name, change) for name, change in departed if change > LOSS_FLOOR]
+    beyond = [(name, change) for name, change in departed
+              if change > (TEST_LOSS_FLOOR if name == "test_loss" else LOSS_FLOOR)]
     if exact:
         beyond = [(name, change) for name, change in departed if change > 0]
     if not exact and accuracy <= ACCURACY_FLOOR and not beyond:
