@@ -10,7 +10,7 @@ every full batch (``graphs=True``): the small cells spend their time
 launching kernels, not computing, and a replay launches them all at once.
 Several cells can also train at once (train_side_by_side), each on a CUDA
 stream of its own, so that the GPU runs one cell's tiny kernels while
-another's wait, and whole studies beside each other (train_lanes).
+another's wait.
 """
 
 from __future__ import annotations
@@ -467,7 +467,15 @@ def train_side_by_side(trainings: list[CellTraining]) -> list[CellResult]:
     when there are several on CUDA, so that the GPU can run one cell's kernels while another's wait; then
     evaluate each.  A cell's result is the same as trained alone: they share no state.  Every cell's training
     time is the group's."""
-    return train_lanes([[list(trainings)]]).results[0][0]
+    device = trainings[0].data.train_x.device
+    on_streams = device.type == "cuda" and len(trainings) > 1
+    synchronize(device)  # the streams start after the set-up, which ran on the current stream
+    start = time.perf_counter()
+    take_turns([training.steps() for training in trainings], [training.total_steps for training in trainings],
+               [torch.cuda.Stream(device) if on_streams else None for _ in trainings])
+    synchronize(device)
+    wall_s = time.perf_counter() - start
+    return [training.result(wall_s, len(trainings)) for training in trainings]
 
 
 def interleaved(steps: list[int]) -> list[int]:
@@ -487,66 +495,14 @@ def take_turns(steps: list[Iterator[None]], counts: list[int], streams: list[tor
     """Run every iterator of ``steps`` to its end, each under its CUDA stream (None: the current one), taking
     turns: their first ``counts`` items interleaved, so that they start and end together; whatever is left after
     those (a training's end of its last epoch) then runs one after another."""
-    for _ in turns(steps, counts, streams):
-        pass
-
-
-def turns(steps: list[Iterator[None]], counts: list[int], streams: list[torch.cuda.Stream | None]) -> Iterator[None]:
-    """take_turns, pausing after each of the ``sum(counts)`` interleaved items (so that it can itself take turns
-    with others: train_lanes).  The stream is set around each item only: a paused generator must not leave its
-    stream current for whatever runs next."""
     contexts = [contextlib.nullcontext() if stream is None else torch.cuda.stream(stream) for stream in streams]
     for index in interleaved(counts):
         with contexts[index]:
             next(steps[index])
-        yield
     for context, remaining in zip(contexts, steps):
         with context:
             for _ in remaining:
                 pass
-
-
-@dataclass
-class Lanes:
-    """What train_lanes trained: per lane and group, each cell's result; the wall time of all lanes; and when
-    each lane's last group ended, from the start."""
-
-    results: list[list[list[CellResult]]]
-    wall_s: float
-    lane_end_s: list[float]
-
-
-def train_lanes(lanes: list[list[list[CellTraining]]]) -> Lanes:
-    """Train the lanes at once, their steps interleaved (see interleaved); within a lane its groups one after
-    another, each group's cells side by side, every cell on a CUDA stream of its own.  Lanes let studies train
-    beside each other, so that the GPU runs one study's large kernels while another's small ones leave it idle,
-    with each study's cells grouped as it trains them alone.  A cell's result is the same as trained alone.  A
-    group's wall_s runs from its first step to its end, while other lanes train too.  The trainings are made
-    beforehand (their set-up is done before the clock starts); a group's end synchronizes the device before its
-    cells are evaluated, and each group's list is then emptied, so that its trainings and their CUDA graphs'
-    memory are freed for the next group."""
-    device = lanes[0][0][0].data.train_x.device
-    results: list[list[list[CellResult]]] = [[] for _ in lanes]
-    lane_end_s = [0.0] * len(lanes)
-    synchronize(device)  # the streams start after the set-up, which ran on the current stream
-    start = time.perf_counter()
-
-    def lane(index: int) -> Iterator[None]:
-        for group in lanes[index]:
-            on_streams = device.type == "cuda" and (len(lanes) > 1 or len(group) > 1)
-            group_start = time.perf_counter()
-            yield from turns([training.steps() for training in group], [training.total_steps for training in group],
-                             [torch.cuda.Stream(device) if on_streams else None for _ in group])
-            synchronize(device)
-            wall_s = time.perf_counter() - group_start
-            results[index].append([training.result(wall_s, len(group)) for training in group])
-            group.clear()
-        lane_end_s[index] = time.perf_counter() - start
-
-    take_turns([lane(i) for i in range(len(lanes))],
-               [sum(training.total_steps for group in groups for training in group) for groups in lanes],
-               [None] * len(lanes))
-    return Lanes(results, time.perf_counter() - start, lane_end_s)
 
 
 def optimizer_steps(hp: Hyperparameters, images: int, batch_size: int) -> int:

@@ -29,8 +29,6 @@
 #   null-K-again  their same-seed reruns; null-rates: bench/null_runs.py's measured false-alarm rates (and
 #               --same-training's on the same-seed pairs)
 #   step-times  milliseconds per step of sample cells, each way of training, torch.compile's too (docs/performance.md)
-#   studies-at-once  the whole table one study after another and with the studies beside each other, timed side by
-#               side, each cell's numbers compared (bench/studies_at_once.py; a candidate `run` does not use yet)
 #   variants    the variant bench: the 100-epoch variant of the norm study (batchnorm_vs_groupnorm_long) on DATA
 #               and the CIFAR-100 variant on generated 100-class data (no CIFAR-100 images are reachable offline),
 #               timed; variants-report gives their tables, verdicts and figures
@@ -39,12 +37,12 @@
 # measured where said, else projected), first STAGES="graphs run-all* same-seeds deterministic-* bench" (about 6
 # minutes: the GPU paths, the curves' nondeterminism floor, --same-training on unchanged pairs, the bench: 74 s
 # measured), then STAGES="nightly nightly-again nightly-power" (about 6: a nightly run took 179 s),
-# STAGES="variants*" (460 s measured), STAGES="step-times studies-at-once" (a few with the compiles, and about 2
-# projected from run-all's 46 s), STAGES="held-out-2000 held-out-3000 held-out-pair" (about 4), the faults two or
-# three at a time into one OUT (FAULTS="label_noise batchnorm_eps" STAGES="fault-*": their runs, then fault-report
-# of every fault run in OUT), and the null runs one at a time into one OUT (STAGES="null-*" NULL_FIRST=1
-# NULL_RUNS=1, then NULL_FIRST=2 ...: a run and its rerun, about 7 minutes projected; null-rates judges every pair
-# in OUT). Each part also pays the preflight, unless PREFLIGHT=0 (once it has passed on that machine and commit).
+# STAGES="variants*" (460 s measured), STAGES=step-times (a few, with its compiles), STAGES="held-out-2000
+# held-out-3000 held-out-pair" (about 4), the faults two or three at a time into one OUT (FAULTS="label_noise
+# batchnorm_eps" STAGES="fault-*": their runs, then fault-report of every fault run in OUT), and the null runs one
+# at a time into one OUT (STAGES="null-*" NULL_FIRST=1 NULL_RUNS=1, then NULL_FIRST=2 ...: a run and its rerun,
+# about 7 minutes: a null run took 204 s; null-rates judges every pair in OUT). Each part also pays the
+# preflight, unless PREFLIGHT=0 (once it has passed on that machine and commit).
 set -u
 DATA=${1:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
 OUT=${2:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
@@ -135,7 +133,6 @@ if [ ${#null[@]} -gt 0 ]; then
   stage null-rates python3 -m bench.null_runs "${null[@]}" --same-seeds "${again[@]}"
 fi
 stage step-times python3 -m bench.step_times --data "$DATA"
-stage studies-at-once python3 -m bench.studies_at_once --data "$DATA"
 stage variants "${bench[@]}" --variants --bench-data-cifar100=synthetic:100 -k "long or cifar100" \
   --bench-out="$OUT/variants.json"
 if [ -f "$OUT/variants.json" ]; then

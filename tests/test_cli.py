@@ -520,7 +520,7 @@ def test_every_commands_help_renders(capsys, command):
 
 
 @pytest.mark.parametrize("module", ["faults", "false_alarms", "null_runs", "roofline", "side_by_side_gain",
-                                    "step_times", "studies_at_once"])
+                                    "step_times"])
 def test_every_bench_tools_help_renders(capsys, module):
     import importlib
 

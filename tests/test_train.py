@@ -346,75 +346,28 @@ def test_cells_side_by_side_train_exactly_as_each_alone(generated, monkeypatch):
     assert together[1].images_per_s == pytest.approx(2 * 120 * 2 / together[1].wall_s)
 
 
-def test_studies_in_lanes_train_every_cell_exactly_as_alone(generated, monkeypatch):
-    """Two studies beside each other (train_lanes): one lane trains its cells one group after another, the other
-    a group of two side by side; their steps are interleaved across the lanes, and every cell ends as trained
-    alone, with its group's size and time."""
-    depth = shrink("sigmoid_vs_relu", per_class=12, epochs=2, batch_size=40)
-    norm = shrink("batchnorm_vs_groupnorm", per_class=12, epochs=2)
-    data = prepare(generated, 12, 0, "cpu", test_limit=100)
-    depth_cells = [depth.cell("blocks=1-relu"), depth.cell("blocks=2-sigmoid")]
-    norm_cells = [norm.cell("batch_size=16-batchnorm"), norm.cell("batch_size=32-groupnorm")]
-    alone = [train_cell(study, cell, data, [3, 4]) for study, cells in ((depth, depth_cells), (norm, norm_cells))
-             for cell in cells]
-
-    stepped = []
-    step_call = TrainStep.__call__
-    monkeypatch.setattr(TrainStep, "__call__", lambda self, indices: (stepped.append(indices.shape[1]),
-                                                                      step_call(self, indices)))
-    lanes = [[[train.CellTraining(depth, cell, data, [3, 4])] for cell in depth_cells],
-             [[train.CellTraining(norm, cell, data, [3, 4]) for cell in norm_cells]]]
-    trained = train.train_lanes(lanes)
-
-    depth_steps, norm_steps = 2 * 2 * 3, 2 * (8 + 4)  # 120 images: batches of 40; of 16 and 32, both side by side
-    assert len(stepped) == depth_steps + norm_steps and stepped[:6] == [16, 40, 16, 32, 40, 16]  # interleaved
-    together = [result for groups in trained.results for group in groups for result in group]
-    for one, both in zip(alone, together, strict=True):
-        assert both.accuracy == one.accuracy and both.final_loss == one.final_loss
-        assert all(torch.equal(a, b) for a, b in zip(one.model.state_dict().values(), both.model.state_dict().values()))
-    assert [[len(group) for group in groups] for groups in trained.results] == [[1, 1], [2]]
-    assert [r.side_by_side for r in together] == [1, 1, 2, 2] and together[2].wall_s == together[3].wall_s
-    assert lanes == [[[], []], [[]]]  # each group's trainings dropped once its results were in
-    assert 0 < min(trained.lane_end_s) <= max(trained.lane_end_s) <= trained.wall_s
-    assert trained.wall_s >= max(together[0].wall_s + together[1].wall_s, together[2].wall_s)
-
-
-class StubTraining:
-    """A CellTraining on a stubbed CUDA device (stubbed_cuda_streams): records the current stream at each step."""
-
-    data = type("Data", (), {"train_x": type("X", (), {"device": torch.device("cuda")})})
-
-    def __init__(self, steps, current_streams):
-        self.total_steps, self.current, self.taken = steps, current_streams, []
-
-    def steps(self):
-        for _ in range(self.total_steps):
-            self.taken.append(self.current[-1])
-            yield
-        self.taken.append(f"end on {self.current[-1]}")
-
-    def result(self, wall_s, side_by_side):
-        return side_by_side
-
-
-def test_on_cuda_every_cell_of_lanes_steps_on_a_stream_of_its_own(stubbed_cuda_streams):
-    """With the GPU stubbed out: beside another lane, even a cell alone in its group takes its steps under a stream
-    of its own (a new one for each group), and the default stream is current again afterwards."""
-    current = stubbed_cuda_streams
-    first, second, other = (StubTraining(steps, current) for steps in (2, 1, 3))
-    trained = train.train_lanes([[[first], [second]], [[other]]])
-    assert trained.results == [[[1], [1]], [[1]]] and current == ["default"]
-    assert first.taken == ["stream 0", "stream 0", "end on stream 0"]
-    assert other.taken == ["stream 1", "stream 1", "stream 1", "end on stream 1"]
-    assert second.taken == ["stream 2", "end on stream 2"]
-
-
 def test_on_cuda_each_cell_side_by_side_steps_on_a_stream_of_its_own(stubbed_cuda_streams):
     """With the GPU stubbed out: several cells each take every step under their own stream; one cell alone keeps
     the current stream."""
     current = stubbed_cuda_streams
-    a, b = StubTraining(2, current), StubTraining(1, current)
+
+    class Training:
+        data = type("Data", (), {"train_x": type("X", (), {"device": torch.device("cuda")})})
+
+        def __init__(self, steps):
+            self.total_steps, self.taken = steps, []
+
+        def steps(self):
+            for _ in range(self.total_steps):
+                self.taken.append(current[-1])
+                yield
+            self.taken.append(f"end on {current[-1]}")
+
+        def result(self, wall_s, side_by_side):
+            return side_by_side
+
+    a, b = Training(2), Training(1)
     assert train.train_side_by_side([a, b]) == [2, 2]
     assert a.taken == ["stream 0", "stream 0", "end on stream 0"] and b.taken == ["stream 1", "end on stream 1"]
-    alone = StubTraining(1, current)
+    alone = Training(1)
     assert train.train_side_by_side([alone]) == [1] and alone.taken == ["default", "end on default"]

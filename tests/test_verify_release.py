@@ -102,10 +102,3 @@ def test_the_first_part_checks_the_gpu_paths_the_numerics_gate_and_the_bench(tmp
                            "deterministic-b", "deterministic-pair", "bench"]
     for pair in ("same-seeds", "deterministic-pair"):
         assert "--json --same-training" in (out / f"{pair}.log").read_text()
-
-
-def test_the_speed_part_times_the_steps_and_the_studies_beside_each_other(tmp_path):
-    out = tmp_path / "out"
-    assert verify(tmp_path, out, STAGES="step-times studies-at-once", PREFLIGHT="0").returncode == 0
-    assert stages(out) == ["step-times", "studies-at-once"]
-    assert (out / "studies-at-once.log").read_text() == "python3 -m bench.studies_at_once --data DATA.npz\n"
