@@ -166,8 +166,10 @@ def compare_replicates(baseline: dict[str, Any], current: dict[str, Any], exact:
     if exact:
         beyond = [(name, change) for name, change in departed if change > 0]
     if not exact and accuracy <= ACCURACY_FLOOR and not beyond:
-        return Numerics("within noise", f"accuracy within {accuracy:.2f} points, losses within "
-                                        f"{max((c for _, c in departed), default=0.0):.1e} relative")
+        training = max((c for name, c in departed if name != "test_loss"), default=0.0)
+        test = ", ".join(f"test loss within {c:.1e}" for name, c in departed if name == "test_loss")
+        return Numerics("within noise", f"accuracy within {accuracy:.2f} points, training loss within {training:.1e}"
+                                        f"{', ' + test if test else ''} relative")
     epochs = [name for name, _ in beyond if name.startswith("epoch ")]
     if epochs:
         first = epochs[0]
