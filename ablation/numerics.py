@@ -126,6 +126,11 @@ def _sizes(record: dict[str, Any]) -> list[str]:
     return [str(size) for size in dict.fromkeys(model_sizes(record))]
 
 
+def loss_floor(name: str) -> float:
+    """The relative floor of a loss metric: the test loss's, or the training loss's (final and per epoch)."""
+    return TEST_LOSS_FLOOR if name == "test_loss" else LOSS_FLOOR
+
+
 def relative(a: float, b: float) -> float:
     """How far two runs' values of a loss differ, relative to the larger; a loss that is not finite (a diverged
     run) in one run and not the other, or not the same infinity, differs infinitely; two NaNs do not differ."""
@@ -161,15 +166,12 @@ def compare_replicates(baseline: dict[str, Any], current: dict[str, Any], exact:
     if accuracy == 0 and all(relative(x, y) == 0 for _, a, b in losses for x, y in zip(a, b)):
         return Numerics("identical", "every metric of every replicate bitwise equal")
     departed = [(name, max(relative(x, y) for x, y in zip(a, b))) for name, a, b in losses]
-    beyond = [(name, change) for name, change in departed
-              if change > (TEST_LOSS_FLOOR if name == "test_loss" else LOSS_FLOOR)]
-    if exact:
-        beyond = [(name, change) for name, change in departed if change > 0]
+    beyond = [(name, change) for name, change in departed if change > (0.0 if exact else loss_floor(name))]
     if not exact and accuracy <= ACCURACY_FLOOR and not beyond:
         training = max((c for name, c in departed if name != "test_loss"), default=0.0)
-        test = ", ".join(f"test loss within {c:.1e}" for name, c in departed if name == "test_loss")
-        return Numerics("within noise", f"accuracy within {accuracy:.2f} points, training loss within {training:.1e}"
-                                        f"{', ' + test if test else ''} relative")
+        within = [f"training loss within {training:.1e}"] + [f"test loss within {c:.1e}" for name, c in departed
+                                                             if name == "test_loss"]
+        return Numerics("within noise", f"accuracy within {accuracy:.2f} points, {', '.join(within)} relative")
     epochs = [name for name, _ in beyond if name.startswith("epoch ")]
     if epochs:
         first = epochs[0]
