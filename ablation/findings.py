@@ -18,6 +18,13 @@ document shows 10-15), Sigmoid's rise of at most 2, BatchNorm trailing
 GroupNorm by at most 3 points at batch >= 8 (the document's two-sided "within
 3 %" failed on our runs, where BatchNorm leads by 4-6 points; the one-sided
 form is the document's point), and BatchNorm below GroupNorm at batches 2-4.
+"GroupNorm still learns" at batch 2, where a run either learns or ends at
+chance, is a share of runs: an exact one-sided binomial test that at least a
+quarter of them learn (LEARNING_SHARE), sharing the finding's alpha with its
+contrast. Runs at chance are common there, so neither of the bench's plans
+(pr, nightly) has the runs to show fewer learners than the claim at that
+alpha (docs/statistics.md): asking for one learner instead would fail
+unchanged runs far more often than the budget.
 The CIFAR-100 variant has no table: its finding is the document's qualitative
 claim, not calibrated on CIFAR-100 itself.  The 100-epoch variant's table
 (one run) says what the short study does not: BatchNorm at batch 2 learns
@@ -29,6 +36,7 @@ the document's direction with room below its size (30 points over chance).
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -43,6 +51,7 @@ RELU_RISE = 5.0  # points ReLU at depth 8 must gain over depth 1
 SIGMOID_RISE = 2.0  # points Sigmoid at depth 8 may gain over depth 1
 CLOSE = 3.0  # points BatchNorm may trail GroupNorm at batch size >= 8 ("within 3 %")
 LEARNED = 15.0  # accuracy (%) that counts as having learned, well above chance (10 %)
+LEARNING_SHARE = 0.25  # share of GroupNorm's batch-2 runs that must learn ("GroupNorm still learns")
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,29 @@ class Contrast:
             return estimate, 0.0 if estimate < self.margin else 1.0
         return estimate, t_sf((self.margin - estimate) / se, self.df(cells))
 
+    def judged(self, cells: Cells, alpha: float) -> tuple[float, str]:
+        """(p, what was tested) at ``alpha``."""
+        estimate, p = self.test(cells)
+        return p, (f"{self.label} {estimate:+.2f} points (claim: >= {self.margin:+g}; one-sided p {p:.2g}, "
+                   f"fails below {alpha:.2g})")
+
+
+@dataclass(frozen=True)
+class LearnedShare:
+    """At least ``margin`` of a bimodal cell's runs learn (reach LEARNED): an exact one-sided binomial test."""
+
+    label: str
+    cell: str
+    margin: float
+
+    def judged(self, cells: Cells, alpha: float) -> tuple[float, str]:
+        """(p that as few runs learn when the claim holds at its margin, what was tested) at ``alpha``."""
+        runs = len(cells[self.cell]["accuracy"])
+        learned = sum(a >= LEARNED for a in cells[self.cell]["accuracy"])
+        p = sum(math.comb(runs, k) * self.margin ** k * (1 - self.margin) ** (runs - k) for k in range(learned + 1))
+        return p, (f"{self.label} {learned} of {runs} (claim: >= {self.margin:.0%} of runs; one-sided p {p:.2g}, "
+                   f"fails below {alpha:.2g})")
+
 
 def difference(a: str, b: str) -> dict[str, float]:
     return {a: 1.0, b: -1.0}
@@ -82,7 +114,7 @@ class Finding:
     claim: str
     cells: tuple[str, ...]
     contrasts: Callable[[Cells], list[Contrast]]
-    extra: Callable[[Cells], tuple[bool, str]] | None = None  # a rule on counts, beside the contrasts
+    shares: tuple[LearnedShare, ...] = ()  # tested beside the contrasts, at the same alpha each
 
     def cells_of(self, results: dict[str, Any]) -> Cells:
         return results["studies"].get(self.study, {}).get("cells", {})
@@ -98,25 +130,20 @@ class Finding:
         return ""
 
     def contrast_alpha(self, contrasts: list[Contrast], tolerance: Tolerance, alpha: float | None = None) -> float:
-        """Each contrast's alpha: the finding's (or ``alpha``) split over its contrasts."""
-        return (tolerance.alpha("finding") if alpha is None else alpha) / len(contrasts)
+        """Each test's alpha: the finding's (or ``alpha``) split over its contrasts and shares."""
+        return (tolerance.alpha("finding") if alpha is None else alpha) / (len(contrasts) + len(self.shares))
 
     def judge(self, results: dict[str, Any], tolerance: Tolerance = Tolerance()) -> tuple[bool | None, str]:
-        """(passed, detail), or (None, why not judged) when cells are missing or hold fewer than 2 replicates."""
+        """(passed, detail), or (None, why not judged) when cells are missing or hold fewer than 2 replicates.
+        The detail names the contrast of smallest p, then each share."""
         cells = self.cells_of(results)
         if why := self.why_not_judged(cells):
             return None, why
         contrasts = self.contrasts(cells)
         alpha = self.contrast_alpha(contrasts, tolerance)
-        tested = [(c, *c.test(cells)) for c in contrasts]
-        worst, estimate, p = min(tested, key=lambda item: item[2])
-        ok = p >= alpha
-        detail = (f"{worst.label} {estimate:+.2f} points (claim: >= {worst.margin:+g}; one-sided p {p:.2g}, "
-                  f"fails below {alpha:.2g})")
-        if self.extra is not None:
-            extra_ok, extra_detail = self.extra(cells)
-            ok, detail = ok and extra_ok, f"{detail}; {extra_detail}"
-        return ok, detail
+        tested = [min((c.judged(cells, alpha) for c in contrasts), key=lambda item: item[0])]
+        tested += [share.judged(cells, alpha) for share in self.shares]
+        return all(p >= alpha for p, _ in tested), "; ".join(detail for _, detail in tested)
 
 
 def relu_leads(cells: Cells) -> list[Contrast]:
@@ -134,11 +161,6 @@ def batchnorm_trails_small(cells: Cells) -> list[Contrast]:
     weights = {f"batch_size={b}-{n}": (0.5 if n == "groupnorm" else -0.5) for b in (2, 4)
                for n in ("batchnorm", "groupnorm")}
     return [Contrast("GroupNorm minus BatchNorm, batch 2-4", weights, 0.0)]
-
-
-def groupnorm_learns_at_batch_2(cells: Cells) -> tuple[bool, str]:
-    learners = sum(a >= LEARNED for a in cells["batch_size=2-groupnorm"]["accuracy"])
-    return learners > 0, f"{learners} GroupNorm replicates learned at batch 2 (needs >= 1)"
 
 
 def batchnorm_keeps_up(cells: Cells) -> list[Contrast]:
@@ -176,7 +198,7 @@ FINDINGS = (
     Finding("batchnorm_vs_groupnorm", "batchnorm_breaks_down_at_small_batches",
             "BatchNorm breaks down at batch sizes 2-4 where GroupNorm still learns",
             tuple(f"batch_size={b}-{n}" for b in (2, 4) for n in ("batchnorm", "groupnorm")), batchnorm_trails_small,
-            groupnorm_learns_at_batch_2),
+            (LearnedShare("GroupNorm runs that learned at batch 2", "batch_size=2-groupnorm", LEARNING_SHARE),)),
     Finding("batchnorm_vs_groupnorm", "batchnorm_keeps_up_at_large_batches",
             "At batch sizes >= 8 BatchNorm trails GroupNorm by 3 points at most",
             tuple(f"batch_size={b}-{n}" for b in (8, 16, 32, 64, 128) for n in ("batchnorm", "groupnorm")),
