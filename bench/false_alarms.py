@@ -1,19 +1,26 @@
-"""The bench's false-alarm rate, simulated: ``python -m bench.false_alarms [--runs N]``.
+"""The bench's false-alarm rate, simulated: ``python -m bench.false_alarms [--runs N] [--fit RUN.json ...]``.
 
 A null model of an unchanged bench run on one device and the offline copy,
-fitted on the two recorded H200 bench runs with independent seeds
-(bench/recorded/h200-bench.json, seeds 0-7, and h200-repeat.json, seeds
-1000-1007): per cell a normal distribution of accuracy (its mean and pooled
-within-run sd), and in the bimodal cells a share of runs at chance beside
-the learned runs' normal, and in the cells whose runs learn a log-normal final
-training loss (the recorded files hold no loss curves or test loss, so the
-final loss stands for the loss metrics).  Each simulated bench run first draws its world
-from the fit's uncertainty (each sd from its chi-square, each mean from its
-standard error, each share from its beta posterior), then a baseline run and
-a current run of that world, and judges them as the bench does with the
-project's own check_cell, judge_study_shift, findings and throughput limit.
-A run with any failed decision is a false alarm: the family-wise rate that
-the alarm budget bounds.
+fitted by default on the recorded H200 null runs (bench/recorded/
+h200-null-1.json and h200-null-2.json: 25 / 40 / 15 replicates a cell each,
+on seeds of their own), which no constant of the rules was fitted to; --fit
+names other runs of unchanged code and other seeds each (h200-bench.json and
+h200-repeat.json are the two runs that LEARNED_SD was fitted on).  Per cell:
+a normal distribution of accuracy (its mean and pooled within-run sd), in
+the bimodal cells a share of runs at chance beside the learned runs'
+normal, and in the cells whose runs learn the logs of the loss metrics that
+every fitted run records, as a multivariate normal (their means and pooled
+within-run covariance; the older recorded files hold the final training
+loss only, which then stands for the three).  Throughput is drawn from
+compare's measured spread (THROUGHPUT_LOG_SD and its df), the one part not
+held out: the null runs' blocks share their run's timing.  Each simulated
+bench run first draws its world from the fit's uncertainty (each sd and
+covariance from its chi-square, each mean from its standard error, each
+share from its beta posterior), then a baseline run and a current run of
+that world, and judges them as the bench does with the project's own
+check_cell, check_against_baseline, judge_metric, judge_study_shift,
+findings and throughput limit.  A run with any failed decision is a false
+alarm: the family-wise rate that the alarm budget bounds.
 
 ``--paired`` simulates the one decision that the independent-seed model
 cannot: a cell judged against a baseline seed by seed (12 or more shared
@@ -40,17 +47,29 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ablation.compare import THROUGHPUT_DF, THROUGHPUT_LOG_SD, judge_metric, judge_study_shift, min_throughput
+from ablation.compare import (THROUGHPUT_DF, THROUGHPUT_LOG_SD, judge_metric, judge_study_shift, judges_losses,
+                              metric_values, min_throughput)
 from ablation.findings import FINDINGS
-from ablation.results import read_results
+from ablation.results import ResultsError, read_results
 from ablation.stats import t_quantile, t_sf
 from ablation.studies import DOCUMENTED
-from ablation.verdict import BUDGET, Tolerance, at_chance, check_against_baseline, check_cell
+from ablation.verdict import BUDGET, LOSS_METRICS, Tolerance, at_chance, check_against_baseline, check_cell
 from bench.null_runs import wilson
 
 RECORDED = Path(__file__).resolve().parent / "recorded"
-FITTED_ON = ("h200-bench.json", "h200-repeat.json")
+FITTED_ON = ("h200-null-1.json", "h200-null-2.json")
 KINDS = ("documented_cell", "baseline_cell", "chance_share", "study_shift", "metric", "finding", "throughput")
+
+
+@dataclass(frozen=True)
+class World:
+    """One simulated world of a cell: what its runs are drawn from."""
+    mean: float  # accuracy of the runs that learn
+    sd: float
+    share: float  # of runs at chance
+    losses: tuple[str, ...]  # the loss metrics drawn (LOSS_METRICS that the fit holds; none in bimodal cells)
+    log_loss_mean: tuple[float, ...]
+    log_loss_root: tuple[tuple[float, ...], ...]  # lower Cholesky factor of the logs' covariance
 
 
 @dataclass(frozen=True)
@@ -64,47 +83,86 @@ class CellModel:
     df: int
     chance: int  # runs at chance among ``runs``
     runs: int
-    log_loss: tuple[float, float]  # mean and pooled within-run sd of log(final loss), df as ``df``
+    losses: tuple[str, ...]
+    log_loss_mean: tuple[float, ...]
+    log_loss_root: tuple[tuple[float, ...], ...]  # of the pooled within-run covariance, on ``loss_df`` df
+    loss_df: int
 
-    def world(self, rng: random.Random) -> tuple[float, float, float, float, float]:
-        """(mean, sd, share at chance, log-loss mean, log-loss sd) of one simulated world, drawn from the fit's
-        uncertainty."""
+    def world(self, rng: random.Random) -> World:
+        """A world drawn from the fit's uncertainty."""
         scale = math.sqrt(self.df / (2 * rng.gammavariate(self.df / 2, 1.0)))
         mean = rng.gauss(self.mean, self.sd / math.sqrt(self.runs - self.chance))
         share = rng.betavariate(self.chance + 1, self.runs - self.chance + 1) if self.chance else 0.0
-        loss_scale = math.sqrt(self.df / (2 * rng.gammavariate(self.df / 2, 1.0)))
-        return mean, self.sd * scale, share, self.log_loss[0], self.log_loss[1] * loss_scale
+        loss_scale = math.sqrt(self.loss_df / (2 * rng.gammavariate(self.loss_df / 2, 1.0))) if self.losses else 1.0
+        root = tuple(tuple(x * loss_scale for x in row) for row in self.log_loss_root)
+        return World(mean, self.sd * scale, share, self.losses, self.log_loss_mean, root)
+
+    def centre(self) -> World:
+        """The fitted world itself."""
+        return World(self.mean, self.sd, self.chance / self.runs, self.losses, self.log_loss_mean,
+                     self.log_loss_root)
 
 
 def fit(paths: Sequence[Path] = tuple(RECORDED / name for name in FITTED_ON)) -> list[CellModel]:
+    """The null model of every documented cell, fitted on unchanged runs that hold every documented study (their
+    seeds should differ: runs of the same seeds would understate the spread)."""
     runs = [read_results(path) for path in paths]
     models = []
     for study in DOCUMENTED:
         for cell in study.cells:
-            records = [run["studies"][study.name]["cells"][cell.id] for run in runs]
+            try:
+                records = [run["studies"][study.name]["cells"][cell.id] for run in runs]
+            except KeyError:
+                raise ValueError(f"a fitted run lacks {study.name}[{cell.id}]; fit on runs of the whole table "
+                                 "(run all)") from None
             learned = [[a for a, c in zip(r["accuracy"], r["collapsed"]) if not at_chance(a, c, 10)] for r in records]
             values = [a for run in learned for a in run]
             df = sum(len(run) - 1 for run in learned if len(run) > 1)
             ss = sum(sum((a - statistics.fmean(run)) ** 2 for a in run) for run in learned if len(run) > 1)
             total = sum(len(r["accuracy"]) for r in records)
             documented = records[0]["documented"]["runs"] if records[0]["documented"] else None
-            logs = [[math.log(x) for x in r["final_loss"]] for r in records]
-            log_ss = sum(sum((x - statistics.fmean(run)) ** 2 for x in run) for run in logs)
-            log_df = sum(len(run) - 1 for run in logs)
+            losses = tuple(m for m in LOSS_METRICS if judges_losses(study.name, cell.id, True)
+                           and all(metric_values(r, m) is not None for r in records))
             models.append(CellModel(study.name, cell.id, study.replicates, documented, statistics.fmean(values),
-                                    math.sqrt(ss / df), df, total - len(values), total,
-                                    (statistics.fmean(x for run in logs for x in run), math.sqrt(log_ss / log_df))))
+                                    math.sqrt(ss / df), df, total - len(values), total, losses,
+                                    *fit_losses(records, losses)))
     return models
 
 
-def draw(world: tuple[float, ...], replicates: int, rng: random.Random) -> dict[str, Any]:
-    mean, sd, share, log_loss, log_loss_sd = world
-    if not share:  # a cell whose runs learn: plain normal draws, whose low tail the chance-run rule judges
-        return {"accuracy": [rng.gauss(mean, sd) for _ in range(replicates)], "collapsed": [False] * replicates,
-                "final_loss": [math.exp(rng.gauss(log_loss, log_loss_sd)) for _ in range(replicates)]}
-    accuracy = [10.0 - rng.uniform(0.0, 0.8) if rng.random() < share else learned_run(mean, sd, rng)
-                for _ in range(replicates)]
-    return {"accuracy": accuracy, "collapsed": [False] * replicates}
+def fit_losses(records: list[dict[str, Any]], losses: tuple[str, ...]) -> tuple[tuple[float, ...],
+                                                                             tuple[tuple[float, ...], ...], int]:
+    """The mean of the ``losses``' logs over ``records``, the lower Cholesky factor of their pooled within-run
+    covariance, and its df."""
+    if not losses:
+        return (), (), 0
+    logs = [torch.tensor([metric_values(r, m) for m in losses], dtype=torch.float64).T for r in records]
+    centred = torch.cat([run - run.mean(0) for run in logs])
+    df = sum(len(run) - 1 for run in logs)
+    root = torch.linalg.cholesky(centred.T @ centred / df)
+    return tuple(torch.cat(logs).mean(0).tolist()), tuple(map(tuple, root.tolist())), df
+
+
+def draw(world: World, replicates: int, rng: random.Random) -> dict[str, Any]:
+    """A record of ``replicates`` runs of the world (accuracy, at chance, and its loss metrics)."""
+    if world.share:
+        accuracy = [10.0 - rng.uniform(0.0, 0.8) if rng.random() < world.share else learned_run(world.mean,
+                                                                                                  world.sd, rng)
+                    for _ in range(replicates)]
+    else:  # plain normal draws, whose low tail the chance-run rule judges
+        accuracy = [rng.gauss(world.mean, world.sd) for _ in range(replicates)]
+    record: dict[str, Any] = {"accuracy": accuracy, "collapsed": [False] * replicates}
+    if world.losses:
+        normal = [[rng.gauss(0.0, 1.0) for _ in world.losses] for _ in range(replicates)]
+        logs = [[mean + sum(r * z for r, z in zip(row, draws)) for mean, row in zip(world.log_loss_mean,
+                                                                                      world.log_loss_root)]
+                for draws in normal]
+        for i, metric in enumerate(world.losses):
+            values = [math.exp(run[i]) for run in logs]
+            if metric == "train_loss":  # the mean of the epochs' training losses: a curve of one epoch
+                record["train_loss_curve"] = [[v] for v in values]
+            else:
+                record[metric] = values
+    return record
 
 
 def learned_run(mean: float, sd: float, rng: random.Random) -> float:
@@ -140,14 +198,15 @@ def simulate(runs: int, tolerance: Tolerance = Tolerance(), seed: int = 0,
             against = check_against_baseline(m.study, m.cell, record, baseline[m.study][m.cell], same_device)
             if not against.passed:
                 found["chance_share" if against.share_changed else "baseline_cell"] = True
-            if "final_loss" in record and not judge_metric("final_loss", baseline[m.study][m.cell], record,
-                                                           same_device).passed:
+            if any(not judge_metric(metric, baseline[m.study][m.cell], record, same_device).passed
+                   for metric in m.losses):
                 found["metric"] = True
         for study in DOCUMENTED:
             shift = judge_study_shift(study.name, baseline[study.name], current[study.name], same_device)
             found["study_shift"] |= shift is not None and not shift.passed
-            loss = judge_study_shift(study.name, baseline[study.name], current[study.name], same_device, "final_loss")
-            found["metric"] |= loss is not None and not loss.passed
+            for metric in LOSS_METRICS:
+                loss = judge_study_shift(study.name, baseline[study.name], current[study.name], same_device, metric)
+                found["metric"] |= loss is not None and not loss.passed
             log_sd = THROUGHPUT_LOG_SD * math.sqrt(THROUGHPUT_DF / (2 * rng.gammavariate(THROUGHPUT_DF / 2, 1.0)))
             found["throughput"] |= math.exp(rng.gauss(0.0, log_sd)) < limit
         results = {"studies": {name: {"cells": cells} for name, cells in current.items()}}
@@ -294,6 +353,9 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m bench.false_alarms", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=4000, help="simulated bench runs (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the simulation (default %(default)s)")
+    parser.add_argument("--fit", metavar="RUN.json", nargs="+", type=Path,
+                        help="fit the null model on these runs of unchanged code, of other seeds each (default: "
+                             + ", ".join(FITTED_ON) + " in bench/recorded)")
     parser.add_argument("--paired", type=int, metavar="DRAWS",
                         help="instead: the paired cell band's rate over DRAWS null comparisons per shape and count")
     parser.add_argument("--unpaired", type=int, metavar="DRAWS",
@@ -308,13 +370,22 @@ def main(argv: Sequence[str] | None = None) -> str:
         if args.paired < 1:
             parser.error(f"--paired needs at least 1 draw, not {args.paired}")
         return paired_table(args.paired, args.seed)
-    rates = simulate(args.runs, seed=args.seed)
+    paths = args.fit or [RECORDED / name for name in FITTED_ON]
+    try:
+        models = fit(paths)
+    except (ResultsError, ValueError) as error:
+        parser.error(str(error))
+    rates = simulate(args.runs, seed=args.seed, models=models)
     tolerance = Tolerance()
-    lines = ["| decision | alpha per decision | decisions per run | simulated false-alarm rate per run |",
+    metrics = sorted({metric for m in models for metric in m.losses}, key=LOSS_METRICS.index)
+    lines = [f"{args.runs:,} simulated bench runs of a null model fitted on {', '.join(p.name for p in paths)} "
+             f"(loss metrics: {', '.join(metrics)})", "",
+             "| decision | alpha per decision | decisions per run | simulated false-alarm rate per run |",
              "|---|---|---|---|"]
     for kind in KINDS:
         count = BUDGET[kind][1]
-        lines.append(f"| {kind} | {tolerance.alpha(kind):.2g} | {count} | {rates[kind]:.3%} |")
+        judged = f"{count // len(LOSS_METRICS) * len(metrics)} of {count}" if kind == "metric" else count
+        lines.append(f"| {kind} | {tolerance.alpha(kind):.2g} | {judged} | {rates[kind]:.3%} |")
     half = 1.96 * math.sqrt(rates["any"] * (1 - rates["any"]) / args.runs)
     lines.append(f"| whole run | budget {tolerance.alarm_budget:.0%} | | {rates['any']:.3%} ± {half:.3%} (95 %) |")
     return "\n".join(lines)

@@ -2,14 +2,18 @@
 paired, two-sample and finding rules at their alphas."""
 
 import math
+import random
+from pathlib import Path
 
 import pytest
 import torch
 
-from ablation.compare import judge_study_shift
-from ablation.verdict import BUDGET, Tolerance, check_against_baseline
-from bench.false_alarms import (DIFFERENCE_SHAPES, KINDS, contrast_alarms, fit, main, paired_alarms, paired_cell_alarms,
-                                simulate, t_beyond, two_sample_alarms)
+import ablation
+from ablation.compare import judge_study_shift, metric_values
+from ablation.studies import get_study
+from ablation.verdict import BUDGET, LOSS_METRICS, Tolerance, check_against_baseline
+from bench.false_alarms import (DIFFERENCE_SHAPES, FITTED_ON, KINDS, RECORDED, contrast_alarms, draw, fit, main,
+                                paired_alarms, paired_cell_alarms, simulate, t_beyond, two_sample_alarms)
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +34,46 @@ def test_a_whole_bench_run_raises_a_false_alarm_less_often_than_its_budget(rates
     assert all(rates[kind] <= rates["any"] for kind in KINDS)
 
 
-def test_the_null_model_rests_on_the_two_independent_seed_runs_only():
+def test_the_null_model_is_fitted_on_runs_that_no_constant_of_the_rules_was_fitted_to():
+    """The default fit is the null runs, held out: the package's constants name the runs they were fitted on, and
+    none is a null run.  Every cell whose runs learn draws all three loss metrics; bimodal cells draw none."""
+    sources = " ".join(path.read_text() for path in (Path(ablation.__file__).parent).glob("*.py"))
+    assert FITTED_ON == ("h200-null-1.json", "h200-null-2.json") and "h200-bench.json" in sources
+    assert not any(name in sources for name in FITTED_ON)
     models = fit()
-    assert len(models) == 33 and all(m.runs == 2 * m.replicates for m in models)
+    assert len(models) == 33 and all(m.runs == 2 * get_study(m.study).replicates_for("null") for m in models)
+    assert {m.losses for m in models if m.cell.startswith(("batch_size=2-", "batch_size=4-"))} == {()}
+    assert {m.losses for m in models if not m.cell.startswith(("batch_size=2-", "batch_size=4-"))} == {LOSS_METRICS}
+    bn2 = next(m for m in models if m.cell == "batch_size=2-batchnorm")
+    assert (bn2.chance, bn2.runs) == (69, 80)
+
+
+def test_a_fit_on_runs_without_curves_draws_the_final_loss_alone():
+    models = fit([RECORDED / "h200-bench.json", RECORDED / "h200-repeat.json"])
+    assert {m.losses for m in models} == {(), ("final_loss",)}
     bn2 = next(m for m in models if m.cell == "batch_size=2-batchnorm")
     assert (bn2.chance, bn2.df) == (13, 1)  # 3 of 16 runs learned, in two runs: the weakest-known cell
+    assert "32 of 96" in main(["--runs", "5", "--fit", str(RECORDED / "h200-bench.json"),
+                               str(RECORDED / "h200-repeat.json")])
+
+
+def test_drawn_loss_metrics_keep_the_fitted_covariance():
+    """The three losses of a run move together (the final and mean training loss closely): draws must keep the
+    fitted covariance of their logs, not only each one's spread."""
+    model = next(m for m in fit() if m.cell == "blocks=8-relu")
+    record = draw(model.centre(), 4000, random.Random(0))
+    logs = torch.tensor([metric_values(record, metric) for metric in model.losses], dtype=torch.float64)
+    fitted = torch.tensor(model.log_loss_root, dtype=torch.float64)
+    fitted = fitted @ fitted.T
+    drawn = torch.cov(logs)
+    assert torch.allclose(drawn, fitted, rtol=0.1, atol=0.05 * fitted.diagonal().min().item())
+    correlation = fitted[0, 1] / (fitted[0, 0] * fitted[1, 1]).sqrt()
+    assert 0.3 < correlation < 1.0  # final and mean training loss: the case a diagonal draw would get wrong
+
+
+def test_a_fit_needs_every_documented_cell():
+    with pytest.raises(ValueError, match=r"lacks sigmoid_vs_relu\[blocks=1-sigmoid\]; fit on runs of the whole"):
+        fit([RECORDED / "cpu-order-full-1rep.json"])
 
 
 def test_a_larger_budget_raises_more_alarms_so_the_simulation_can_fail():
@@ -45,6 +84,7 @@ def test_a_larger_budget_raises_more_alarms_so_the_simulation_can_fail():
 def test_the_command_prints_each_kind_and_the_whole_run():
     table = main(["--runs", "20"])
     assert all(f"| {kind} |" in table for kind in KINDS) and "| whole run | budget 1% |" in table
+    assert "fitted on h200-null-1.json, h200-null-2.json" in table and "96 of 96" in table
 
 
 def test_the_vectorized_paired_rule_is_the_cells_own():

@@ -21,8 +21,7 @@ def big():
     results = read_results(RECORDED / "h200-bench.json")
     for model in fit():
         record = results["studies"][model.study]["cells"][model.cell]
-        world = (model.mean, model.sd, model.chance / model.runs, *model.log_loss)
-        drawn = draw(world, REPLICATES, rng)
+        drawn = draw(model.centre(), REPLICATES, rng)
         record.update(drawn, seeds=list(range(REPLICATES)), skipped_steps=[0] * REPLICATES)
         record.setdefault("final_loss", [1.0] * REPLICATES)
         if len(record["final_loss"]) != REPLICATES:
