@@ -64,6 +64,7 @@ KINDS = ("documented_cell", "baseline_cell", "chance_share", "study_shift", "met
 @dataclass(frozen=True)
 class World:
     """One simulated world of a cell: what its runs are drawn from."""
+
     mean: float  # accuracy of the runs that learn
     sd: float
     share: float  # of runs at chance
