@@ -19,6 +19,14 @@ are independent runs of the same code.  Judged, with the bench's own rules:
   changed), which is outside the alarm budget and so outside the whole
   pseudo-run's rate.
 
+With --resample DRAWS, beside them: DRAWS pseudo-runs whose seeds are drawn
+at random from one run, each against the documented table and against a
+baseline drawn likewise from another run (across processes, as a real
+comparison is).  They keep what a fitted model assumes away: the runs' skew,
+and how a seed's cells and metrics move together.  They share seeds, so
+their rate is the runs' own, with no interval: the disjoint pseudo-runs
+above are the independent count.
+
 Per decision kind and for the whole pseudo-run: pseudo-runs judged, those
 with a false alarm, the rate and its 95 % interval (Wilson).  Throughput is
 not judged: the blocks share their run's timing.
@@ -29,6 +37,7 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+import random
 import sys
 from typing import Any, Sequence
 
@@ -49,20 +58,42 @@ def blocks(results: dict[str, Any], plan: str | int = "pr") -> list[dict[str, An
     pseudo = []
     for name, entry in results["studies"].items():
         n = get_study(name).replicates_for(plan)
-        count = min(len(cell["accuracy"]) for cell in entry["cells"].values()) // n
-        for i in range(count):
+        for i in range(_replicates(entry) // n):
             while len(pseudo) <= i:
-                pseudo.append(dict(copy.deepcopy({k: v for k, v in results.items() if k != "studies"}), studies={}))
-            cells = {cell_id: _block(record, i * n, n) for cell_id, record in entry["cells"].items()}
-            pseudo[i]["studies"][name] = dict(entry, cells=cells)
+                pseudo.append(_header(results))
+            pseudo[i]["studies"][name] = _of_replicates(entry, range(i * n, (i + 1) * n))
     return pseudo
 
 
-def _block(record: dict[str, Any], start: int, n: int) -> dict[str, Any]:
-    share = n / len(record["accuracy"])
-    block = dict(record, **{key: record[key][start:start + n] for key in PER_REPLICATE if key in record})
-    block.update({key: record[key] * share for key in ("wall_s", "setup_s", "eval_s") if key in record})
-    return block
+def resample(results: dict[str, Any], plan: str | int, rng: random.Random) -> dict[str, Any]:
+    """A pseudo-run of the plan's counts: each study's n replicates drawn at random without replacement, the same
+    in every cell (a seed's cells move together), times scaled to the share."""
+    pseudo = _header(results)
+    for name, entry in results["studies"].items():
+        n = get_study(name).replicates_for(plan)
+        if _replicates(entry) >= n:
+            pseudo["studies"][name] = _of_replicates(entry, sorted(rng.sample(range(_replicates(entry)), n)))
+    return pseudo
+
+
+def _header(results: dict[str, Any]) -> dict[str, Any]:
+    return dict(copy.deepcopy({k: v for k, v in results.items() if k != "studies"}), studies={})
+
+
+def _replicates(entry: dict[str, Any]) -> int:
+    """The replicates every cell of a study's entry holds."""
+    return min(len(cell["accuracy"]) for cell in entry["cells"].values())
+
+
+def _of_replicates(entry: dict[str, Any], indices: Sequence[int]) -> dict[str, Any]:
+    """The study entry with each cell's replicates at ``indices`` only."""
+    def part(record: dict[str, Any]) -> dict[str, Any]:
+        share = len(indices) / len(record["accuracy"])
+        kept = dict(record, **{key: [record[key][i] for i in indices] for key in PER_REPLICATE if key in record})
+        kept.update({key: record[key] * share for key in ("wall_s", "setup_s", "eval_s") if key in record})
+        return kept
+
+    return dict(entry, cells={cell_id: part(record) for cell_id, record in entry["cells"].items()})
 
 
 def table_alarms(results: dict[str, Any], tolerance: Tolerance) -> dict[str, bool | None]:
@@ -141,15 +172,33 @@ def null_rates(runs: list[dict[str, Any]], reruns: list[dict[str, Any]] | None =
     return rates
 
 
+def resampled_rates(runs: list[dict[str, Any]], draws: int, plan: str | int = "pr",
+                    tolerance: Tolerance = Tolerance(), seed: int = 0) -> dict[str, dict[str, tuple[int, int]]]:
+    """Per way of judging (documented table, other seeds): per kind (alarms, resampled pseudo-runs judged).  Each
+    draw is a current pseudo-run resampled from one run and a baseline resampled from another."""
+    if len(runs) < 2:
+        raise ValueError("resampling needs two runs or more, to draw the baseline and the current run from "
+                         "different ones")
+    rng = random.Random(seed)
+    table, pairs = [], []
+    for _ in range(draws):
+        before, after = (resample(run, plan, rng) for run in rng.sample(runs, 2))
+        table.append(table_alarms(after, tolerance))
+        pairs.append(comparison_alarms(compare(before, after, tolerance)))
+    return {"documented table, resampled": tally(table), "other seeds, resampled": tally(pairs)}
+
+
 def rates_table(rates: dict[str, dict[str, tuple[int, int]]]) -> str:
+    """Each way's rates; with a 95 % interval where the pseudo-runs are independent (not resampled ones)."""
     lines = ["| judged against | decision | pseudo-runs judged | with a false alarm | rate (95 % interval) |",
              "|---|---|---|---|---|"]
     for way, counts in rates.items():
         for kind, (alarms, runs) in counts.items():
             low, high = wilson(alarms, runs)
+            rate = alarms / runs if runs else 0.0
+            rate_text = f"{rate:.2%}" if way.endswith("resampled") else f"{rate:.1%} ({low:.1%} - {high:.1%})"
             label = "whole pseudo-run" if kind == "any" else kind
-            lines.append(f"| {way} | {label} | {runs} | {alarms} | {alarms / runs if runs else 0:.1%} "
-                         f"({low:.1%} - {high:.1%}) |")
+            lines.append(f"| {way} | {label} | {runs} | {alarms} | {rate_text} |")
     return "\n".join(lines)
 
 
@@ -160,13 +209,21 @@ def main(argv: Sequence[str] | None = None) -> str:
                         help="the same runs trained again with their seeds, in the same order (default: none)")
     parser.add_argument("--replicates", default="pr", choices=[plan for plan in PLANS if plan != "null"],
                         help="the plan whose counts cut the blocks (default %(default)s)")
+    parser.add_argument("--resample", type=int, metavar="DRAWS",
+                        help="also DRAWS pseudo-runs resampled from the runs' seeds, against the documented table and "
+                             "a baseline resampled from another run (default: none)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the resampling (default %(default)s)")
     args = parser.parse_args(argv)
+    if args.resample is not None and args.resample < 1:
+        parser.error(f"--resample needs at least 1 draw, not {args.resample}")
     from ablation.results import ResultsError
 
     try:
         runs = [read_results(path) for path in args.runs]
         reruns = [read_results(path) for path in args.same_seeds] if args.same_seeds else None
         rates = null_rates(runs, reruns, args.replicates)
+        if args.resample:
+            rates.update(resampled_rates(runs, args.resample, args.replicates, seed=args.seed))
     except (ResultsError, ValueError) as error:
         parser.error(str(error))
     if rates["documented table"]["any"][1] < 2:

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from ablation.results import read_results
 from bench.false_alarms import RECORDED, draw, fit
-from bench.null_runs import blocks, main, null_rates, rates_table, wilson
+from ablation.studies import get_study
+from bench.null_runs import blocks, main, null_rates, rates_table, resample, resampled_rates, wilson
 
 REPLICATES = 40
 
@@ -103,6 +104,54 @@ def test_each_alarm_is_counted_under_its_own_decision(big):
         record["final_loss"] = [loss * 1.01 for loss in record["final_loss"]]
     rates = null_rates([big], [again])["same seeds"]
     assert rates["metric"][0] >= 1 and rates["baseline_cell"] == (0, 5)
+
+
+def other_seeds(results, offset=1000, shift=0.0, study="sigmoid_vs_relu"):
+    """The run with every seed moved by ``offset`` and its accuracies redrawn around their own (a run of other
+    seeds of the same code), ``shift`` added in ``study``."""
+    rng = random.Random(5)
+    again = copy.deepcopy(results)
+    for name, entry in again["studies"].items():
+        for record in entry["cells"].values():
+            record["seeds"] = [seed + offset for seed in record["seeds"]]
+            record["accuracy"] = [rng.choice(record["accuracy"]) + (shift if name == study else 0.0)
+                                  for _ in record["accuracy"]]
+    return again
+
+
+def test_a_resampled_pseudo_run_is_the_plans_count_of_one_runs_seeds_the_same_in_every_cell(big):
+    part = resample(big, "pr", random.Random(0))
+    for name, entry in part["studies"].items():
+        seeds = {tuple(record["seeds"]) for record in entry["cells"].values()}
+        assert len(seeds) == 1 and len(set(*seeds)) == get_study(name).replicates_for("pr")
+        for cell_id, record in entry["cells"].items():
+            whole = big["studies"][name]["cells"][cell_id]
+            assert record["accuracy"] == [whole["accuracy"][whole["seeds"].index(seed)] for seed in record["seeds"]]
+    drawn = {tuple(resample(big, "pr", random.Random(i))["studies"]["sigmoid_vs_relu"]["cells"]["blocks=1-relu"]
+                   ["seeds"]) for i in range(5)}
+    assert len(drawn) == 5  # at random, not the first block every time
+
+
+def test_resampling_compares_runs_with_each_other_so_a_shifted_run_alarms_and_an_unshifted_one_does_not(big):
+    """Every draw takes its baseline and its current run from different runs: against a run 3 points lower in the
+    Sigmoid/ReLU study, nearly every draw's study shift alarms; against one of the same code, almost none."""
+    same = resampled_rates([big, other_seeds(big)], 40, seed=1)["other seeds, resampled"]
+    shifted = resampled_rates([big, other_seeds(big, shift=-3.0)], 40, seed=1)["other seeds, resampled"]
+    assert same["study_shift"][0] <= 2 and shifted["study_shift"][0] >= 36
+    assert shifted["study_shift"][1] == 40
+    with pytest.raises(ValueError, match="resampling needs two runs or more"):
+        resampled_rates([big], 10)
+
+
+def test_resampled_rates_are_printed_without_an_interval(capsys):
+    runs = [str(RECORDED / f"h200-null-{i}.json") for i in (1, 2)]
+    table = main([*runs, "--resample", "3"])
+    rows = [line for line in table.splitlines() if "resampled |" in line]
+    assert rows and all("(" not in row for row in rows)
+    assert "| other seeds, resampled | whole pseudo-run | 3 |" in table
+    with pytest.raises(SystemExit) as stop:
+        main([*runs, "--resample", "0"])
+    assert stop.value.code == 2 and "--resample needs at least 1 draw, not 0" in capsys.readouterr().err
 
 
 def test_the_table_states_each_rate_with_its_interval(big, tmp_path):
