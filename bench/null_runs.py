@@ -27,6 +27,14 @@ and how a seed's cells and metrics move together.  They share seeds, so
 their rate is the runs' own, with no interval: the disjoint pseudo-runs
 above are the independent count.
 
+With --power DRAWS, instead: whether the power that `python -m ablation
+power` states holds on these runs.  Per study, the study shift it states as
+found with 80 % probability at the plan's counts, from the runs' per-seed
+spread pooled, is planted (a drop in every cell the shift averages) into
+DRAWS resampled current runs, each judged against a baseline resampled from
+another run; the share of draws whose study shift fails is the power
+measured.
+
 Per decision kind and for the whole pseudo-run: pseudo-runs judged, those
 with a false alarm, the rate and its 95 % interval (Wilson).  Throughput is
 not judged: the blocks share their run's timing.
@@ -36,16 +44,18 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import math
 import random
 import sys
 from typing import Any, Sequence
 
-from ablation.compare import Comparison, compare
+from ablation.compare import Comparison, compare, comparable_cells, judge_study_shift
 from ablation.findings import FINDINGS
+from ablation.power import study_power
 from ablation.results import PER_REPLICATE, plural, read_results
 from ablation.studies import DOCUMENTED, PLANS, get_study
-from ablation.verdict import Tolerance, check_documented
+from ablation.verdict import Tolerance, check_documented, for_baseline
 
 COMPARISON_KINDS = ("baseline_cell", "chance_share", "study_shift", "metric")
 OUTSIDE_BUDGET = ("same_training",)  # opt-in gates with a rate of their own, not in the whole pseudo-run's
@@ -188,6 +198,61 @@ def resampled_rates(runs: list[dict[str, Any]], draws: int, plan: str | int = "p
     return {"documented table, resampled": tally(table), "other seeds, resampled": tally(pairs)}
 
 
+def stated_shifts(runs: list[dict[str, Any]], plan: str | int = "pr", power: float = 0.8,
+                  tolerance: Tolerance = Tolerance()) -> dict[str, tuple[int, float]]:
+    """Per study every run holds enough replicates of for the plan: (the plan's count, the accuracy shift the study
+    shift test finds with ``power`` at that count, from the runs' per-seed sds pooled over their df)."""
+    stated = {}
+    for name in [s.name for s in DOCUMENTED]:
+        n = get_study(name).replicates_for(plan)
+        if any(_replicates(run["studies"][name]) < n for run in runs if name in run["studies"]):
+            continue
+        spreads = [p for run in runs for p in study_power(run, tolerance, power)
+                   if p.study == name and p.metric == "accuracy" and p.seed_sd]
+        if len(spreads) == len(runs):
+            pooled = math.sqrt(sum((p.replicates - 1) * p.seed_sd ** 2 for p in spreads)
+                               / sum(p.replicates - 1 for p in spreads))
+            stated[name] = n, dataclasses.replace(spreads[0], seed_sd=pooled).detectable(n)
+    return stated
+
+
+def resampled_power(runs: list[dict[str, Any]], draws: int, plan: str | int = "pr", power: float = 0.8,
+                    tolerance: Tolerance = Tolerance(), seed: int = 0) -> dict[str, tuple[int, float, int]]:
+    """Per study of stated_shifts: (the plan's count, the stated shift, draws whose study shift failed with that
+    drop planted in the current run), over ``draws`` resampled pairs of runs."""
+    if len(runs) < 2:
+        raise ValueError("measuring the power needs two runs or more, to draw the baseline and the current run "
+                         "from different ones")
+    stated = stated_shifts(runs, plan, power, tolerance)
+    rng = random.Random(seed)
+    found = dict.fromkeys(stated, 0)
+    for _ in range(draws):
+        before, after = (resample(run, plan, rng) for run in rng.sample(runs, 2))
+        for name, (_, shift) in stated.items():
+            base, cells = before["studies"][name]["cells"], after["studies"][name]["cells"]
+            moved = dict(cells, **{c: dict(cells[c], accuracy=[a - shift for a in cells[c]["accuracy"]])
+                                   for c in comparable_cells(name, base, cells, "accuracy")})
+            same_device = for_baseline(tolerance, after["environment"]["device_name"],
+                                       before["environment"]["device_name"])
+            found[name] += not judge_study_shift(name, base, moved, same_device).passed
+    return {name: (n, shift, found[name]) for name, (n, shift) in stated.items()}
+
+
+def power_table(measured: dict[str, tuple[int, float, int]], draws: int, plan: str | int = "pr",
+                power: float = 0.8) -> str:
+    """The measured power per study; a study without a row says why.  No interval: the draws share seeds."""
+    lines = [f"| study | replicates | shift stated at {power:.0%} power | draws | found | power measured |",
+             "|---|---|---|---|---|---|"]
+    for study in DOCUMENTED:
+        if study.name in measured:
+            n, shift, found = measured[study.name]
+            lines.append(f"| {study.name} | {n} | {shift:.2f} points | {draws} | {found} | {found / draws:.1%} |")
+        else:
+            lines.append(f"| {study.name} | {study.replicates_for(plan)} | not measured: a run holds fewer "
+                         "replicates than the plan's, or too few seeds to state a spread | | | |")
+    return "\n".join(lines)
+
+
 def rates_table(rates: dict[str, dict[str, tuple[int, int]]]) -> str:
     """Each way's rates; with a 95 % interval where the pseudo-runs are independent (not resampled ones)."""
     lines = ["| judged against | decision | pseudo-runs judged | with a false alarm | rate (95 % interval) |",
@@ -212,14 +277,21 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--resample", type=int, metavar="DRAWS",
                         help="also DRAWS pseudo-runs resampled from the runs' seeds, against the documented table and "
                              "a baseline resampled from another run (default: none)")
+    parser.add_argument("--power", type=int, metavar="DRAWS",
+                        help="instead: each study's stated 80 %% power shift planted in DRAWS resampled runs, and the "
+                             "share found (default: none)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the resampling (default %(default)s)")
     args = parser.parse_args(argv)
-    if args.resample is not None and args.resample < 1:
-        parser.error(f"--resample needs at least 1 draw, not {args.resample}")
+    for option in ("resample", "power"):
+        if getattr(args, option) is not None and getattr(args, option) < 1:
+            parser.error(f"--{option} needs at least 1 draw, not {getattr(args, option)}")
     from ablation.results import ResultsError
 
     try:
         runs = [read_results(path) for path in args.runs]
+        if args.power:
+            measured = resampled_power(runs, args.power, args.replicates, seed=args.seed)
+            return power_table(measured, args.power, args.replicates)
         reruns = [read_results(path) for path in args.same_seeds] if args.same_seeds else None
         rates = null_rates(runs, reruns, args.replicates)
         if args.resample:
