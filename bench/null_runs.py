@@ -75,6 +75,22 @@ def blocks(results: dict[str, Any], plan: str | int = "pr") -> list[dict[str, An
     return pseudo
 
 
+def check_other_seeds(runs: list[dict[str, Any]]) -> None:
+    """Resampling draws its two sides from two runs: at least two, and no seed of a study in two of them (a run and
+    its rerun would pair, and be judged as a same-seed comparison)."""
+    if len(runs) < 2:
+        raise ValueError("resampling needs two runs or more, to draw the baseline and the current run from "
+                         "different ones")
+    seen: set[tuple[str, int]] = set()
+    for run in runs:
+        mine = {(name, seed) for name, entry in run["studies"].items() for cell in entry["cells"].values()
+                for seed in cell["seeds"]}
+        if seen & mine:
+            raise ValueError("two runs share seeds; resampling needs runs of other seeds (run --seed-offset), "
+                             "not a run and its rerun")
+        seen |= mine
+
+
 def resample(results: dict[str, Any], plan: str | int, rng: random.Random) -> dict[str, Any]:
     """A pseudo-run of the plan's counts: each study's n replicates drawn at random without replacement, the same
     in every cell (a seed's cells move together), times scaled to the share."""
@@ -186,9 +202,7 @@ def resampled_rates(runs: list[dict[str, Any]], draws: int, plan: str | int = "p
                     tolerance: Tolerance = Tolerance(), seed: int = 0) -> dict[str, dict[str, tuple[int, int]]]:
     """Per way of judging (documented table, other seeds): per kind (alarms, resampled pseudo-runs judged).  Each
     draw is a current pseudo-run resampled from one run and a baseline resampled from another."""
-    if len(runs) < 2:
-        raise ValueError("resampling needs two runs or more, to draw the baseline and the current run from "
-                         "different ones")
+    check_other_seeds(runs)
     rng = random.Random(seed)
     table, pairs = [], []
     for _ in range(draws):
@@ -220,9 +234,7 @@ def resampled_power(runs: list[dict[str, Any]], draws: int, plan: str | int = "p
                     tolerance: Tolerance = Tolerance(), seed: int = 0) -> dict[str, tuple[int, float, int]]:
     """Per study of stated_shifts: (the plan's count, the stated shift, draws whose study shift failed with that
     drop planted in the current run), over ``draws`` resampled pairs of runs."""
-    if len(runs) < 2:
-        raise ValueError("measuring the power needs two runs or more, to draw the baseline and the current run "
-                         "from different ones")
+    check_other_seeds(runs)
     stated = stated_shifts(runs, plan, power, tolerance)
     rng = random.Random(seed)
     found = dict.fromkeys(stated, 0)

@@ -27,7 +27,8 @@
 #   null-K      runs of unchanged code at the null plan's counts (five pseudo-runs of the bench each) with their
 #               own seeds (offset 10000 + 1000 K, K = 1..NULL_RUNS, 4 by default: 20 pseudo-runs) and
 #   null-K-again  their same-seed reruns; null-rates: bench/null_runs.py's measured false-alarm rates (and
-#               --same-training's on the same-seed pairs)
+#               --same-training's on the same-seed pairs; from two null runs on, also resampled from their seeds),
+#               null-power: the stated study-shift power, planted into resampled runs, and the share found
 #   step-times  milliseconds per step of sample cells, each way of training, torch.compile's too (docs/performance.md)
 #   variants    the variant bench: the 100-epoch variant of the norm study (batchnorm_vs_groupnorm_long) on DATA
 #               and the CIFAR-100 variant on generated 100-class data (no CIFAR-100 images are reachable offline),
@@ -129,7 +130,10 @@ null=() again=()
 for run in "$OUT"/null-*-again.json; do
   [ -f "$run" ] && [ -f "${run%-again.json}.json" ] && null+=("${run%-again.json}.json") again+=("$run")
 done
-if [ ${#null[@]} -gt 0 ]; then
+if [ ${#null[@]} -ge 2 ]; then
+  stage null-rates python3 -m bench.null_runs "${null[@]}" --same-seeds "${again[@]}" --resample 5000
+  stage null-power python3 -m bench.null_runs "${null[@]}" --power 2000
+elif [ ${#null[@]} -eq 1 ]; then
   stage null-rates python3 -m bench.null_runs "${null[@]}" --same-seeds "${again[@]}"
 fi
 stage step-times python3 -m bench.step_times --data "$DATA"

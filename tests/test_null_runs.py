@@ -142,6 +142,8 @@ def test_resampling_compares_runs_with_each_other_so_a_shifted_run_alarms_and_an
     assert shifted["study_shift"][1] == 40
     with pytest.raises(ValueError, match="resampling needs two runs or more"):
         resampled_rates([big], 10)
+    with pytest.raises(ValueError, match="two runs share seeds; resampling needs runs of other seeds"):
+        resampled_power([big, rerun(big)], 10)  # a rerun would pair with its run: a same-seed comparison
 
 
 def test_resampled_rates_are_printed_without_an_interval(capsys):

@@ -39,15 +39,21 @@ def test_stages_by_name_and_pattern_and_null_runs_judged_across_parts(tmp_path):
     out = tmp_path / "out"
     first = verify(tmp_path, out, STAGES="nightly null-*", NULL_RUNS="2")
     assert first.returncode == 0, first.stderr
-    assert stages(out) == ["preflight", "nightly", "null-1", "null-1-again", "null-2", "null-2-again", "null-rates"]
+    assert stages(out) == ["preflight", "nightly", "null-1", "null-1-again", "null-2", "null-2-again", "null-rates",
+                           "null-power"]
     verify(tmp_path, out, STAGES="null-*", NULL_FIRST="3", NULL_RUNS="1", PREFLIGHT="0")
     rates = (out / "null-rates.log").read_text()
     judged = [f"{out}/null-{k}.json" for k in (1, 2, 3)]
-    assert rates.split("--same-seeds")[0].split()[3:] == judged
+    assert rates.split("--same-seeds")[0].split()[3:] == judged and rates.split()[-2:] == ["--resample", "5000"]
+    assert (out / "null-power.log").read_text().split()[3:] == [*judged, "--power", "2000"]  # never the reruns
+    alone = tmp_path / "alone"
+    verify(tmp_path, alone, STAGES="null-*", NULL_RUNS="1", PREFLIGHT="0")
+    assert stages(alone)[-1] == "null-rates" and "--resample" not in (alone / "null-rates.log").read_text()
     assert "--replicates null --seed-offset 13000" in (out / "null-3.log").read_text()
     default = tmp_path / "default"
     assert verify(tmp_path, default, STAGES="null-*", PREFLIGHT="0").returncode == 0
-    assert stages(default) == [f"null-{k}{side}" for k in (1, 2, 3, 4) for side in ("", "-again")] + ["null-rates"]
+    assert stages(default) == [f"null-{k}{side}" for k in (1, 2, 3, 4) for side in ("", "-again")] + [
+        "null-rates", "null-power"]
 
 
 def test_the_variant_stages_run_the_variant_bench_and_report_it(tmp_path):
