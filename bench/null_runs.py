@@ -1,6 +1,7 @@
 """Measured false-alarm rates: runs of unchanged code cut into null pseudo-runs of the bench.
 
     python -m bench.null_runs RUN.json ... [--same-seeds AGAIN.json ...] [--replicates pr|nightly]
+                              [--resample DRAWS | --power DRAWS]
 
 Each RUN is a run of unchanged code, with many replicates per cell (`run
 all --replicates null`: five times the pr plan's, five pseudo-runs of the
@@ -240,13 +241,12 @@ def resampled_power(runs: list[dict[str, Any]], draws: int, plan: str | int = "p
     found = dict.fromkeys(stated, 0)
     for _ in range(draws):
         before, after = (resample(run, plan, rng) for run in rng.sample(runs, 2))
+        judged = for_baseline(tolerance, after["environment"]["device_name"], before["environment"]["device_name"])
         for name, (_, shift) in stated.items():
             base, cells = before["studies"][name]["cells"], after["studies"][name]["cells"]
             moved = dict(cells, **{c: dict(cells[c], accuracy=[a - shift for a in cells[c]["accuracy"]])
                                    for c in comparable_cells(name, base, cells, "accuracy")})
-            same_device = for_baseline(tolerance, after["environment"]["device_name"],
-                                       before["environment"]["device_name"])
-            found[name] += not judge_study_shift(name, base, moved, same_device).passed
+            found[name] += not judge_study_shift(name, base, moved, judged).passed
     return {name: (n, shift, found[name]) for name, (n, shift) in stated.items()}
 
 
@@ -297,6 +297,8 @@ def main(argv: Sequence[str] | None = None) -> str:
     for option in ("resample", "power"):
         if getattr(args, option) is not None and getattr(args, option) < 1:
             parser.error(f"--{option} needs at least 1 draw, not {getattr(args, option)}")
+    if args.power is not None and (args.same_seeds or args.resample is not None):
+        parser.error("--power measures the power on the runs alone; give --same-seeds and --resample without it")
     from ablation.results import ResultsError
 
     try:

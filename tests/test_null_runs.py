@@ -181,6 +181,13 @@ def test_the_power_table_names_a_study_the_runs_cannot_measure_at_the_plans_coun
     assert "| conv_activation_norm_position | 24 | not measured: a run holds fewer replicates than the plan's" in table
 
 
+def test_power_is_measured_on_the_runs_alone(capsys):
+    runs = [str(RECORDED / f"h200-null-{i}.json") for i in (1, 2)]
+    with pytest.raises(SystemExit) as stop:
+        main([*runs, "--power", "5", "--same-seeds", *runs])
+    assert stop.value.code == 2 and "--power measures the power on the runs alone" in capsys.readouterr().err
+
+
 def test_the_table_states_each_rate_with_its_interval(big, tmp_path):
     assert wilson(0, 20)[0] == 0 and wilson(0, 20)[1] == pytest.approx(0.161, abs=0.001)
     text = rates_table({"same seeds": {"study_shift": (1, 20), "any": (1, 20)}})
