@@ -29,12 +29,14 @@ their rate is the runs' own, with no interval: the disjoint pseudo-runs
 above are the independent count.
 
 With --power DRAWS, instead: whether the power that `python -m ablation
-power` states holds on these runs.  Per study, the study shift it states as
-found with 80 % probability at the plan's counts, from the runs' per-seed
-spread pooled, is planted (a drop in every cell the shift averages) into
-DRAWS resampled current runs, each judged against a baseline resampled from
-another run; the share of draws whose study shift fails is the power
-measured.
+power` states holds on these runs, and how often "equivalent" misses.  Per
+study, the study shift it states as found with 80 % probability at the
+plan's counts, from the runs' per-seed spread pooled, is planted (a drop in
+every cell the shift averages) into DRAWS resampled current runs, each
+judged against a baseline resampled from another run; the share of draws
+whose study shift fails is the power measured.  A drop of the margin
+(--margin's default, 1 point) planted the same way may be called equivalent
+in at most 5 % of the draws (verdict.EQUIVALENCE_ALPHA).
 
 Per decision kind and for the whole pseudo-run: pseudo-runs judged, those
 with a false alarm, the rate and its 95 % interval (Wilson).  Throughput is
@@ -232,33 +234,42 @@ def stated_shifts(runs: list[dict[str, Any]], plan: str | int = "pr", power: flo
 
 
 def resampled_power(runs: list[dict[str, Any]], draws: int, plan: str | int = "pr", power: float = 0.8,
-                    tolerance: Tolerance = Tolerance(), seed: int = 0) -> dict[str, tuple[int, float, int]]:
+                    tolerance: Tolerance = Tolerance(), seed: int = 0) -> dict[str, tuple[int, float, int, int]]:
     """Per study of stated_shifts: (the plan's count, the stated shift, draws whose study shift failed with that
-    drop planted in the current run), over ``draws`` resampled pairs of runs."""
+    drop planted in the current run, draws that called a drop of the margin equivalent), over ``draws`` resampled
+    pairs of runs."""
     check_other_seeds(runs)
     stated = stated_shifts(runs, plan, power, tolerance)
     rng = random.Random(seed)
-    found = dict.fromkeys(stated, 0)
+    found, equivalent = dict.fromkeys(stated, 0), dict.fromkeys(stated, 0)
     for _ in range(draws):
         before, after = (resample(run, plan, rng) for run in rng.sample(runs, 2))
         judged = for_baseline(tolerance, after["environment"]["device_name"], before["environment"]["device_name"])
         for name, (_, shift) in stated.items():
             base, cells = before["studies"][name]["cells"], after["studies"][name]["cells"]
-            moved = dict(cells, **{c: dict(cells[c], accuracy=[a - shift for a in cells[c]["accuracy"]])
-                                   for c in comparable_cells(name, base, cells, "accuracy")})
-            found[name] += not judge_study_shift(name, base, moved, judged).passed
-    return {name: (n, shift, found[name]) for name, (n, shift) in stated.items()}
+            found[name] += not judge_study_shift(name, base, dropped(name, base, cells, shift), judged).passed
+            equivalent[name] += judge_study_shift(name, base, dropped(name, base, cells, judged.margin),
+                                                  judged).equivalent
+    return {name: (n, shift, found[name], equivalent[name]) for name, (n, shift) in stated.items()}
 
 
-def power_table(measured: dict[str, tuple[int, float, int]], draws: int, plan: str | int = "pr",
-                power: float = 0.8) -> str:
-    """The measured power per study; a study without a row says why.  No interval: the draws share seeds."""
-    lines = [f"| study | replicates | shift stated at {power:.0%} power | draws | found | power measured |",
-             "|---|---|---|---|---|---|"]
+def dropped(name: str, base: dict[str, Any], cells: dict[str, Any], drop: float) -> dict[str, Any]:
+    """The study's cells with ``drop`` points taken from every accuracy its study shift averages."""
+    return dict(cells, **{c: dict(cells[c], accuracy=[a - drop for a in cells[c]["accuracy"]])
+                          for c in comparable_cells(name, base, cells, "accuracy")})
+
+
+def power_table(measured: dict[str, tuple[int, float, int, int]], draws: int, plan: str | int = "pr",
+                power: float = 0.8, tolerance: Tolerance = Tolerance()) -> str:
+    """The measured power and equivalence misses per study; a study without a row says why.  No interval: the
+    draws share seeds."""
+    lines = [f"| study | replicates | shift stated at {power:.0%} power | draws | power measured | a drop of the "
+             f"margin ({tolerance.margin:g} point) called equivalent |", "|---|---|---|---|---|---|"]
     for study in DOCUMENTED:
         if study.name in measured:
-            n, shift, found = measured[study.name]
-            lines.append(f"| {study.name} | {n} | {shift:.2f} points | {draws} | {found} | {found / draws:.1%} |")
+            n, shift, found, equivalent = measured[study.name]
+            lines.append(f"| {study.name} | {n} | {shift:.2f} points | {draws} | {found / draws:.1%} | "
+                         f"{equivalent / draws:.1%} |")
         else:
             lines.append(f"| {study.name} | {study.replicates_for(plan)} | not measured: a run holds fewer "
                          "replicates than the plan's, or too few seeds to state a spread | | | |")

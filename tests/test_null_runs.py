@@ -7,11 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ablation.compare import judge_study_shift
 from ablation.results import read_results
 from bench.false_alarms import RECORDED, draw, fit
 from ablation.studies import get_study
-from bench.null_runs import (blocks, main, null_rates, rates_table, resample, resampled_power, resampled_rates,
-                             wilson)
+from ablation.verdict import Tolerance
+from bench.null_runs import (blocks, dropped, main, null_rates, rates_table, resample, resampled_power,
+                             resampled_rates, wilson)
 
 REPLICATES = 40
 
@@ -168,16 +170,29 @@ def test_the_power_stated_for_the_study_shift_holds_on_the_null_runs_resampled(n
     study: the t-test's power survives the runs' skew and correlated cells.  The shift stated for 0.1 % power (about
     none) is found about as often as the study shift's alpha."""
     measured = resampled_power(null_runs, 150, seed=3)
-    assert {name: (n, round(shift, 2)) for name, (n, shift, _) in measured.items()} == {
+    assert {name: (n, round(shift, 2)) for name, (n, shift, _, _) in measured.items()} == {
         "sigmoid_vs_relu": (5, 1.64), "batchnorm_vs_groupnorm": (8, 1.87), "conv_activation_norm_position": (3, 5.35)}
-    assert all(0.7 <= found / 150 <= 0.93 for _, _, found in measured.values()), measured
-    assert all(found <= 3 for _, _, found in resampled_power(null_runs, 150, power=0.001, seed=3).values())
+    assert all(0.7 <= found / 150 <= 0.93 for _, _, found, _ in measured.values()), measured
+    assert all(found <= 3 for _, _, found, _ in resampled_power(null_runs, 150, power=0.001, seed=3).values())
+
+
+def test_a_drop_of_the_margin_is_rarely_called_equivalent_and_no_drop_mostly_is(null_runs):
+    """TOST at the margin: at most EQUIVALENCE_ALPHA (5 %) of the draws call a 1-point drop equivalent on the real
+    runs' spread, in every study; the same draws with nothing dropped are equivalent in most Sigmoid/ReLU ones."""
+    measured = resampled_power(null_runs, 150, seed=4)
+    assert all(equivalent / 150 <= 0.08 for _, _, _, equivalent in measured.values()), measured
+    rng, same_device, name = random.Random(4), Tolerance(hardware=0.0), "sigmoid_vs_relu"
+    unmoved = 0
+    for _ in range(50):
+        before, after = (resample(run, "pr", rng)["studies"][name]["cells"] for run in rng.sample(null_runs, 2))
+        unmoved += judge_study_shift(name, before, dropped(name, before, after, 0.0), same_device).equivalent
+    assert unmoved > 35
 
 
 def test_the_power_table_names_a_study_the_runs_cannot_measure_at_the_plans_counts(null_runs):
     """The order study's nightly count is 24; a null run holds 15 of its replicates."""
     table = main([str(RECORDED / f"h200-null-{i}.json") for i in (1, 2)] + ["--power", "5", "--replicates", "nightly"])
-    assert "| sigmoid_vs_relu | 16 | 0.67 points | 5 |" in table
+    assert "| sigmoid_vs_relu | 16 | 0.67 points | 5 |" in table and "called equivalent |" in table
     assert "| conv_activation_norm_position | 24 | not measured: a run holds fewer replicates than the plan's" in table
 
 
