@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from ablation.compare import judge_study_shift
 from ablation.results import read_results
-from bench.false_alarms import RECORDED, draw, fit
 from ablation.studies import get_study
 from ablation.verdict import Tolerance
+from bench.false_alarms import RECORDED, draw, fit
 from bench.null_runs import (blocks, dropped, main, null_rates, rates_table, resample, resampled_power,
                              resampled_rates, wilson)
 
@@ -58,8 +58,6 @@ def test_blocks_are_disjoint_seeds_of_the_plans_counts(big):
 
 def test_a_run_of_the_null_plan_is_five_pseudo_runs_of_every_study(big):
     """run all --replicates null: five times each study's pr count, so every study gives exactly five blocks."""
-    from ablation.studies import get_study
-
     null = copy.deepcopy(big)
     for name, entry in null["studies"].items():
         n = get_study(name).replicates_for("null")
@@ -261,8 +259,6 @@ def test_runs_of_other_seeds_add_pseudo_runs_and_shared_seeds_are_refused(big):
 def test_blocks_partition_the_first_whole_blocks_of_seeds(replicates, plan):
     """However many replicates a run holds, its blocks are disjoint, each of the plan's count, and together the
     first whole blocks' worth of its seeds."""
-    from ablation.studies import get_study
-
     study = get_study("conv_activation_norm_position")
     n = study.replicates_for(plan)
     cells = {c.id: {"seeds": list(range(replicates)), "accuracy": [50.0] * replicates, "collapsed": [False] * replicates,
