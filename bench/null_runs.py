@@ -56,7 +56,8 @@ from typing import Any, Sequence
 from ablation.compare import Comparison, compare, comparable_cells, judge_study_shift
 from ablation.findings import FINDINGS
 from ablation.power import study_power
-from ablation.results import PER_REPLICATE, plural, read_results
+from ablation.numerics import on_seeds
+from ablation.results import plural, read_results
 from ablation.studies import DOCUMENTED, PLANS, get_study
 from ablation.verdict import Tolerance, check_documented, for_baseline
 
@@ -78,20 +79,27 @@ def blocks(results: dict[str, Any], plan: str | int = "pr") -> list[dict[str, An
     return pseudo
 
 
-def check_other_seeds(runs: list[dict[str, Any]]) -> None:
-    """Resampling draws its two sides from two runs: at least two, and no seed of a study in two of them (a run and
-    its rerun would pair, and be judged as a same-seed comparison)."""
-    if len(runs) < 2:
-        raise ValueError("resampling needs two runs or more, to draw the baseline and the current run from "
-                         "different ones")
+def share_seeds(runs: list[dict[str, Any]]) -> bool:
+    """Whether a seed of a study is in two of the runs: their pseudo-runs would not be independent, and a run and
+    its rerun would pair, judged as a same-seed comparison."""
     seen: set[tuple[str, int]] = set()
     for run in runs:
         mine = {(name, seed) for name, entry in run["studies"].items() for cell in entry["cells"].values()
                 for seed in cell["seeds"]}
         if seen & mine:
-            raise ValueError("two runs share seeds; resampling needs runs of other seeds (run --seed-offset), "
-                             "not a run and its rerun")
+            return True
         seen |= mine
+    return False
+
+
+def check_other_seeds(runs: list[dict[str, Any]]) -> None:
+    """Resampling draws its two sides from two runs: at least two, of other seeds each (share_seeds)."""
+    if len(runs) < 2:
+        raise ValueError("resampling needs two runs or more, to draw the baseline and the current run from "
+                         "different ones")
+    if share_seeds(runs):
+        raise ValueError("two runs share seeds; resampling needs runs of other seeds (run --seed-offset), "
+                         "not a run and its rerun")
 
 
 def resample(results: dict[str, Any], plan: str | int, rng: random.Random) -> dict[str, Any]:
@@ -115,10 +123,10 @@ def _replicates(entry: dict[str, Any]) -> int:
 
 
 def _of_replicates(entry: dict[str, Any], indices: Sequence[int]) -> dict[str, Any]:
-    """The study entry with each cell's replicates at ``indices`` only."""
+    """The study entry with each cell's replicates at ``indices`` only, times scaled to the share."""
     def part(record: dict[str, Any]) -> dict[str, Any]:
+        kept = on_seeds(record, [record["seeds"][i] for i in indices])
         share = len(indices) / len(record["accuracy"])
-        kept = dict(record, **{key: [record[key][i] for i in indices] for key in PER_REPLICATE if key in record})
         kept.update({key: record[key] * share for key in ("wall_s", "setup_s", "eval_s") if key in record})
         return kept
 
@@ -183,10 +191,9 @@ def null_rates(runs: list[dict[str, Any]], reruns: list[dict[str, Any]] | None =
         """Each study's seeds in a pseudo-run (every cell of a study trains the same ones)."""
         return {name: tuple(next(iter(e["cells"].values()))["seeds"]) for name, e in part["studies"].items()}
 
-    parts = [p for run in runs for p in whole(run)]
-    seeds = [s for p in parts for s in seeds_of(p).values()]
-    if len(seeds) != len(set(seeds)):
+    if share_seeds(runs):
         raise ValueError("two pseudo-runs share seeds; give runs of other seeds (run --seed-offset)")
+    parts = [p for run in runs for p in whole(run)]
     rates = {"documented table": tally([table_alarms(p, tolerance) for p in parts])}
     rates["other seeds"] = tally([comparison_alarms(compare(a, b, tolerance)) for a, b in zip(parts[::2], parts[1::2])])
     if reruns is not None:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ablation.compare import judge_study_shift
-from ablation.results import read_results
+from ablation.results import PER_REPLICATE, read_results
 from ablation.studies import get_study
 from ablation.verdict import Tolerance
 from bench.false_alarms import RECORDED, draw, fit
@@ -62,9 +62,7 @@ def test_a_run_of_the_null_plan_is_five_pseudo_runs_of_every_study(big):
     for name, entry in null["studies"].items():
         n = get_study(name).replicates_for("null")
         for cell_id, record in entry["cells"].items():
-            entry["cells"][cell_id] = dict(record, **{key: record[key][:n] for key in ("seeds", "accuracy",
-                                                                                       "final_loss", "collapsed",
-                                                                                       "skipped_steps")})
+            entry["cells"][cell_id] = dict(record, **{key: record[key][:n] for key in PER_REPLICATE if key in record})
     parts = blocks(null, "pr")
     assert len(parts) == 5 and all(set(p["studies"]) == set(null["studies"]) for p in parts)
 
@@ -252,6 +250,8 @@ def test_runs_of_other_seeds_add_pseudo_runs_and_shared_seeds_are_refused(big):
     assert rates["documented table"]["any"] == (0, 2) and rates["other seeds"]["any"] == (0, 1)
     with pytest.raises(ValueError, match="two pseudo-runs share seeds"):
         null_rates([big, big])
+    with pytest.raises(ValueError, match="two pseudo-runs share seeds"):  # blocks that overlap, not equal
+        null_rates([big, other_seeds(big, offset=1)])
 
 
 @given(replicates=st.integers(1, 30), plan=st.sampled_from(["pr", "nightly", 2, 7]))
