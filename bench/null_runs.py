@@ -72,10 +72,10 @@ def blocks(results: dict[str, Any], plan: str | int = "pr") -> list[dict[str, An
     pseudo = []
     for name, entry in results["studies"].items():
         n = get_study(name).replicates_for(plan)
-        for i in range(_replicates(entry) // n):
+        for i in range(replicates_held(entry) // n):
             while len(pseudo) <= i:
                 pseudo.append(_header(results))
-            pseudo[i]["studies"][name] = _of_replicates(entry, range(i * n, (i + 1) * n))
+            pseudo[i]["studies"][name] = _on_seeds(entry, study_seeds(entry)[i * n:(i + 1) * n])
     return pseudo
 
 
@@ -84,12 +84,17 @@ def share_seeds(runs: list[dict[str, Any]]) -> bool:
     its rerun would pair, judged as a same-seed comparison."""
     seen: set[tuple[str, int]] = set()
     for run in runs:
-        mine = {(name, seed) for name, entry in run["studies"].items() for cell in entry["cells"].values()
-                for seed in cell["seeds"]}
+        mine = trained_seeds(run)
         if seen & mine:
             return True
         seen |= mine
     return False
+
+
+def trained_seeds(run: dict[str, Any]) -> set[tuple[str, int]]:
+    """Every (study, seed) the run trained."""
+    return {(name, seed) for name, entry in run["studies"].items() for cell in entry["cells"].values()
+            for seed in cell["seeds"]}
 
 
 def check_other_seeds(runs: list[dict[str, Any]]) -> None:
@@ -103,13 +108,27 @@ def check_other_seeds(runs: list[dict[str, Any]]) -> None:
 
 
 def resample(results: dict[str, Any], plan: str | int, rng: random.Random) -> dict[str, Any]:
-    """A pseudo-run of the plan's counts: each study's n replicates drawn at random without replacement, the same
-    in every cell (a seed's cells move together), times scaled to the share."""
-    pseudo = _header(results)
+    """A pseudo-run of the plan's counts, its seeds drawn at random (drawn_seeds)."""
+    return on_study_seeds(results, drawn_seeds(results, plan, rng))
+
+
+def drawn_seeds(results: dict[str, Any], plan: str | int, rng: random.Random) -> dict[str, list[int]]:
+    """Per study holding at least the plan's count n of replicates: n of its seeds, drawn at random without
+    replacement, in the run's order.  Every cell of a study takes the same seeds: a seed's cells move together."""
+    drawn = {}
     for name, entry in results["studies"].items():
         n = get_study(name).replicates_for(plan)
-        if _replicates(entry) >= n:
-            pseudo["studies"][name] = _of_replicates(entry, sorted(rng.sample(range(_replicates(entry)), n)))
+        if replicates_held(entry) >= n:
+            drawn[name] = [study_seeds(entry)[i] for i in sorted(rng.sample(range(replicates_held(entry)), n))]
+    return drawn
+
+
+def on_study_seeds(results: dict[str, Any], seeds: dict[str, list[int]]) -> dict[str, Any]:
+    """A pseudo-run of ``results``: each study of ``seeds``, every cell cut to those seeds, times scaled to the
+    share."""
+    pseudo = _header(results)
+    for name, chosen in seeds.items():
+        pseudo["studies"][name] = _on_seeds(results["studies"][name], chosen)
     return pseudo
 
 
@@ -117,16 +136,21 @@ def _header(results: dict[str, Any]) -> dict[str, Any]:
     return dict(copy.deepcopy({k: v for k, v in results.items() if k != "studies"}), studies={})
 
 
-def _replicates(entry: dict[str, Any]) -> int:
+def replicates_held(entry: dict[str, Any]) -> int:
     """The replicates every cell of a study's entry holds."""
     return min(len(cell["accuracy"]) for cell in entry["cells"].values())
 
 
-def _of_replicates(entry: dict[str, Any], indices: Sequence[int]) -> dict[str, Any]:
-    """The study entry with each cell's replicates at ``indices`` only, times scaled to the share."""
+def study_seeds(entry: dict[str, Any]) -> list[int]:
+    """The seeds every cell of a study's entry trained, in the run's order."""
+    return next(iter(entry["cells"].values()))["seeds"][:replicates_held(entry)]
+
+
+def _on_seeds(entry: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+    """The study entry with each cell's replicates of ``seeds`` only, times scaled to the share."""
     def part(record: dict[str, Any]) -> dict[str, Any]:
-        kept = on_seeds(record, [record["seeds"][i] for i in indices])
-        share = len(indices) / len(record["accuracy"])
+        kept = on_seeds(record, seeds)
+        share = len(seeds) / len(record["accuracy"])
         kept.update({key: record[key] * share for key in ("wall_s", "setup_s", "eval_s") if key in record})
         return kept
 
@@ -229,7 +253,7 @@ def stated_shifts(runs: list[dict[str, Any]], plan: str | int = "pr", power: flo
     stated = {}
     for name in [s.name for s in DOCUMENTED]:
         n = get_study(name).replicates_for(plan)
-        if any(_replicates(run["studies"][name]) < n for run in runs if name in run["studies"]):
+        if any(replicates_held(run["studies"][name]) < n for run in runs if name in run["studies"]):
             continue
         spreads = [p for run in runs for p in study_power(run, tolerance, power)
                    if p.study == name and p.metric == "accuracy" and p.seed_sd]
