@@ -4,6 +4,19 @@ Each fault is a bug a real change could introduce.  ``plant`` changes a
 study's definition; ``patch`` changes the running process once (for faults
 outside a study's data).  ``python -m bench.faults RESULTS.json ...`` judges
 results files of such runs and prints which cells and findings caught each.
+
+    python -m bench.faults FAULT.json ... --null NULL.json ... --resample DRAWS [--replicates pr|nightly]
+
+measures instead what one large fault run says about many bench runs.  A
+fault run of the null plan (`pytest -m gpu --plant-fault NAME --replicates
+null --seed-offset 11000`: the seeds of `h200-null-1.json`) gives the
+fault's effect on every study, paired seed by seed with the null run of its
+seeds, and DRAWS pseudo-runs of the plan's counts, their seeds drawn at
+random from it (as bench/null_runs.py draws unchanged ones), each judged
+against the documented table, against the null run's same seeds, and
+against a baseline resampled from a null run of other seeds: the share of
+draws caught is the fault's detection rate at those counts.  The draws share
+seeds, so the rates are printed without an interval.
 """
 
 from __future__ import annotations
@@ -11,17 +24,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import random
 import statistics
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
 import ablation.train
 from ablation.blocks import PARTS, ConvBlock
-from ablation.studies import Study
+from ablation.compare import compare
+from ablation.findings import FINDINGS
+from ablation.results import ResultsError, planted_fault, read_results
+from ablation.studies import Study, get_study
+from ablation.verdict import Tolerance, check_documented
+from bench.null_runs import (COMPARISON_KINDS, OUTSIDE_BUDGET, TABLE_KINDS, comparison_alarms, drawn_seeds,
+                             on_study_seeds, replicates_held, resample, study_seeds, table_alarms, tally, trained_seeds)
 
 LABEL_NOISE = 0.05  # share of training labels the label_noise fault moves to the next class
 
@@ -116,11 +136,6 @@ def detection_report(paths: list[str], baseline_path: str | None = None) -> str:
     baseline (when given) the cells outside their band, each study's accuracy shift (the fault's effect, with its
     adjusted p and verdict), the loss metrics that moved, the same-seed numerics, the findings that failed, and
     whether anything failed the run; then per fault, how many of its runs were caught and its mean effect."""
-    from ablation.compare import compare
-    from ablation.findings import FINDINGS
-    from ablation.results import planted_fault, read_results
-    from ablation.verdict import Tolerance, check_documented
-
     tolerance = Tolerance()
     baseline = read_results(baseline_path) if baseline_path else None
     lines = ["| run | fault | documented: cells out of band | accuracy: cells out of band | accuracy: study shifts "
@@ -166,6 +181,102 @@ def detection_report(paths: list[str], baseline_path: str | None = None) -> str:
     return "\n".join(lines)
 
 
+# The detection table's column of each decision kind (bench/null_runs.py's kinds), the whole run's first.
+DETECTED_BY = {"any": "caught (the run fails)", "documented_cell": "cells vs the table", "finding": "findings",
+               "baseline_cell": "cells vs the baseline", "chance_share": "share at chance",
+               "study_shift": "study shifts", "metric": "loss metrics", "same_training": "--same-training"}
+
+
+def reference_runs(fault_run: dict[str, Any], null_runs: list[dict[str, Any]]
+                   ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The null run that trained every seed of the fault run (None if none did), and those that trained none of
+    them; a null run that shares only some is refused, being neither a same-seed nor an independent baseline."""
+    ours = trained_seeds(fault_run)
+    same = [run for run in null_runs if ours <= trained_seeds(run)]
+    others = [run for run in null_runs if not ours & trained_seeds(run)]
+    if len(same) + len(others) < len(null_runs):
+        raise ValueError("a null run shares some of a fault run's seeds but not all; give null runs that trained "
+                         "all of its seeds (the same --seed-offset and more replicates) or none of them")
+    return (same[0] if same else None), others
+
+
+def resampled_detection(fault_run: dict[str, Any], null_runs: list[dict[str, Any]], draws: int, plan: str | int = "pr",
+                        tolerance: Tolerance = Tolerance(), seed: int = 0) -> dict[str, dict[str, tuple[int, int]]]:
+    """Per way of judging: the documented table; a baseline of the same seeds (the null run that trained them);
+    a baseline of other seeds (resampled from a null run that trained none of them).  Per decision kind: (draws
+    caught, draws judged), each draw a pseudo-run of the plan's counts drawn from the fault run."""
+    same, others = reference_runs(fault_run, null_runs)
+    drawable = dict(fault_run, studies={name: entry for name, entry in fault_run["studies"].items()
+                                        if name not in too_few_to_draw(fault_run, plan)})
+    if not drawable["studies"]:
+        raise ValueError(f"a fault run holds no more replicates than the {plan} plan's in any study, so every draw "
+                         "would be the same run; train it with more (--replicates null)")
+    rng = random.Random(seed)
+    table, paired, unpaired = [], [], []
+    for _ in range(draws):
+        seeds = drawn_seeds(drawable, plan, rng)
+        current = on_study_seeds(drawable, seeds)
+        table.append(table_alarms(current, tolerance))
+        if same is not None:
+            paired.append(comparison_alarms(compare(on_study_seeds(same, seeds), current, tolerance)))
+        if others:
+            unpaired.append(comparison_alarms(compare(resample(rng.choice(others), plan, rng), current, tolerance)))
+    ways = {"documented table, resampled": table, "same seeds, resampled": paired, "other seeds, resampled": unpaired}
+    return {way: tally(judged) for way, judged in ways.items() if judged}
+
+
+def too_few_to_draw(fault_run: dict[str, Any], plan: str | int) -> dict[str, int]:
+    """The studies of a fault run holding no more replicates than the plan's count (every draw would be the same
+    run), with the replicates they hold."""
+    held = {name: replicates_held(entry) for name, entry in fault_run["studies"].items()}
+    return {name: n for name, n in held.items() if n <= get_study(name).replicates_for(plan)}
+
+
+def effect_row(path: str, fault_run: dict[str, Any], null_runs: list[dict[str, Any]]) -> str:
+    """A fault run's effect on every study with all its seeds: paired against the null run of its seeds, else
+    against the first null run of other seeds."""
+    same, others = reference_runs(fault_run, null_runs)
+    if same is not None:
+        reference = on_study_seeds(same, {name: study_seeds(entry) for name, entry in fault_run["studies"].items()})
+    else:
+        reference = others[0]
+    comparison = compare(reference, fault_run, Tolerance())
+    accuracy = [s for s in comparison.shifts if s.metric == "accuracy"]
+    seeds = "/".join(str(replicates_held(entry)) for entry in fault_run["studies"].values())
+    return (f"| {Path(path).name} | {planted_fault(fault_run) or 'none'} | {seeds} | "
+            f"{'same seeds' if same is not None else 'other seeds'} | "
+            + ("; ".join(f"{s.study} {s.change_text}{_spread(s)}" for s in accuracy) or "-") + " | "
+            + _tally([f"{s.study} {s.metric} {s.change_text}" for s in comparison.shifts
+                      if s.metric != "accuracy" and not s.passed],
+                     sum(s.metric != "accuracy" for s in comparison.shifts)) + " |")
+
+
+def resampled_report(paths: list[str], null_paths: list[str], draws: int, plan: str | int = "pr",
+                     seed: int = 0) -> str:
+    """Each fault run's effect with all its seeds, then its detection rate per way and decision over ``draws``
+    pseudo-runs of the plan's counts (no interval: the draws share seeds); a progress line per run on stderr."""
+    null_runs = [read_results(path) for path in null_paths]
+    lines = ["| run | fault | seeds per study | against | accuracy: study shifts, all seeds | loss metrics: study "
+             "shifts moved |", "|---|---|---|---|---|---|"]
+    kinds = ("any",) + TABLE_KINDS + COMPARISON_KINDS + OUTSIDE_BUDGET
+    rows = [f"| fault | judged against | draws of {plan} counts | " + " | ".join(DETECTED_BY[k] for k in kinds) + " |",
+            "|---" * (len(kinds) + 3) + "|"]
+    notes = []
+    for path in paths:
+        fault_run = read_results(path)
+        print(f"{Path(path).name}: its effect, then {draws} pseudo-runs of the {plan} counts drawn from it",
+              file=sys.stderr)
+        lines.append(effect_row(path, fault_run, null_runs))
+        for way, counts in resampled_detection(fault_run, null_runs, draws, plan, seed=seed).items():
+            rates = [f"{counts[k][0] / counts[k][1]:.1%}" if k in counts else "-" for k in kinds]
+            rows.append(f"| {planted_fault(fault_run) or 'none'} | {way.removesuffix(', resampled')} | {draws} | "
+                        + " | ".join(rates) + " |")
+        notes += [f"note: {Path(path).name}: {name} holds {held} replicates, no more than the {plan} plan's "
+                  f"{get_study(name).replicates_for(plan)}: not in its draws"
+                  for name, held in too_few_to_draw(fault_run, plan).items()]
+    return "\n".join(lines + [""] + rows + ([""] + notes if notes else []))
+
+
 def _spread(shift) -> str:
     """A paired shift's per-seed differences' sd: how far the fault moved each seed's run apart from its baseline
     (unchanged training on the H200: 0.08-0.29 points; docs/statistics.md, Power)."""
@@ -187,12 +298,27 @@ def main(argv: Sequence[str] | None = None) -> str:
                                      description="how many cells and findings each results file fails")
     parser.add_argument("results", nargs="+", metavar="RESULTS.json", help="results files of bench runs")
     parser.add_argument("--baseline", metavar="BASELINE.json", help="also judge each file's drift against this run")
+    parser.add_argument("--null", metavar="NULL.json", nargs="+",
+                        help="with --resample: runs of unchanged code (bench/null_runs.py), one of them with the fault "
+                             "runs' seeds for the same-seed baseline")
+    parser.add_argument("--resample", type=int, metavar="DRAWS",
+                        help="instead: each fault's effect with all its seeds, and its detection rate over DRAWS "
+                             "pseudo-runs drawn from it (default: none)")
+    parser.add_argument("--replicates", default="pr", choices=["pr", "nightly"],
+                        help="with --resample: the plan whose counts the draws take (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the resampling (default %(default)s)")
     args = parser.parse_args(argv)
-    from ablation.results import ResultsError
-
+    if args.resample is not None and args.resample < 1:
+        parser.error(f"--resample needs at least 1 draw, not {args.resample}")
+    if (args.resample is None) != (args.null is None):
+        parser.error("--resample and --null go together: the draws are judged against the null runs")
+    if args.resample is not None and args.baseline:
+        parser.error("--resample judges against the null runs; give --baseline without it")
     try:
+        if args.resample is not None:
+            return resampled_report(args.results, args.null, args.resample, args.replicates, args.seed)
         return detection_report(args.results, args.baseline)
-    except ResultsError as error:
+    except (ResultsError, ValueError) as error:
         parser.error(str(error))
 
 

@@ -21,7 +21,11 @@
 #   fault-NAME  planted faults (bench/faults.py): what the bench catches; FAULT_SEED_OFFSETS="0 2000 3000" repeats
 #               each with other seeds (fault-NAME-sOFFSET, judged against BASELINE on other seeds),
 #               FAULT_REPLICATES=nightly trains the nightly plan's counts (use another OUT per plan); fault-report
-#               tabulates every fault run in OUT: what caught it, per fault the runs caught and the mean effect
+#               tabulates every fault run in OUT: what caught it, per fault the runs caught and the mean effect.
+#               FAULT_REPLICATES=null trains one run of the null plan per fault, by default with the seeds of
+#               bench/recorded/h200-null-1.json (FAULT_SEED_OFFSETS=11000), and fault-resampled measures instead each
+#               fault's effect, paired with that null run, and its detection rate over 2000 pseudo-runs of the pr
+#               counts drawn from it, against a same-seed and an other-seed baseline (the recorded null runs)
 #   nightly     the whole table with --replicates nightly, timed (the nightly plan's 5-minute target), and
 #   nightly-again  the same seeds once more: the paired test's spread at the nightly counts
 #   null-K      runs of unchanged code at the null plan's counts (five pseudo-runs of the bench each) with their
@@ -40,7 +44,8 @@
 # measured), then STAGES="nightly nightly-again nightly-power" (about 6: a nightly run took 179 s),
 # STAGES="variants*" (460 s measured), STAGES=step-times (a few, with its compiles), STAGES="held-out-2000
 # held-out-3000 held-out-pair" (about 4), the faults two or three at a time into one OUT (FAULTS="label_noise
-# batchnorm_eps" STAGES="fault-*": their runs, then fault-report of every fault run in OUT), and the null runs one
+# batchnorm_eps" STAGES="fault-*": their runs, then fault-report of every fault run in OUT; with
+# FAULT_REPLICATES=null two at a time, each projected at about 4 minutes like a null run), and the null runs one
 # at a time into one OUT (STAGES="null-*" NULL_FIRST=1 NULL_RUNS=1, then NULL_FIRST=2 ...: a run and its rerun,
 # about 7 minutes: a null run took 204 s; null-rates judges every pair in OUT). Each part also pays the
 # preflight, unless PREFLIGHT=0 (once it has passed on that machine and commit).
@@ -50,8 +55,12 @@ OUT=${2:?usage: bash bench/verify_release.sh DATA OUT [BASELINE]}
 BASELINE=${3:-bench/recorded/h200-bench-side-by-side.json}
 FAULTS=${FAULTS:-"no_normalization lr_times_10 no_scheduler groupnorm_one_group norm_after_activation \
 weight_decay_dropped label_noise batchnorm_eps eval_with_batch_statistics"}
-NULL_RUNS=${NULL_RUNS:-4} NULL_FIRST=${NULL_FIRST:-1} FAULT_SEED_OFFSETS=${FAULT_SEED_OFFSETS:-0}
-FAULT_REPLICATES=${FAULT_REPLICATES:-pr}
+NULL_RUNS=${NULL_RUNS:-4} NULL_FIRST=${NULL_FIRST:-1} FAULT_REPLICATES=${FAULT_REPLICATES:-pr}
+if [ "$FAULT_REPLICATES" = null ]; then
+  FAULT_SEED_OFFSETS=${FAULT_SEED_OFFSETS:-11000}
+else
+  FAULT_SEED_OFFSETS=${FAULT_SEED_OFFSETS:-0}
+fi
 mkdir -p "$OUT"
 summary="$OUT/summary.log"
 { nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__)"; git rev-parse --short HEAD; } >> "$summary" 2>&1
@@ -114,7 +123,10 @@ for fault in $FAULTS; do
   done
 done
 fault_runs=("$OUT"/fault-*.json)
-if [ -f "${fault_runs[0]}" ]; then
+if [ -f "${fault_runs[0]}" ] && [ "$FAULT_REPLICATES" = null ]; then
+  stage fault-resampled python3 -m bench.faults "${fault_runs[@]}" --null bench/recorded/h200-null-*.json \
+    --resample 2000
+elif [ -f "${fault_runs[0]}" ]; then
   stage fault-report python3 -m bench.faults "${fault_runs[@]}" --baseline "$BASELINE"
 fi
 stage nightly python3 -m ablation run all --replicates nightly --data "$DATA" --out "$OUT/nightly.json"

@@ -108,3 +108,21 @@ def test_the_first_part_checks_the_gpu_paths_the_numerics_gate_and_the_bench(tmp
                            "deterministic-b", "deterministic-pair", "bench"]
     for pair in ("same-seeds", "deterministic-pair"):
         assert "--json --same-training" in (out / f"{pair}.log").read_text()
+
+
+def test_faults_of_the_null_plan_pair_with_the_first_null_run_and_are_resampled(tmp_path):
+    """One null-plan run per fault, with h200-null-1's seeds (offset 11000) unless told otherwise, judged by
+    resampling against the recorded null runs instead of the per-run report."""
+    out = tmp_path / "out"
+    done = verify(tmp_path, out, STAGES="fault-*", FAULTS="label_noise batchnorm_eps", FAULT_REPLICATES="null",
+                  PREFLIGHT="0")
+    assert done.returncode == 0, done.stderr
+    assert stages(out) == ["fault-label_noise-s11000", "fault-batchnorm_eps-s11000", "fault-resampled"]
+    assert "--plant-fault label_noise --seed-offset 11000 --replicates null" in (
+        out / "fault-label_noise-s11000.log").read_text()
+    report = (out / "fault-resampled.log").read_text().split()
+    assert report[:3] == ["python3", "-m", "bench.faults"] and report[-2:] == ["--resample", "2000"]
+    runs, nulls = report[3:report.index("--null")], report[report.index("--null") + 1:-2]
+    assert sorted(runs) == sorted(f"{out}/fault-{name}-s11000.json" for name in ("label_noise", "batchnorm_eps"))
+    assert nulls and all(path.startswith("bench/recorded/h200-null-") for path in nulls)
+    assert (ROOT / "bench" / "recorded" / "h200-null-1.json").exists()
