@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,11 +217,15 @@ def pytest_configure(config: pytest.Config) -> None:
         use_deterministic_algorithms()
 
 
+_session: dict[str, Any] = {}  # the controller's: when the session began, and its merged results
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """On the controller, before xdist starts its workers (which inherit it): the session's cell cache directory.
     Made here, not at configure, so that `pytest --help` and the like leave none behind."""
     if not _worker_id(session.config):
         os.environ[SESSION_ENV] = tempfile.mkdtemp(prefix="ablation-bench-cells-")
+        _session["started"] = time.perf_counter()
 
 
 def _share_cores(workers: int) -> None:
@@ -386,9 +391,6 @@ def bench(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> Bench:
                  pytestconfig.getoption("min_throughput"), trained)
 
 
-_merged: dict[str, Any] = {}
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """On the controller: merge the cells every worker trained into the results file."""
     if _worker_id(session.config) or SESSION_ENV not in os.environ:
@@ -401,16 +403,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     shutil.rmtree(directory, ignore_errors=True)
     if results is not None:
         write_json(results, session.config.getoption("bench_out"))
-        _merged["results"] = results
+        _session["results"] = results
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    results = _merged.get("results")
+    results = _session.get("results")
     if results is None:
         return
     from ablation.compare import compare, report
     from ablation.findings import FINDINGS
-    from ablation.results import ResultsError, format_results, read_results
+    from ablation.results import ResultsError, format_results, read_results, time_split
 
     write = terminalreporter.write_line
     terminalreporter.section("ablation-bench results")
@@ -433,6 +435,10 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
               "from the baseline than this run did), the median cell's drop below the documented table that fails "
               "it, and each finding's shortfall below its margin:")
         write(power_table(powers, None, False))
+    records = [cell for study in results["studies"].values() for cell in study["cells"].values()]
+    write(f"{time_split(records)}, every worker's together; {time.perf_counter() - _session['started']:.1f} s since "
+          "the session began (the rest: starting pytest, its workers and the device, loading data, waiting for "
+          "another worker's cells)")
     write(f"results written to {config.getoption('bench_out')}")
     if baseline is not None:
         try:

@@ -19,7 +19,7 @@ from ablation.data import DATA_ROOT_ENV, SOURCE_CLASSES, DataError, Dataset, loa
 from ablation.numerics import check_same_training
 from ablation.report import history, history_text, markdown_report, plot_results
 from ablation.results import (FORMATS, NOT_JUDGED, ResultsError, environment, extend_cell, format_results, new_results,
-                              plural, read_results, strict_json, training_seconds, write_json)
+                              plural, read_results, strict_json, time_split, write_json)
 from ablation.power import power_rows, power_table, takes_target
 from ablation.shard import Shard, deal, merge, parse_shard
 from ablation.runner import OutOfDeviceMemory, fused_size, run_study
@@ -386,10 +386,8 @@ def run(args: argparse.Namespace) -> int:
         print("\n" + NOT_JUDGED.format(profile=args.profile))
     if log:
         records = [c for study in results["studies"].values() for c in study["cells"].values()]
-        log(f"{plural(len(records), 'cell')}: {training_seconds(records):.1f} s training, "
-            f"{sum(c['setup_s'] for c in records):.1f} s model set-up, {sum(c['eval_s'] for c in records):.1f} s "
-            f"evaluation; {time.perf_counter() - start:.1f} s since the run began (the rest: loading data, starting "
-            "the device)")
+        log(f"{time_split(records)}; {time.perf_counter() - start:.1f} s since the run began (the rest: loading "
+            "data, starting the device)")
     if args.out and log:
         log(f"results written to {args.out}")
     for path in plot_results(results, args.plot) if args.plot else []:

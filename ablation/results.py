@@ -160,6 +160,13 @@ def training_seconds(cells: Iterable[dict[str, Any]]) -> float:
     return sum(cell["wall_s"] / cell.get("side_by_side", 1) for cell in cells)
 
 
+def time_split(records: list[dict[str, Any]]) -> str:
+    """Where the cells' time went: training (side-by-side groups counted once), model set-up and evaluation."""
+    return (f"{plural(len(records), 'cell')}: {training_seconds(records):.1f} s training, "
+            f"{sum(c['setup_s'] for c in records):.1f} s model set-up, {sum(c['eval_s'] for c in records):.1f} s "
+            "evaluation")
+
+
 def used_cuda_graphs(cells: Iterable[dict[str, Any]]) -> bool:
     """Whether any of these cell records trained with CUDA graphs (files from before graphs: no)."""
     return any(cell.get("cuda_graphs", False) for cell in cells)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ablation.results import training_seconds
 from bench.harness import BenchConfig, CellCache, worker_gpu
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,6 +203,8 @@ def test_bench_on_cpu_under_xdist_writes_one_results_file(tmp_path, tiny_npz):
     assert "against the documented table: conv_activation_norm_position[order=conv_bn_relu]: REGRESSION" in proc.stdout
     assert "reference runs [62.32, 62.23, 63.38], measured replicates [" in proc.stdout and ", band " in proc.stdout
     assert "ablation-bench results" in proc.stdout and "finding conv_activation_norm_position" in proc.stdout
+    split = next(line for line in proc.stdout.splitlines() if line.endswith("waiting for another worker's cells)"))
+    assert split.startswith(f"3 cells: {training_seconds(cells.values()):.1f} s training, ")
     power = next(line for line in proc.stdout.splitlines() if "accuracy, median cell" in line)
     assert power.split()[4:9] == ["2", "band", "too", "few", "(3"]  # 2 replicates: no spread to state power by
     documented = next(line for line in proc.stdout.splitlines() if "documented table, median cell" in line)
