@@ -111,8 +111,8 @@ def test_the_first_part_checks_the_gpu_paths_the_numerics_gate_and_the_bench(tmp
 
 
 def test_faults_of_the_null_plan_pair_with_the_first_null_run_and_are_resampled(tmp_path):
-    """One null-plan run per fault, with h200-null-1's seeds (offset 11000) unless told otherwise, judged by
-    resampling against the recorded null runs instead of the per-run report."""
+    """One null-plan run per fault (or one of a count of replicates), with h200-null-1's seeds (offset 11000) unless
+    told otherwise, judged by resampling against the recorded null runs instead of the per-run report."""
     out = tmp_path / "out"
     done = verify(tmp_path, out, STAGES="fault-*", FAULTS="label_noise batchnorm_eps", FAULT_REPLICATES="null",
                   PREFLIGHT="0")
@@ -126,3 +126,8 @@ def test_faults_of_the_null_plan_pair_with_the_first_null_run_and_are_resampled(
     assert sorted(runs) == sorted(f"{out}/fault-{name}-s11000.json" for name in ("label_noise", "batchnorm_eps"))
     assert nulls and all(path.startswith("bench/recorded/h200-null-") for path in nulls)
     assert (ROOT / "bench" / "recorded" / "h200-null-1.json").exists()
+    counted = tmp_path / "counted"
+    assert verify(tmp_path, counted, STAGES="fault-*", FAULTS="label_noise", FAULT_REPLICATES="15",
+                  PREFLIGHT="0").returncode == 0
+    assert stages(counted) == ["fault-label_noise-s11000", "fault-resampled"]
+    assert "--seed-offset 11000 --replicates 15" in (counted / "fault-label_noise-s11000.log").read_text()
