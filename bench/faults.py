@@ -295,7 +295,8 @@ def _tally(failed: list[str], judged: int, shown: int | None = None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m bench.faults",
-                                     description="how many cells and findings each results file fails")
+                                     description="what the bench catches of planted faults: per results file, "
+                                                 "or (--resample) each fault's effect and detection rate")
     parser.add_argument("results", nargs="+", metavar="RESULTS.json", help="results files of bench runs")
     parser.add_argument("--baseline", metavar="BASELINE.json", help="also judge each file's drift against this run")
     parser.add_argument("--null", metavar="NULL.json", nargs="+",
