@@ -8,8 +8,8 @@ results files of such runs and prints which cells and findings caught each.
     python -m bench.faults FAULT.json ... --null NULL.json ... --resample DRAWS [--replicates pr|nightly]
 
 measures instead what one large fault run says about many bench runs.  A
-fault run of the null plan (`pytest -m gpu --plant-fault NAME --replicates
-null --seed-offset 11000`: the seeds of `h200-null-1.json`) gives the
+fault run of many replicates (`pytest -m gpu --plant-fault NAME --replicates
+12 --seed-offset 11000`: seeds of `h200-null-1.json`; or the null plan's) gives the
 fault's effect on every study, paired seed by seed with the null run of its
 seeds, and DRAWS pseudo-runs of the plan's counts, their seeds drawn at
 random from it (as bench/null_runs.py draws unchanged ones), each judged

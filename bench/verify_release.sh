@@ -22,8 +22,8 @@
 #               each with other seeds (fault-NAME-sOFFSET, judged against BASELINE on other seeds),
 #               FAULT_REPLICATES=nightly trains the nightly plan's counts (use another OUT per plan); fault-report
 #               tabulates every fault run in OUT: what caught it, per fault the runs caught and the mean effect.
-#               FAULT_REPLICATES=null (or a count, such as 15: three pr runs of the Sigmoid/ReLU study, five of
-#               the order study) trains one large run per fault, by default with the seeds of
+#               FAULT_REPLICATES=null (or a count, such as 12: more than twice a pr run's in every study) trains
+#               one large run per fault, by default with the seeds of
 #               bench/recorded/h200-null-1.json (FAULT_SEED_OFFSETS=11000), and fault-resampled measures instead each
 #               fault's effect, paired with that null run, and its detection rate over 2000 pseudo-runs of the pr
 #               counts drawn from it, against a same-seed and an other-seed baseline (the recorded null runs)
@@ -47,7 +47,7 @@
 # held-out-3000 held-out-pair" (about 4), the faults two or three at a time into one OUT (FAULTS="label_noise
 # batchnorm_eps" STAGES="fault-*": their runs, then fault-report of every fault run in OUT; with
 # FAULT_REPLICATES=null two at a time, each projected at about 4 minutes like a null run; with
-# FAULT_REPLICATES=15 four at a time, about 2 minutes each), and the null runs one
+# FAULT_REPLICATES=12 four at a time, about 2 minutes each), and the null runs one
 # at a time into one OUT (STAGES="null-*" NULL_FIRST=1 NULL_RUNS=1, then NULL_FIRST=2 ...: a run and its rerun,
 # about 7 minutes: a null run took 204 s; null-rates judges every pair in OUT). Each part also pays the
 # preflight, unless PREFLIGHT=0 (once it has passed on that machine and commit).

@@ -127,7 +127,7 @@ def test_faults_of_the_null_plan_pair_with_the_first_null_run_and_are_resampled(
     assert nulls and all(path.startswith("bench/recorded/h200-null-") for path in nulls)
     assert (ROOT / "bench" / "recorded" / "h200-null-1.json").exists()
     counted = tmp_path / "counted"
-    assert verify(tmp_path, counted, STAGES="fault-*", FAULTS="label_noise", FAULT_REPLICATES="15",
+    assert verify(tmp_path, counted, STAGES="fault-*", FAULTS="label_noise", FAULT_REPLICATES="12",
                   PREFLIGHT="0").returncode == 0
     assert stages(counted) == ["fault-label_noise-s11000", "fault-resampled"]
-    assert "--seed-offset 11000 --replicates 15" in (counted / "fault-label_noise-s11000.log").read_text()
+    assert "--seed-offset 11000 --replicates 12" in (counted / "fault-label_noise-s11000.log").read_text()
