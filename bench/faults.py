@@ -210,7 +210,7 @@ def resampled_detection(fault_run: dict[str, Any], null_runs: list[dict[str, Any
                                         if name not in too_few_to_draw(fault_run, plan)})
     if not drawable["studies"]:
         raise ValueError(f"a fault run holds no more replicates than the {plan} plan's in any study, so every draw "
-                         "would be the same run; train it with more (--replicates null)")
+                         "would be the same run; train it with more (the bench's --replicates 12, or null)")
     rng = random.Random(seed)
     table, paired, unpaired = [], [], []
     for _ in range(draws):
