@@ -200,12 +200,13 @@ def reference_runs(fault_run: dict[str, Any], null_runs: list[dict[str, Any]]
     return (same[0] if same else None), others
 
 
-def resampled_detection(fault_run: dict[str, Any], null_runs: list[dict[str, Any]], draws: int, plan: str | int = "pr",
-                        tolerance: Tolerance = Tolerance(), seed: int = 0) -> dict[str, dict[str, tuple[int, int]]]:
-    """Per way of judging: the documented table; a baseline of the same seeds (the null run that trained them);
-    a baseline of other seeds (resampled from a null run that trained none of them).  Per decision kind: (draws
-    caught, draws judged), each draw a pseudo-run of the plan's counts drawn from the fault run."""
-    same, others = reference_runs(fault_run, null_runs)
+def resampled_detection(fault_run: dict[str, Any], same: dict[str, Any] | None, others: list[dict[str, Any]],
+                        draws: int, plan: str | int = "pr", tolerance: Tolerance = Tolerance(),
+                        seed: int = 0) -> dict[str, dict[str, tuple[int, int]]]:
+    """Per way of judging: the documented table; a baseline of the same seeds (``same``, the null run that trained
+    them, if any); a baseline of other seeds (resampled from one of ``others``, null runs that trained none of
+    them; see reference_runs).  Per decision kind: (draws caught, draws judged), each draw a pseudo-run of the
+    plan's counts drawn from the fault run."""
     drawable = dict(fault_run, studies={name: entry for name, entry in fault_run["studies"].items()
                                         if name not in too_few_to_draw(fault_run, plan)})
     if not drawable["studies"]:
@@ -232,10 +233,10 @@ def too_few_to_draw(fault_run: dict[str, Any], plan: str | int) -> dict[str, int
     return {name: n for name, n in held.items() if n <= get_study(name).replicates_for(plan)}
 
 
-def effect_row(path: str, fault_run: dict[str, Any], null_runs: list[dict[str, Any]]) -> str:
-    """A fault run's effect on every study with all its seeds: paired against the null run of its seeds, else
-    against the first null run of other seeds."""
-    same, others = reference_runs(fault_run, null_runs)
+def effect_row(path: str, fault_run: dict[str, Any], same: dict[str, Any] | None,
+               others: list[dict[str, Any]]) -> str:
+    """A fault run's effect on every study with all its seeds: paired against ``same``, the null run of its seeds,
+    else against the first null run of other seeds."""
     if same is not None:
         reference = on_study_seeds(same, {name: study_seeds(entry) for name, entry in fault_run["studies"].items()})
     else:
@@ -266,8 +267,9 @@ def resampled_report(paths: list[str], null_paths: list[str], draws: int, plan: 
         fault_run = read_results(path)
         print(f"{Path(path).name}: its effect, then {draws} pseudo-runs of the {plan} counts drawn from it",
               file=sys.stderr)
-        lines.append(effect_row(path, fault_run, null_runs))
-        for way, counts in resampled_detection(fault_run, null_runs, draws, plan, seed=seed).items():
+        same, others = reference_runs(fault_run, null_runs)
+        lines.append(effect_row(path, fault_run, same, others))
+        for way, counts in resampled_detection(fault_run, same, others, draws, plan, seed=seed).items():
             rates = [f"{counts[k][0] / counts[k][1]:.1%}" if k in counts else "-" for k in kinds]
             rows.append(f"| {planted_fault(fault_run) or 'none'} | {way.removesuffix(', resampled')} | {draws} | "
                         + " | ".join(rates) + " |")

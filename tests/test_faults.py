@@ -167,14 +167,17 @@ def test_a_large_fault_run_gives_the_faults_detection_rate_at_the_plans_counts(n
     baseline of other seeds about as often as the stated power says (80 % at 1.64 points); the documented table,
     whose runs the offline copy is 1-3 points below, sees none of it; --same-training marks every draw.  Nothing
     planted, only noise within the GPU's nondeterminism floor: nothing is caught, --same-training included."""
-    from bench.faults import resampled_detection
+    from bench.faults import reference_runs, resampled_detection
 
-    dropped = resampled_detection(fault_run(null_runs[0], 1.5), null_runs, 100, seed=1)
+    def detected(run):
+        return resampled_detection(run, *reference_runs(run, null_runs), 100, seed=1)
+
+    dropped = detected(fault_run(null_runs[0], 1.5))
     assert dropped["same seeds, resampled"]["study_shift"] == (100, 100)
     assert 55 <= dropped["other seeds, resampled"]["study_shift"][0] <= 92, dropped
     assert dropped["documented table, resampled"]["any"] == (0, 100)
     assert dropped["same seeds, resampled"]["same_training"] == (100, 100)
-    unchanged = resampled_detection(fault_run(null_runs[0], 0.0), null_runs, 100, seed=1)
+    unchanged = detected(fault_run(null_runs[0], 0.0))
     assert unchanged["same seeds, resampled"]["any"][0] <= 2 and unchanged["other seeds, resampled"]["any"][0] <= 2
     assert unchanged["same seeds, resampled"]["same_training"] == (0, 100)
 
@@ -197,17 +200,17 @@ def test_a_fault_run_too_small_to_draw_from_or_half_sharing_seeds_is_refused(nul
     """A fault run of the plan's own counts is one run, not a rate; a null run that shares some of its seeds is
     neither a same-seed baseline nor an independent one."""
     from ablation.results import write_json
-    from bench.faults import resampled_detection
+    from bench.faults import reference_runs, resampled_detection
     from bench.null_runs import blocks
 
     with pytest.raises(ValueError, match="no more replicates than the pr plan's in any study"):
-        resampled_detection(blocks(fault_run(null_runs[0], 1.0))[0], null_runs, 5)
+        resampled_detection(blocks(fault_run(null_runs[0], 1.0))[0], null_runs[0], null_runs[1:], 5)
     shifted = copy.deepcopy(null_runs[1])
     for entry in shifted["studies"].values():
         for record in entry["cells"].values():
             record["seeds"] = [seed - 12000 + 11001 for seed in record["seeds"]]  # null-1's seeds, one along
     with pytest.raises(ValueError, match="shares some of a fault run's seeds but not all"):
-        resampled_detection(fault_run(null_runs[0], 1.0), [shifted], 5)
+        reference_runs(fault_run(null_runs[0], 1.0), [shifted])
     path = tmp_path / "fault.json"
     write_json(fault_run(null_runs[0], 1.0), path)
     for args, message in ((["--resample", "5"], "--resample and --null go together"),
