@@ -47,7 +47,8 @@
 # held-out-3000 held-out-pair" (about 4), the faults two or three at a time into one OUT (FAULTS="label_noise
 # batchnorm_eps" STAGES="fault-*": their runs, then fault-report of every fault run in OUT; with
 # FAULT_REPLICATES=null two at a time, each projected at about 4 minutes like a null run; with
-# FAULT_REPLICATES=12 four at a time, about 2 minutes each), and the null runs one
+# FAULT_REPLICATES=12 four at a time with STAGES="fault-*-s11000", 140 s each measured, fault-resampled afterwards
+# on any machine: 148 s on 2 CPU cores), and the null runs one
 # at a time into one OUT (STAGES="null-*" NULL_FIRST=1 NULL_RUNS=1, then NULL_FIRST=2 ...: a run and its rerun,
 # about 7 minutes: a null run took 204 s; null-rates judges every pair in OUT). Each part also pays the
 # preflight, unless PREFLIGHT=0 (once it has passed on that machine and commit).

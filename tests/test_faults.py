@@ -221,3 +221,68 @@ def test_a_fault_run_too_small_to_draw_from_or_half_sharing_seeds_is_refused(nul
             main([str(path), *args])
         err = capsys.readouterr().err
         assert stop.value.code == 2 and message in err and "Traceback" not in err
+
+
+# The four further faults on an H200, 12 replicates a cell with h200-null-1's seeds (docs/statistics.md, "The four
+# further faults, measured"): each study's paired accuracy shift over all 12 seeds, in points
+RECORDED_EFFECTS = {
+    "label_noise": {"sigmoid_vs_relu": -0.06, "batchnorm_vs_groupnorm": -1.84, "conv_activation_norm_position": -3.34},
+    "batchnorm_eps": {"sigmoid_vs_relu": -1.83, "batchnorm_vs_groupnorm": 0.69, "conv_activation_norm_position": 1.21},
+    "eval_with_batch_statistics": {"sigmoid_vs_relu": 1.32, "batchnorm_vs_groupnorm": -0.02,
+                                   "conv_activation_norm_position": -0.11},
+    "weight_decay_dropped": {"sigmoid_vs_relu": 0.0, "batchnorm_vs_groupnorm": -0.10,
+                             "conv_activation_norm_position": -0.09},
+}
+
+
+@pytest.fixture(scope="module")
+def recorded_faults():
+    from ablation.results import read_results
+
+    return {name: read_results(RECORDED / f"h200-fault12-{name}.json") for name in RECORDED_EFFECTS}
+
+
+def test_the_recorded_further_faults_move_each_study_as_docs_statistics_says(recorded_faults, null_runs):
+    """Paired with the null run of their seeds: the accuracy shifts, and which loss metrics moved.  The dropped
+    weight decay moves no accuracy, only the training loss of the one study that has weight decay (AdamW's
+    0.01 in Sigmoid/ReLU), by under 0.01 %; evaluating with batch statistics moves the test loss alone."""
+    from ablation.compare import compare
+    from ablation.verdict import Tolerance
+    from bench.faults import reference_runs
+    from bench.null_runs import on_study_seeds, study_seeds
+
+    for name, run in recorded_faults.items():
+        same, _ = reference_runs(run, null_runs)
+        assert same is null_runs[0], name
+        reference = on_study_seeds(same, {study: study_seeds(entry) for study, entry in run["studies"].items()})
+        shifts = compare(reference, run, Tolerance()).shifts
+        effects = {s.study: round(s.change, 2) + 0.0 for s in shifts if s.metric == "accuracy"}
+        assert effects == RECORDED_EFFECTS[name], name
+        moved = {(s.study, s.metric) for s in shifts if s.metric != "accuracy" and not s.passed}
+        if name == "weight_decay_dropped":
+            assert moved == {("sigmoid_vs_relu", "final_loss"), ("sigmoid_vs_relu", "train_loss")}
+            assert all(abs(s.change) < 1e-4 for s in shifts if (s.study, s.metric) in moved)
+        if name == "eval_with_batch_statistics":
+            assert moved == {("sigmoid_vs_relu", "test_loss"), ("conv_activation_norm_position", "test_loss")}
+
+
+def test_the_recorded_further_faults_detection_at_the_pr_counts(recorded_faults, null_runs):
+    """100 draws (docs/statistics.md took 2,000): the documented table catches none of the four; a same-seed
+    baseline catches label noise and BatchNorm eps every time and sees the dropped weight decay by the loss
+    alone, now and then; evaluating with batch statistics, whose per-seed effects spread as wide as independent
+    seeds, is caught less often paired than on other seeds."""
+    from bench.faults import reference_runs, resampled_detection
+
+    rates = {name: resampled_detection(run, *reference_runs(run, null_runs), 100, seed=0)
+             for name, run in recorded_faults.items()}
+    assert all(r["documented table, resampled"]["any"] == (0, 100) for r in rates.values())
+    for name in ("label_noise", "batchnorm_eps"):
+        assert rates[name]["same seeds, resampled"]["any"] == (100, 100)
+        assert rates[name]["same seeds, resampled"]["metric"] == (100, 100)
+    weight_decay = rates["weight_decay_dropped"]
+    assert weight_decay["same seeds, resampled"]["study_shift"][0] == 0
+    assert 1 <= weight_decay["same seeds, resampled"]["metric"][0] <= 20
+    assert weight_decay["other seeds, resampled"]["any"][0] <= 2
+    evaluation = rates["eval_with_batch_statistics"]
+    paired, unpaired = (evaluation[f"{way} seeds, resampled"]["study_shift"][0] for way in ("same", "other"))
+    assert 8 <= paired <= 35 and 45 <= unpaired <= 80 and paired < unpaired / 2

@@ -715,7 +715,7 @@ def test_same_seed_reruns_of_unchanged_code_pass_the_paired_study_shift(recorded
     (CUDA graphs, the per-replicate SGD step, cells side by side, later commits, the nightly plan's counts, the
     H100) against run 1, paired, shifts no study."""
     reruns = [name for name in recorded
-              if name not in ("bench", "repeat", "variants") and not name.startswith(("fault-", "null-"))]
+              if name not in ("bench", "repeat", "variants") and not name.startswith(("fault", "null-"))]
     assert len(reruns) >= 10
     for name in reruns:
         shifts = [s for s in compare(recorded["bench"], recorded[name], Tolerance()).shifts if s.metric == "accuracy"]
