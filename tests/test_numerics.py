@@ -176,6 +176,14 @@ def test_deterministic_runs_take_no_floor():
     assert compare_replicates(record, dict(record, seeds=[2])) is None
 
 
+def test_the_order_study_run_twice_deterministically_on_the_h200_is_bitwise_identical(capsys):
+    """The recorded --deterministic pair (docs/statistics.md): no floor, and every cell identical."""
+    pair = [RECORDED / f"h200-order-deterministic-{side}.json" for side in "ab"]
+    assert all(read_results(path)["environment"]["deterministic"] for path in pair)
+    code, report = compared(capsys, *pair, "--same-training")
+    assert code == 0 and [c["numerics"] for c in report["cells"]] == ["identical"] * 3
+
+
 @pytest.fixture
 def deterministic_restored():
     yield
