@@ -11,7 +11,8 @@ measures instead what one large fault run says about many bench runs.  A
 fault run of many replicates (`pytest -m gpu --plant-fault NAME --replicates
 12 --seed-offset 11000`: seeds of `h200-null-1.json`; or the null plan's) gives the
 fault's effect on every study, paired seed by seed with the null run of its
-seeds, and DRAWS pseudo-runs of the plan's counts, their seeds drawn at
+seeds (with the shift the paired test detects at the plan's counts and the
+fault's spread), and DRAWS pseudo-runs of the plan's counts, their seeds drawn at
 random from it (as bench/null_runs.py draws unchanged ones), each judged
 against the documented table, against the null run's same seeds, and
 against a baseline resampled from a null run of other seeds: the share of
@@ -37,6 +38,7 @@ import ablation.train
 from ablation.blocks import PARTS, ConvBlock
 from ablation.compare import compare
 from ablation.findings import FINDINGS
+from ablation.power import Power
 from ablation.results import ResultsError, planted_fault, read_results
 from ablation.studies import Study, get_study
 from ablation.verdict import Tolerance, check_documented
@@ -234,9 +236,10 @@ def too_few_to_draw(fault_run: dict[str, Any], plan: str | int) -> dict[str, int
 
 
 def effect_row(path: str, fault_run: dict[str, Any], same: dict[str, Any] | None,
-               others: list[dict[str, Any]]) -> str:
+               others: list[dict[str, Any]], plan: str | int = "pr") -> str:
     """A fault run's effect on every study with all its seeds: paired against ``same``, the null run of its seeds,
-    else against the first null run of other seeds."""
+    else against the first null run of other seeds; a paired shift with the shift the paired test detects at the
+    plan's counts and the fault's spread (for the plans whose counts cannot be drawn from the run)."""
     if same is not None:
         reference = on_study_seeds(same, {name: study_seeds(entry) for name, entry in fault_run["studies"].items()})
     else:
@@ -246,7 +249,7 @@ def effect_row(path: str, fault_run: dict[str, Any], same: dict[str, Any] | None
     seeds = "/".join(str(replicates_held(entry)) for entry in fault_run["studies"].values())
     return (f"| {Path(path).name} | {planted_fault(fault_run) or 'none'} | {seeds} | "
             f"{'same seeds' if same is not None else 'other seeds'} | "
-            + ("; ".join(f"{s.study} {s.change_text}{_spread(s)}" for s in accuracy) or "-") + " | "
+            + ("; ".join(f"{s.study} {s.change_text}{_spread(s, plan)}" for s in accuracy) or "-") + " | "
             + _tally([f"{s.study} {s.metric} {s.change_text}" for s in comparison.shifts
                       if s.metric != "accuracy" and not s.passed],
                      sum(s.metric != "accuracy" for s in comparison.shifts)) + " |")
@@ -268,21 +271,34 @@ def resampled_report(paths: list[str], null_paths: list[str], draws: int, plan: 
         print(f"{Path(path).name}: its effect, then {draws} pseudo-runs of the {plan} counts drawn from it",
               file=sys.stderr)
         same, others = reference_runs(fault_run, null_runs)
-        lines.append(effect_row(path, fault_run, same, others))
-        for way, counts in resampled_detection(fault_run, same, others, draws, plan, seed=seed).items():
-            rates = [f"{counts[k][0] / counts[k][1]:.1%}" if k in counts else "-" for k in kinds]
-            rows.append(f"| {planted_fault(fault_run) or 'none'} | {way.removesuffix(', resampled')} | {draws} | "
-                        + " | ".join(rates) + " |")
-        notes += [f"note: {Path(path).name}: {name} holds {held} replicates, no more than the {plan} plan's "
-                  f"{get_study(name).replicates_for(plan)}: not in its draws"
-                  for name, held in too_few_to_draw(fault_run, plan).items()]
-    return "\n".join(lines + [""] + rows + ([""] + notes if notes else []))
+        lines.append(effect_row(path, fault_run, same, others, plan))
+        undrawn = too_few_to_draw(fault_run, plan)
+        if len(undrawn) < len(fault_run["studies"]):
+            for way, counts in resampled_detection(fault_run, same, others, draws, plan, seed=seed).items():
+                rates = [f"{counts[k][0] / counts[k][1]:.1%}" if k in counts else "-" for k in kinds]
+                rows.append(f"| {planted_fault(fault_run) or 'none'} | {way.removesuffix(', resampled')} | {draws} | "
+                            + " | ".join(rates) + " |")
+        if undrawn:
+            notes.append(f"note: {Path(path).name}: not in its draws, holding no more replicates than the {plan} "
+                         "plan's: " + ", ".join(f"{name} ({held} of {get_study(name).replicates_for(plan)})"
+                                               for name, held in undrawn.items())
+                         + "; the effects above give the paired test's detectable shift at those counts")
+    detection = [""] + rows if len(rows) > 2 else []
+    return "\n".join(lines + detection + ([""] + notes if notes else []))
 
 
-def _spread(shift) -> str:
+def _spread(shift, plan: str | int | None = None) -> str:
     """A paired shift's per-seed differences' sd: how far the fault moved each seed's run apart from its baseline
-    (unchanged training on the H200: 0.08-0.29 points; docs/statistics.md, Power)."""
-    return f" (seed sd {shift.se * math.sqrt(shift.df + 1):.2f})" if shift.test == "paired" else ""
+    (unchanged training on the H200: 0.08-0.29 points; docs/statistics.md, Power); with a ``plan``, the shift
+    the paired test detects with 80 % power at that spread and the plan's counts."""
+    if shift.test != "paired":
+        return ""
+    sd = shift.se * math.sqrt(shift.df + 1)
+    if plan is None:
+        return f" (seed sd {sd:.2f})"
+    seeds = get_study(shift.study).replicates_for(plan)
+    power = Power(shift.study, shift.metric, shift.df + 1, sd, Tolerance().alpha("study_shift"), 0.8, paired=True)
+    return f" (seed sd {sd:.2f}; detectable at {seeds} seeds: {power.detectable(seeds):.2f})"
 
 
 def _cell(verdict) -> str:

@@ -192,8 +192,9 @@ def test_the_report_gives_the_faults_paired_effect_with_all_its_seeds(null_runs,
     effect = next(line for line in report.splitlines() if line.startswith("| fault-label_noise.json"))
     assert "| label_noise | 25/40/15 | same seeds | " in effect and "batchnorm_vs_groupnorm -0.80 points" in effect
     assert "| label_noise | other seeds | 20 |" in report
-    assert ("note: fault-label_noise.json: conv_activation_norm_position holds 15 replicates, no more than the "
-            "nightly plan's 24: not in its draws") in report
+    assert ("note: fault-label_noise.json: not in its draws, holding no more replicates than the nightly plan's: "
+            "conv_activation_norm_position (15 of 24); the effects above give the paired test's detectable shift at "
+            "those counts") in report
 
 
 def test_a_fault_run_too_small_to_draw_from_or_half_sharing_seeds_is_refused(null_runs, tmp_path, capsys):
@@ -286,3 +287,17 @@ def test_the_recorded_further_faults_detection_at_the_pr_counts(recorded_faults,
     evaluation = rates["eval_with_batch_statistics"]
     paired, unpaired = (evaluation[f"{way} seeds, resampled"]["study_shift"][0] for way in ("same", "other"))
     assert 8 <= paired <= 35 and 45 <= unpaired <= 80 and paired < unpaired / 2
+
+
+def test_the_report_gives_each_paired_effect_the_shift_detectable_at_the_plans_counts():
+    """Where the plan's counts cannot be drawn from the fault run (the nightly plan's 16 / 16 / 24 from 12 seeds),
+    the effect row still says what the paired test detects at those counts and the fault's spread; no draws."""
+    fault = str(RECORDED / "h200-fault12-eval_with_batch_statistics.json")
+    null = [str(RECORDED / f"h200-null-{i}.json") for i in (1, 2)]
+    pr = main([fault, "--null", *null, "--resample", "1"])
+    assert "sigmoid_vs_relu +1.32 points (seed sd 0.44; detectable at 5 seeds: 2.09)" in pr
+    assert "| eval_with_batch_statistics | same seeds | 1 |" in pr
+    nightly = main([fault, "--null", *null, "--resample", "1", "--replicates", "nightly"])
+    assert "sigmoid_vs_relu +1.32 points (seed sd 0.44; detectable at 16 seeds: 0.55)" in nightly
+    assert "conv_activation_norm_position -0.11 points (seed sd 0.49; detectable at 24 seeds: 0.47)" in nightly
+    assert "| fault | judged against" not in nightly and "conv_activation_norm_position (12 of 24)" in nightly
