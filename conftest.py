@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -18,6 +19,7 @@ pytest_plugins = ["pytester"]  # tests/test_harness.py parses the bench's option
 DATA_ENV = "ABLATION_TEST_DATA"
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / "shared" / "data" / "cifar10-small.npz"
 SESSION_ENV = "ABLATION_BENCH_CELLS"  # the cell cache directory, handed from the controller to xdist workers
+STARTED_ENV = "ABLATION_BENCH_STARTED"  # the controller's session start (time.time()), handed to the workers
 BENCH_DATA = {  # option -> the studies it feeds and the dataset it stands in for
     "--bench-data": ("the CIFAR-10 studies", "cifar10"),
     "--bench-data-cifar100": ("the CIFAR-100 variant", "cifar100"),
@@ -217,7 +219,8 @@ def pytest_configure(config: pytest.Config) -> None:
         use_deterministic_algorithms()
 
 
-_session: dict[str, Any] = {}  # the controller's: when the session began, and its merged results
+_session: dict[str, Any] = {}  # the controller's: when the session began, its merged results, its workers' times
+_worker: dict[str, Any] = {}  # this process's bench: its cell cache, and when its first bench test asked for it
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -225,6 +228,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     Made here, not at configure, so that `pytest --help` and the like leave none behind."""
     if not _worker_id(session.config):
         os.environ[SESSION_ENV] = tempfile.mkdtemp(prefix="ablation-bench-cells-")
+        os.environ[STARTED_ENV] = str(time.time())
         _session["started"] = time.perf_counter()
 
 
@@ -380,6 +384,7 @@ def bench(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> Bench:
     trained = trained_cells(request.session.items)
     cache = CellCache(Path(os.environ[SESSION_ENV]), config,
                       {study: entry["cells"] for study, entry in trained.items()})
+    _worker.update(cache=cache, first_test=time.time())
     try:  # data that cannot be had (offline download, say): one line per test, not a traceback
         cache.dataset(config.data)
         problem = None
@@ -392,18 +397,40 @@ def bench(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> Bench:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """On the controller: merge the cells every worker trained into the results file."""
-    if _worker_id(session.config) or SESSION_ENV not in os.environ:
+    """In each process that ran bench tests: where its time went, for the summary.  On the controller: merge the
+    cells every worker trained into the results file."""
+    if SESSION_ENV not in os.environ:
+        return
+    directory = Path(os.environ[SESSION_ENV])
+    if "cache" in _worker:
+        _write_worker_times(directory, _worker_id(session.config))
+    if _worker_id(session.config):
         return
     from ablation.results import write_json
     from bench.harness import CellCache
 
-    directory = Path(os.environ[SESSION_ENV])
+    _session["workers"] = [json.loads(path.read_text()) for path in sorted(directory.glob("*.times"))]
     results = CellCache(directory, _bench_config(session.config)).merged()
     shutil.rmtree(directory, ignore_errors=True)
     if results is not None:
         write_json(results, session.config.getoption("bench_out"))
         _session["results"] = results
+
+
+def _write_worker_times(directory: Path, worker: str | None) -> None:
+    """This process's bench times, in seconds since the session began, beside the cells it trained (worker: its
+    xdist id, None without workers)."""
+    started, cache = float(os.environ[STARTED_ENV]), _worker["cache"]
+    times = {"worker": worker or "the session", "first_test": _worker["first_test"] - started,
+             "loading": cache.loading_s, "waited": cache.waited_s, "done": time.time() - started}
+    (directory / f"{worker or 'main'}.times").write_text(json.dumps(times))
+
+
+def worker_times_text(times: dict[str, Any]) -> str:
+    """One process's line of the bench summary: where the time went that its cells' own figures leave out."""
+    return (f"{times['worker']}: its first bench test at {times['first_test']:.1f} s, {times['loading']:.1f} s "
+            f"loading data and starting the device, {times['waited']:.1f} s waiting for cells another worker was "
+            f"training, done at {times['done']:.1f} s")
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
@@ -439,6 +466,8 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     write(f"{time_split(records)}, every worker's together; {time.perf_counter() - _session['started']:.1f} s since "
           "the session began (the rest: starting pytest, its workers and the device, loading data, waiting for "
           "another worker's cells)")
+    for times in _session.get("workers", ()):
+        write(worker_times_text(times))
     write(f"results written to {config.getoption('bench_out')}")
     if baseline is not None:
         try:

@@ -15,6 +15,7 @@ import dataclasses
 import fcntl
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -82,6 +83,8 @@ class CellCache:
         self.session_cells = {study: set(cells) for study, cells in (session_cells or {}).items()}
         self._datasets: dict[str, Dataset] = {}
         self._device_data: dict[str, DeviceData] = {}
+        self.loading_s = 0.0  # loading data and moving it to the device (the first move also starts the device)
+        self.waited_s = 0.0  # waiting for a group that another worker was training
         directory.mkdir(parents=True, exist_ok=True)
 
     def get(self, name: str, cell_id: str, timed: Callable[[Callable[[], Any]], Any] = lambda f: f()) -> dict[str, Any]:
@@ -89,8 +92,11 @@ class CellCache:
         group = self.group_of(name, cell_id)
         path = self._path(name, cell_id)
         with open(self.directory / f"{self._path(name, group[0]).name}.lock", "w") as lock:
+            asked = time.perf_counter()
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if not path.exists():
+            if path.exists():
+                self.waited_s += time.perf_counter() - asked
+            else:
                 for stored in timed(lambda: self._train(name, group)):
                     write_json(stored, self._path(name, stored["cell"]))
         return json.loads(path.read_text())
@@ -128,14 +134,18 @@ class CellCache:
     def dataset(self, source: str) -> Dataset:
         """The data of ``source``, loaded once per worker (DataError when it cannot be had)."""
         if source not in self._datasets:
+            started = time.perf_counter()
             self._datasets[source] = load_dataset(source)
+            self.loading_s += time.perf_counter() - started
         return self._datasets[source]
 
     def _study_data(self, study: Study, device: torch.device) -> DeviceData:
         if study.name not in self._device_data:
             hp = study.settings(self.config.profile)
-            self._device_data[study.name] = prepare(self.dataset(self._source(study)), hp.per_class, study.subset_seed,
-                                                    device, hp.test_limit)
+            dataset = self.dataset(self._source(study))
+            started = time.perf_counter()
+            self._device_data[study.name] = prepare(dataset, hp.per_class, study.subset_seed, device, hp.test_limit)
+            self.loading_s += time.perf_counter() - started
         return self._device_data[study.name]
 
     def merged(self) -> dict[str, Any] | None:

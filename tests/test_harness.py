@@ -42,6 +42,41 @@ def test_a_cell_is_trained_once_however_often_and_by_whichever_worker_it_is_aske
     assert trained == [("sigmoid_vs_relu", ["blocks=1-relu"])]
 
 
+def test_a_worker_counts_its_wait_for_a_cell_another_is_training_and_its_loading_once(tmp_path, monkeypatch):
+    """The bench summary's per-worker line: the time a worker blocks on a group that another worker holds the lock
+    of while training it, and the data it loads, once per source."""
+    import fcntl
+    import threading
+    import time
+
+    monkeypatch.setattr(CellCache, "_train", lambda cache, name, cell_ids: pytest.fail("trained twice"))
+    config = BenchConfig(data="synthetic", data_cifar100="synthetic:100", device="cpu", profile="smoke",
+                         replicates=1, seed_offset=0, fault=None)
+    cache = CellCache(tmp_path, config)
+    holding = threading.Event()
+
+    def other_worker():
+        with open(tmp_path / "sigmoid_vs_relu[blocks=1-relu].json.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            holding.set()
+            time.sleep(0.5)
+            (tmp_path / "sigmoid_vs_relu[blocks=1-relu].json").write_text(json.dumps({"record": "theirs"}))
+
+    worker = threading.Thread(target=other_worker)
+    worker.start()
+    holding.wait()
+    assert cache.get("sigmoid_vs_relu", "blocks=1-relu") == {"record": "theirs"}
+    worker.join()
+    assert 0.4 < cache.waited_s < 5
+    waited = cache.waited_s
+    cache.get("sigmoid_vs_relu", "blocks=1-relu")  # stored, and nobody holds its lock: no wait to speak of
+    assert cache.waited_s - waited < 0.1 and cache.loading_s == 0
+    cache.dataset("synthetic")
+    loaded = cache.loading_s
+    cache.dataset("synthetic")
+    assert loaded > 0 and cache.loading_s == loaded
+
+
 ORDER = "conv_activation_norm_position"
 SESSION = {ORDER: ["order=conv_bn_relu", "order=conv_relu_bn", "order=conv_leakyrelu_bn"],
            "sigmoid_vs_relu": ["blocks=1-relu"]}
@@ -205,6 +240,14 @@ def test_bench_on_cpu_under_xdist_writes_one_results_file(tmp_path, tiny_npz):
     assert "ablation-bench results" in proc.stdout and "finding conv_activation_norm_position" in proc.stdout
     split = next(line for line in proc.stdout.splitlines() if line.endswith("waiting for another worker's cells)"))
     assert split.startswith(f"3 cells: {training_seconds(cells.values()):.1f} s training, ")
+    session = float(re.search(r"; ([0-9.]+) s since the session began", split).group(1))
+    workers = [re.fullmatch(r"(gw[01]): its first bench test at ([0-9.]+) s, ([0-9.]+) s loading data and starting "
+                            r"the device, ([0-9.]+) s waiting for cells another worker was training, done at ([0-9.]+) s",
+                            line) for line in proc.stdout.splitlines() if line.startswith("gw")]
+    assert sorted(m.group(1) for m in workers if m) == ["gw0", "gw1"], proc.stdout[-3000:]
+    for worker in workers:  # each worker's own clock against the controller's, within the session's rounding
+        first, loading, waited, done = map(float, worker.groups()[1:])
+        assert 0 < first < done <= session + 0.1 and loading < done - first and waited < done - first
     power = next(line for line in proc.stdout.splitlines() if "accuracy, median cell" in line)
     assert power.split()[4:9] == ["2", "band", "too", "few", "(3"]  # 2 replicates: no spread to state power by
     documented = next(line for line in proc.stdout.splitlines() if "documented table, median cell" in line)
