@@ -8,8 +8,11 @@ made again, up to ``rounds`` more looks.  Every look judges at the alarm
 budget divided by the looks the procedure may take (Bonferroni over looks):
 a false alarm at the end is a false alarm at one of the looks, each of which
 has at most budget / looks of them, so a run's family-wise false-alarm rate
-stays within the budget however the looks end.  docs/statistics.md gives the
-simulated rate.
+stays within the budget however the looks end.  "Equivalent" is split the
+same way: a study stops at the first look that shows it within the margin,
+so each look's test takes EQUIVALENCE_ALPHA / looks, and a true shift of the
+margin is called equivalent at most EQUIVALENCE_ALPHA of the time however
+the looks end.  docs/statistics.md gives the simulated rates.
 
 A study shift is a paired test when both sides share seeds, and then only the
 shared seeds count: a round trains the baseline's next seeds, and a study
@@ -43,9 +46,11 @@ def adaptive_compare(baseline: dict[str, Any], results: dict[str, Any], toleranc
                      rounds: int, per_round: dict[str, int], throughput_limit: float | None = None
                      ) -> tuple[Comparison, list[Look]]:
     """Compare, and while some studies are inconclusive and rounds are left, train ``per_round[study]`` more
-    replicates of each (``more`` adds them to ``results``) and compare again, every look at budget / (rounds + 1).
+    replicates of each (``more`` adds them to ``results``) and compare again, every look at budget / (rounds + 1)
+    and its equivalence tests at their alpha / (rounds + 1).
     Returns the last comparison and what each look saw."""
-    per_look = dataclasses.replace(tolerance, alarm_budget=tolerance.alarm_budget / (rounds + 1))
+    per_look = dataclasses.replace(tolerance, alarm_budget=tolerance.alarm_budget / (rounds + 1),
+                                   equivalence_alpha=tolerance.equivalence_alpha / (rounds + 1))
     looks: list[Look] = []
     while True:
         comparison = compare(baseline, results, per_look, throughput_limit)

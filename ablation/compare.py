@@ -394,7 +394,7 @@ def judge_study_shift(study_name: str, before: dict[str, dict[str, Any]], after:
         p = min(1.0, t_sf((abs(change) - allowance) / se, df) + t_sf((abs(change) + allowance) / se, df))
     passed = p >= tolerance.alpha(kind)
     within = tolerance.margin + allowance
-    same = passed and metric == "accuracy" and equivalent(change, se, df, -within, within)
+    same = passed and metric == "accuracy" and equivalent(change, se, df, -within, within, tolerance.equivalence_alpha)
     return StudyShift(study_name, len(cells), change, t, df, p, tolerance.adjusted(p, kind), passed, metric, test,
                       se, seeds, same)
 

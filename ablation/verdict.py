@@ -103,6 +103,7 @@ class Tolerance:
     margin: float = 1.0  # points beyond the hardware allowance within which a study's shift counts as equivalent
     cell_margin: float = 3.0  # the same for a cell against a baseline
     same_training: bool = False  # the change claims to leave the training alone: a numerics change fails
+    equivalence_alpha: float = EQUIVALENCE_ALPHA  # each TOST test's; run --adaptive splits it over its looks
 
     def alpha(self, kind: str) -> float:
         """The false-alarm probability of one decision of this kind (a key of BUDGET)."""
@@ -158,12 +159,12 @@ def spans_every_accuracy(low: float, high: float) -> bool:
     return low <= 0 and high >= 100
 
 
-def equivalent(change: float, se: float, df: float, low: float, high: float) -> bool:
+def equivalent(change: float, se: float, df: float, low: float, high: float, alpha: float = EQUIVALENCE_ALPHA) -> bool:
     """Two one-sided tests (TOST): a true change at ``low`` or below and one at ``high`` or above are each
-    rejected at EQUIVALENCE_ALPHA (the change's 1 - 2 * EQUIVALENCE_ALPHA interval lies within [low, high])."""
+    rejected at ``alpha`` (the change's 1 - 2 * alpha interval lies within [low, high])."""
     if se == 0:
         return low <= change <= high
-    return max(t_sf((change - low) / se, df), t_sf((high - change) / se, df)) < EQUIVALENCE_ALPHA
+    return max(t_sf((change - low) / se, df), t_sf((high - change) / se, df)) < alpha
 
 
 def for_baseline(tolerance: Tolerance, device: str, baseline_device: str) -> Tolerance:
@@ -317,7 +318,7 @@ def check_cell(study_name: str, cell_id: str, record: dict[str, Any], reference:
     ok = limits.p >= alpha
     within = tolerance.cell_margin + tolerance.hardware
     same = ok and equivalent(mean - statistics.fmean(reference), limits.se, limits.df,
-                             -within - (tolerance.data_copy if copy else 0.0), within)
+                             -within - (tolerance.data_copy if copy else 0.0), within, tolerance.equivalence_alpha)
     where = "inside" if ok else ("below" if mean < limits.low else "above")
     reason = (f"{subject} {mean:.2f} vs reference {statistics.fmean(reference):.2f} (se {limits.se:.2f}): {where} "
               f"the band [{limits.low:.2f}, {limits.high:.2f}]")

@@ -13,7 +13,7 @@ from ablation.adaptive import adaptive_compare, next_seeds
 from ablation.cli import main
 from ablation.compare import judge_study_shift
 from ablation.results import ResultsError, extend_cell, read_results
-from ablation.verdict import BUDGET, Tolerance, equivalent
+from ablation.verdict import BUDGET, EQUIVALENCE_ALPHA, Tolerance, equivalent
 
 CELLS = ("blocks=1-relu", "blocks=2-relu")
 
@@ -163,39 +163,55 @@ def test_a_paired_study_stops_where_the_baseline_has_no_more_seeds():
     assert next_seeds(unpaired, current, "sigmoid_vs_relu", 4) == (4, 4)  # no shared seeds: new ones
 
 
-def alarm_rate(budget_per_look_factor: int, trials: int) -> float:
-    """Share of unchanged studies (other seeds each side, per-seed means spread 1 point) that the adaptive
-    procedure, up to 2 more rounds of 5 seeds, ends calling shifted, with the study shift's alpha at 0.05."""
+def adaptive_ends(per_look_factor: int, trials: int, shift: float = 0.0, noise: float = 1.0) -> tuple[float, float]:
+    """Shares of studies (other seeds each side, per-seed means spread ``noise`` points, the current run's ``shift``
+    points off) that the adaptive procedure, up to 2 more rounds of 5 seeds, ends calling shifted and calling
+    equivalent (margin 0.5 points), with the study shift's alpha at 0.05; ``per_look_factor`` 3 judges every look
+    at the whole alpha and equivalence alpha instead of a third of each."""
     rng = random.Random(7)
     budget = 0.05 / BUDGET["study_shift"][0] * BUDGET["study_shift"][1]
-    tolerance = Tolerance(alarm_budget=budget * budget_per_look_factor, hardware=0.0, margin=0.5)
-    alarms = 0
+    tolerance = Tolerance(alarm_budget=budget * per_look_factor, hardware=0.0, margin=0.5,
+                          equivalence_alpha=EQUIVALENCE_ALPHA * per_look_factor)
+    alarms = equivalents = 0
     luck = dict.fromkeys(range(1000, 1100), 0.0) | dict.fromkeys(range(100), 0.0)
     for _ in range(trials):
-        baseline = results(study_at(range(1000, 1015), luck, noise=1.0, rng=rng))
-        current = results(study_at(range(5), luck, noise=1.0, rng=rng))
+        baseline = results(study_at(range(1000, 1015), luck, noise=noise, rng=rng))
+        current = results(study_at(range(5), luck, shift=shift, noise=noise, rng=rng))
         for cell in CELLS[1:]:  # cells move together by seed: one draw per seed
             for side in (baseline, current):
                 side["studies"]["sigmoid_vs_relu"]["cells"][cell]["accuracy"] = \
                     list(side["studies"]["sigmoid_vs_relu"]["cells"][CELLS[0]]["accuracy"])
         def more(study, first, count):
-            extra = [40.0 + rng.gauss(0, 1.0) for _ in range(count)]
+            extra = [40.0 + shift + rng.gauss(0, noise) for _ in range(count)]
             for cell in CELLS:
                 extend_cell(current["studies"][study]["cells"][cell], record(range(first, first + count), extra))
         comparison, _ = adaptive_compare(baseline, current, tolerance, more, rounds=2,
                                          per_round={"sigmoid_vs_relu": 5}, throughput_limit=0.0)
-        alarms += any(not s.passed for s in comparison.shifts if s.metric == "accuracy")
-    return alarms / trials
+        shifts = [s for s in comparison.shifts if s.metric == "accuracy"]
+        alarms += any(not s.passed for s in shifts)
+        equivalents += any(s.state == "equivalent" for s in shifts)
+    return alarms / trials, equivalents / trials
 
 
 def test_the_sequential_procedure_keeps_its_false_alarm_rate_and_would_not_without_the_split():
     """Under no change, the adaptive study shift ends as a false alarm at most alpha (0.05) of the time; judging
     every look at the full alpha instead (no Bonferroni over looks) raises the rate beyond it."""
     trials = 800
-    kept, naive = alarm_rate(1, trials), alarm_rate(3, trials)
+    (kept, _), (naive, _) = adaptive_ends(1, trials), adaptive_ends(3, trials)
     slack = 2.6 * (0.05 * 0.95 / trials) ** 0.5
     assert kept <= 0.05 + slack
     assert naive > 0.05 + slack and naive > kept + 0.02
+
+
+def test_the_sequential_procedure_calls_a_shift_of_the_margin_equivalent_at_most_five_percent_of_the_time():
+    """A study stops at the first look that shows it equivalent, so each look's chance to call a true shift of the
+    margin equivalent adds up: split over the looks, the end is a miss at most EQUIVALENCE_ALPHA of the time;
+    every look at the whole alpha, more often.  Under no change the split still ends most studies equivalent."""
+    trials = 1000
+    (_, kept), (_, naive) = adaptive_ends(1, trials, -0.5, 0.5), adaptive_ends(3, trials, -0.5, 0.5)
+    slack = 2.6 * (0.05 * 0.95 / trials) ** 0.5
+    assert kept <= EQUIVALENCE_ALPHA and naive > EQUIVALENCE_ALPHA + slack
+    assert adaptive_ends(1, 300, 0.0, 0.3)[1] > 0.5
 
 
 def test_run_with_a_baseline_judges_and_adaptive_adds_rounds(capsys, tmp_path, tiny_npz, run_norm_cells):

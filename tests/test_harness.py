@@ -241,9 +241,9 @@ def test_bench_on_cpu_under_xdist_writes_one_results_file(tmp_path, tiny_npz):
     split = next(line for line in proc.stdout.splitlines() if line.endswith("waiting for another worker's cells)"))
     assert split.startswith(f"3 cells: {training_seconds(cells.values()):.1f} s training, ")
     session = float(re.search(r"; ([0-9.]+) s since the session began", split).group(1))
-    workers = [re.fullmatch(r"(gw[01]): its first bench test at ([0-9.]+) s, ([0-9.]+) s loading data and starting "
-                            r"the device, ([0-9.]+) s waiting for cells another worker was training, done at ([0-9.]+) s",
-                            line) for line in proc.stdout.splitlines() if line.startswith("gw")]
+    line_of_a_worker = (r"(gw[01]): its first bench test at ([0-9.]+) s, ([0-9.]+) s loading data and starting the "
+                        r"device, ([0-9.]+) s waiting for cells another worker was training, done at ([0-9.]+) s")
+    workers = [re.fullmatch(line_of_a_worker, line) for line in proc.stdout.splitlines() if line.startswith("gw")]
     assert sorted(m.group(1) for m in workers if m) == ["gw0", "gw1"], proc.stdout[-3000:]
     for worker in workers:  # each worker's own clock against the controller's, within the session's rounding
         first, loading, waited, done = map(float, worker.groups()[1:])
