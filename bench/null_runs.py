@@ -1,7 +1,7 @@
 """Measured false-alarm rates: runs of unchanged code cut into null pseudo-runs of the bench.
 
     python -m bench.null_runs RUN.json ... [--same-seeds AGAIN.json ...] [--replicates pr|nightly]
-                              [--resample DRAWS | --power DRAWS]
+                              [--resample DRAWS | --power DRAWS] [--adaptive ROUNDS]
 
 Each RUN is a run of unchanged code, with many replicates per cell (`run
 all --replicates null`: five times the pr plan's, five pseudo-runs of the
@@ -28,6 +28,14 @@ and how a seed's cells and metrics move together.  They share seeds, so
 their rate is the runs' own, with no interval: the disjoint pseudo-runs
 above are the independent count.
 
+With --adaptive ROUNDS beside --resample or --power, each current pseudo-run
+is also judged as `run --baseline BASELINE --adaptive --max-rounds ROUNDS`
+judges it: its seeds drawn in a random order from its run, the plan's counts
+first, and as many again for every study still inconclusive (new seeds: the
+baseline is of other seeds), up to ROUNDS more looks.  That measures the
+sequential procedure's false-alarm rate, power and equivalence misses on
+real runs, which its constants were not fitted to.
+
 With --power DRAWS, instead: whether the power that `python -m ablation
 power` states holds on these runs, and how often "equivalent" misses.  Per
 study, the study shift it states as found with 80 % probability at the
@@ -53,6 +61,7 @@ import random
 import sys
 from typing import Any, Sequence
 
+from ablation.adaptive import adaptive_compare
 from ablation.compare import Comparison, compare, comparable_cells, judge_study_shift
 from ablation.findings import FINDINGS
 from ablation.power import study_power
@@ -233,17 +242,65 @@ def null_rates(runs: list[dict[str, Any]], reruns: list[dict[str, Any]] | None =
 
 
 def resampled_rates(runs: list[dict[str, Any]], draws: int, plan: str | int = "pr",
-                    tolerance: Tolerance = Tolerance(), seed: int = 0) -> dict[str, dict[str, tuple[int, int]]]:
-    """Per way of judging (documented table, other seeds): per kind (alarms, resampled pseudo-runs judged).  Each
-    draw is a current pseudo-run resampled from one run and a baseline resampled from another."""
+                    tolerance: Tolerance = Tolerance(), seed: int = 0,
+                    rounds: int = 0) -> dict[str, dict[str, tuple[int, int]]]:
+    """Per way of judging (documented table, other seeds; with ``rounds``, other seeds by run --adaptive): per kind
+    (alarms, resampled pseudo-runs judged).  Each draw is a current pseudo-run resampled from one run and a
+    baseline resampled from another."""
     check_other_seeds(runs)
-    rng = random.Random(seed)
-    table, pairs = [], []
+    check_adaptive(runs, plan, rounds)
+    rng, adaptive_rng = random.Random(seed), random.Random(f"{seed} adaptive")  # the same draws with or without it
+    table, pairs, adaptive = [], [], []
     for _ in range(draws):
-        before, after = (resample(run, plan, rng) for run in rng.sample(runs, 2))
+        base_run, current_run = rng.sample(runs, 2)
+        before, after = resample(base_run, plan, rng), resample(current_run, plan, rng)
         table.append(table_alarms(after, tolerance))
         pairs.append(comparison_alarms(compare(before, after, tolerance)))
-    return {"documented table, resampled": tally(table), "other seeds, resampled": tally(pairs)}
+        if rounds:
+            adaptive.append(comparison_alarms(adaptive_run(before, current_run, plan, rounds, adaptive_rng,
+                                                           tolerance)))
+    rates = {"documented table, resampled": tally(table), "other seeds, resampled": tally(pairs)}
+    if rounds:
+        rates[f"other seeds, --adaptive with {plural(rounds, 'more round')}, resampled"] = tally(adaptive)
+    return rates
+
+
+def check_adaptive(runs: list[dict[str, Any]], plan: str | int, rounds: int) -> None:
+    """run --adaptive's last look takes the plan's count (rounds + 1) times: every run must hold that many seeds."""
+    for run in runs:
+        for name, entry in run["studies"].items():
+            needed = get_study(name).replicates_for(plan) * (rounds + 1)
+            if rounds and replicates_held(entry) < needed:
+                raise ValueError(f"a run holds {replicates_held(entry)} replicates of {name}, fewer than the "
+                                 f"{needed} that {plural(rounds, 'more round')} of the {plan} plan's count can take; "
+                                 "ask for fewer --adaptive rounds")
+
+
+def adaptive_run(before: dict[str, Any], run: dict[str, Any], plan: str | int, rounds: int, rng: random.Random,
+                 tolerance: Tolerance, drops: dict[str, float] | None = None) -> Comparison:
+    """The last comparison of `run --baseline BEFORE --adaptive` on a pseudo-run of ``run``: each study's seeds
+    in a random order, the plan's count first and as many more each round its study shift asks for (new seeds:
+    ``before`` is of other seeds); ``drops``: per study, points planted as a drop in every cell its shift
+    averages."""
+    order = {name: rng.sample(study_seeds(entry), replicates_held(entry)) for name, entry in run["studies"].items()
+             if name in before["studies"]}
+    per_round = {name: get_study(name).replicates_for(plan) for name in order}
+    taken = dict(per_round)
+    current = _header(run)
+
+    def show(name: str) -> None:
+        entry = _on_seeds(run["studies"][name], order[name][:taken[name]])
+        if drops and name in drops:
+            entry = dict(entry, cells=dropped(name, before["studies"][name]["cells"], entry["cells"], drops[name]))
+        current["studies"][name] = entry
+
+    def more(name: str, first_seed: int, count: int) -> None:
+        taken[name] += count
+        show(name)
+
+    for name in order:
+        show(name)
+    return adaptive_compare(before, current, tolerance, more, rounds, per_round)[0]
 
 
 def stated_shifts(runs: list[dict[str, Any]], plan: str | int = "pr", power: float = 0.8,
@@ -284,6 +341,30 @@ def resampled_power(runs: list[dict[str, Any]], draws: int, plan: str | int = "p
     return {name: (n, shift, found[name], equivalent[name]) for name, (n, shift) in stated.items()}
 
 
+def adaptive_power(runs: list[dict[str, Any]], draws: int, plan: str | int, rounds: int, power: float = 0.8,
+                   tolerance: Tolerance = Tolerance(), seed: int = 0) -> dict[str, tuple[int, int]]:
+    """Per study of stated_shifts, the same measure by run --adaptive with ``rounds`` more rounds: (draws whose
+    study shift ended failed with the stated shift planted, draws that ended calling a drop of the margin
+    equivalent).  Every study takes its drop at once: each study's rounds follow its own shift alone."""
+    check_other_seeds(runs)
+    check_adaptive(runs, plan, rounds)
+    stated = stated_shifts(runs, plan, power, tolerance)
+    rng = random.Random(seed)
+    found, equivalent = dict.fromkeys(stated, 0), dict.fromkeys(stated, 0)
+    for _ in range(draws):
+        base_run, current_run = rng.sample(runs, 2)
+        before = resample(base_run, plan, rng)
+        judged = for_baseline(tolerance, current_run["environment"]["device_name"],
+                              before["environment"]["device_name"])
+        shifted = adaptive_run(before, current_run, plan, rounds, rng, judged,
+                               {name: shift for name, (_, shift) in stated.items()})
+        at_margin = adaptive_run(before, current_run, plan, rounds, rng, judged, dict.fromkeys(stated, judged.margin))
+        for name in stated:
+            found[name] += any(not s.passed for s in shifted.shifts if s.study == name and s.metric == "accuracy")
+            equivalent[name] += any(s.equivalent for s in at_margin.shifts if s.study == name and s.metric == "accuracy")
+    return {name: (found[name], equivalent[name]) for name in stated}
+
+
 def dropped(name: str, base: dict[str, Any], cells: dict[str, Any], drop: float) -> dict[str, Any]:
     """The study's cells with ``drop`` points taken from every accuracy its study shift averages."""
     return dict(cells, **{c: dict(cells[c], accuracy=[a - drop for a in cells[c]["accuracy"]])
@@ -291,19 +372,24 @@ def dropped(name: str, base: dict[str, Any], cells: dict[str, Any], drop: float)
 
 
 def power_table(measured: dict[str, tuple[int, float, int, int]], draws: int, plan: str | int = "pr",
-                power: float = 0.8, tolerance: Tolerance = Tolerance()) -> str:
-    """The measured power and equivalence misses per study; a study without a row says why.  No interval: the
-    draws share seeds."""
-    lines = [f"| study | replicates | shift stated at {power:.0%} power | draws | power measured | a drop of the "
-             f"margin ({tolerance.margin:g} point) called equivalent |", "|---|---|---|---|---|---|"]
+                power: float = 0.8, tolerance: Tolerance = Tolerance(),
+                adaptive: dict[str, tuple[int, int]] | None = None, rounds: int = 0) -> str:
+    """The measured power and equivalence misses per study, and with ``adaptive`` (adaptive_power) the same by run
+    --adaptive; a study without a row says why.  No interval: the draws share seeds."""
+    columns = ["power measured", f"a drop of the margin ({tolerance.margin:g} point) called equivalent"]
+    if adaptive is not None:
+        columns += [f"{name}, --adaptive with {plural(rounds, 'more round')}" for name in columns]
+    lines = [f"| study | replicates | shift stated at {power:.0%} power | draws | " + " | ".join(columns) + " |",
+             "|---" * (len(columns) + 4) + "|"]
     for study in DOCUMENTED:
         if study.name in measured:
             n, shift, found, equivalent = measured[study.name]
-            lines.append(f"| {study.name} | {n} | {shift:.2f} points | {draws} | {found / draws:.1%} | "
-                         f"{equivalent / draws:.1%} |")
+            shares = [found, equivalent] + list((adaptive or {}).get(study.name, ()))
+            lines.append(f"| {study.name} | {n} | {shift:.2f} points | {draws} | "
+                         + " | ".join(f"{count / draws:.1%}" for count in shares) + " |")
         else:
             lines.append(f"| {study.name} | {study.replicates_for(plan)} | not measured: a run holds fewer "
-                         "replicates than the plan's, or too few seeds to state a spread | | | |")
+                         "replicates than the plan's, or too few seeds to state a spread |" + " |" * (len(columns) + 1))
     return "\n".join(lines)
 
 
@@ -334,6 +420,9 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--power", type=int, metavar="DRAWS",
                         help="instead: each study's stated 80 %% power shift planted in DRAWS resampled runs, and the "
                              "share found (default: none)")
+    parser.add_argument("--adaptive", type=int, metavar="ROUNDS", default=0,
+                        help="with --resample or --power: also judge each draw as run --adaptive --max-rounds ROUNDS "
+                             "would (default: not)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the resampling (default %(default)s)")
     args = parser.parse_args(argv)
     for option in ("resample", "power"):
@@ -341,17 +430,21 @@ def main(argv: Sequence[str] | None = None) -> str:
             parser.error(f"--{option} needs at least 1 draw, not {getattr(args, option)}")
     if args.power is not None and (args.same_seeds or args.resample is not None):
         parser.error("--power measures the power on the runs alone; give --same-seeds and --resample without it")
+    if args.adaptive < 0 or (args.adaptive and args.resample is None and args.power is None):
+        parser.error("--adaptive takes a number of rounds, 1 or more, and goes with --resample or --power")
     from ablation.results import ResultsError
 
     try:
         runs = [read_results(path) for path in args.runs]
         if args.power:
             measured = resampled_power(runs, args.power, args.replicates, seed=args.seed)
-            return power_table(measured, args.power, args.replicates)
+            adaptive = adaptive_power(runs, args.power, args.replicates, args.adaptive, seed=args.seed) \
+                if args.adaptive else None
+            return power_table(measured, args.power, args.replicates, adaptive=adaptive, rounds=args.adaptive)
         reruns = [read_results(path) for path in args.same_seeds] if args.same_seeds else None
         rates = null_rates(runs, reruns, args.replicates)
         if args.resample:
-            rates.update(resampled_rates(runs, args.resample, args.replicates, seed=args.seed))
+            rates.update(resampled_rates(runs, args.resample, args.replicates, seed=args.seed, rounds=args.adaptive))
     except (ResultsError, ValueError) as error:
         parser.error(str(error))
     if rates["documented table"]["any"][1] < 2:

@@ -12,8 +12,8 @@ from ablation.results import PER_REPLICATE, read_results
 from ablation.studies import get_study
 from ablation.verdict import Tolerance
 from bench.false_alarms import RECORDED, draw, fit
-from bench.null_runs import (blocks, dropped, main, null_rates, rates_table, resample, resampled_power,
-                             resampled_rates, wilson)
+from bench.null_runs import (adaptive_power, adaptive_run, blocks, dropped, main, null_rates, rates_table, resample,
+                             resampled_power, resampled_rates, wilson)
 
 REPLICATES = 40
 
@@ -183,6 +183,55 @@ def test_a_drop_of_the_margin_is_rarely_called_equivalent_and_no_drop_mostly_is(
         before, after = (resample(run, "pr", rng)["studies"][name]["cells"] for run in rng.sample(null_runs, 2))
         unmoved += judge_study_shift(name, before, dropped(name, before, after, 0.0), same_device).equivalent
     assert unmoved > 35
+
+
+def test_the_adaptive_procedure_on_real_runs_trains_more_seeds_only_where_a_study_is_in_doubt(null_runs):
+    """run --adaptive on pseudo-runs of the null runs: a drop of 5 points in Sigmoid/ReLU ends a regression at the
+    first look, on the plan's 5 seeds; a drop near the stated power's shift is often in doubt at first, takes more
+    seeds (at most the plan's count times the looks, 15) and ends more often caught than a single look catches it."""
+    tolerance = Tolerance(hardware=0.0)
+
+    def last_shift(drop, rng):
+        before = resample(null_runs[1], "pr", rng)
+        comparison = adaptive_run(before, null_runs[0], "pr", 2, rng, tolerance, {"sigmoid_vs_relu": drop})
+        return next(s for s in comparison.shifts if s.study == "sigmoid_vs_relu" and s.metric == "accuracy")
+
+    rng = random.Random(5)
+    assert all(not s.passed and s.seeds == (5, 5) for s in (last_shift(5.0, rng) for _ in range(10)))
+    near = [last_shift(1.5, rng) for _ in range(40)]
+    assert {s.seeds[1] for s in near} <= {5, 10, 15} and sum(s.seeds[1] > 5 for s in near) >= 10
+    caught_adaptive = sum(not s.passed for s in near)
+    caught_once = sum(not judge_study_shift("sigmoid_vs_relu", before["studies"]["sigmoid_vs_relu"]["cells"],
+                                            dropped("sigmoid_vs_relu", before["studies"]["sigmoid_vs_relu"]["cells"],
+                                                    after["studies"]["sigmoid_vs_relu"]["cells"], 1.5),
+                                            tolerance).passed
+                      for before, after in ((resample(null_runs[1], "pr", rng), resample(null_runs[0], "pr", rng))
+                                            for _ in range(40)))
+    assert caught_adaptive > caught_once + 4
+
+
+def test_the_adaptive_procedures_power_and_equivalence_misses_on_the_null_runs(null_runs):
+    """Every study's stated shift is found at least as often as by one look, and a drop of the margin is called
+    equivalent within TOST's 5 % (docs/statistics.md takes 4,000 draws)."""
+    draws = 60
+    adaptive = adaptive_power(null_runs, draws, "pr", 2, seed=3)
+    once = resampled_power(null_runs, draws, seed=3)
+    assert set(adaptive) == set(once)
+    for name, (found, equivalent) in adaptive.items():
+        assert found >= once[name][2] and equivalent <= 0.05 * draws + 2.6 * (0.05 * 0.95 * draws) ** 0.5, name
+
+
+def test_adaptive_rounds_the_runs_cannot_hold_or_without_draws_are_refused_in_one_line(capsys):
+    runs = [str(RECORDED / f"h200-null-{i}.json") for i in (1, 2)]
+    for args, message in ((["--resample", "5", "--adaptive", "5"],
+                           "a run holds 25 replicates of sigmoid_vs_relu, fewer than the 30 that 5 more rounds of "
+                           "the pr plan's count can take; ask for fewer --adaptive rounds"),
+                          (["--adaptive", "2"], "--adaptive takes a number of rounds, 1 or more, and goes with"),
+                          (["--power", "5", "--adaptive", "-1"], "--adaptive takes a number of rounds")):
+        with pytest.raises(SystemExit) as stop:
+            main([*runs, *args])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and message in err and "Traceback" not in err, (args, err)
 
 
 def test_the_power_table_names_a_study_the_runs_cannot_measure_at_the_plans_counts(null_runs):
