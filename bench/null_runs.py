@@ -360,9 +360,13 @@ def adaptive_power(runs: list[dict[str, Any]], draws: int, plan: str | int, roun
                                {name: shift for name, (_, shift) in stated.items()})
         at_margin = adaptive_run(before, current_run, plan, rounds, rng, judged, dict.fromkeys(stated, judged.margin))
         for name in stated:
-            found[name] += any(not s.passed for s in shifted.shifts if s.study == name and s.metric == "accuracy")
-            equivalent[name] += any(s.equivalent for s in at_margin.shifts if s.study == name and s.metric == "accuracy")
+            found[name] += any(not s.passed for s in _accuracy_shifts(shifted, name))
+            equivalent[name] += any(s.equivalent for s in _accuracy_shifts(at_margin, name))
     return {name: (found[name], equivalent[name]) for name in stated}
+
+
+def _accuracy_shifts(comparison: Comparison, study: str) -> list:
+    return [s for s in comparison.shifts if s.study == study and s.metric == "accuracy"]
 
 
 def dropped(name: str, base: dict[str, Any], cells: dict[str, Any], drop: float) -> dict[str, Any]:
