@@ -426,7 +426,7 @@ def _write_worker_times(directory: Path, worker: str | None) -> None:
     (directory / f"{worker or 'main'}.times").write_text(json.dumps(times))
 
 
-def worker_times_text(times: dict[str, Any]) -> str:
+def _worker_times_text(times: dict[str, Any]) -> str:
     """One process's line of the bench summary: where the time went that its cells' own figures leave out."""
     return (f"{times['worker']}: its first bench test at {times['first_test']:.1f} s, {times['loading']:.1f} s "
             f"loading data and starting the device, {times['waited']:.1f} s waiting for cells another worker was "
@@ -467,7 +467,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
           "the session began (the rest: starting pytest, its workers and the device, loading data, waiting for "
           "another worker's cells)")
     for times in _session.get("workers", ()):
-        write(worker_times_text(times))
+        write(_worker_times_text(times))
     write(f"results written to {config.getoption('bench_out')}")
     if baseline is not None:
         try:
