@@ -11,7 +11,8 @@ measures instead what one large fault run says about many bench runs.  A
 fault run of many replicates (`pytest -m gpu --plant-fault NAME --replicates
 12 --seed-offset 11000`: seeds of `h200-null-1.json`; or the null plan's) gives the
 fault's effect on every study, paired seed by seed with the null run of its
-seeds (with the shift the paired test detects at the plan's counts and the
+seeds (the unfaulted bench of the same replicates, if given, else a null run
+that trained more of them; with the shift the paired test detects at the plan's counts and the
 fault's spread), and DRAWS pseudo-runs of the plan's counts, their seeds drawn at
 random from it (as bench/null_runs.py draws unchanged ones), each judged
 against the documented table, against the null run's same seeds, and
@@ -38,6 +39,7 @@ import ablation.train
 from ablation.blocks import PARTS, ConvBlock
 from ablation.compare import compare
 from ablation.findings import FINDINGS
+from ablation.numerics import sizes_differ
 from ablation.power import Power
 from ablation.results import ResultsError, planted_fault, read_results
 from ablation.studies import Study, get_study
@@ -191,15 +193,25 @@ DETECTED_BY = {"any": "caught (the run fails)", "documented_cell": "cells vs the
 
 def reference_runs(fault_run: dict[str, Any], null_runs: list[dict[str, Any]]
                    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """The null run that trained every seed of the fault run (None if none did), and those that trained none of
-    them; a null run that shares only some is refused, being neither a same-seed nor an independent baseline."""
+    """The null run that trained every seed of the fault run (None if none did; of several, the first whose models
+    were of the fault run's sizes), and those that trained none of them; a null run that shares only some is
+    refused, being neither a same-seed nor an independent baseline."""
     ours = trained_seeds(fault_run)
     same = [run for run in null_runs if ours <= trained_seeds(run)]
     others = [run for run in null_runs if not ours & trained_seeds(run)]
     if len(same) + len(others) < len(null_runs):
         raise ValueError("a null run shares some of a fault run's seeds but not all; give null runs that trained "
                          "all of its seeds (the same --seed-offset and more replicates) or none of them")
+    same.sort(key=lambda run: not same_model_sizes(fault_run, run))
     return (same[0] if same else None), others
+
+
+def same_model_sizes(fault_run: dict[str, Any], null_run: dict[str, Any]) -> bool:
+    """Whether the null run trained every seed of the fault run in a model of the size the fault run trained it
+    in: the pairs then differ by the fault alone (a model of another size rounds differently), and
+    --same-training can judge them."""
+    return not any(sizes_differ(null_run["studies"][name]["cells"][cell_id], record)
+                   for name, entry in fault_run["studies"].items() for cell_id, record in entry["cells"].items())
 
 
 def resampled_detection(fault_run: dict[str, Any], same: dict[str, Any] | None, others: list[dict[str, Any]],

@@ -24,9 +24,11 @@
 #               tabulates every fault run in OUT: what caught it, per fault the runs caught and the mean effect.
 #               FAULT_REPLICATES=null (or a count, such as 12: more than twice a pr run's in every study) trains
 #               one large run per fault, by default with the seeds of
-#               bench/recorded/h200-null-1.json (FAULT_SEED_OFFSETS=11000), and fault-resampled measures instead each
-#               fault's effect, paired with that null run, and its detection rate over 2000 pseudo-runs of the pr
-#               counts drawn from it, against a same-seed and an other-seed baseline (the recorded null runs)
+#               bench/recorded/h200-null-1.json (FAULT_SEED_OFFSETS=11000), and fault-baseline-sOFFSET the same
+#               bench unfaulted; fault-resampled measures instead each fault's effect, paired with that unfaulted
+#               run (models of the same sizes: --same-training judges the pairs), and its detection rate over 2000
+#               pseudo-runs of the pr counts drawn from it, against that same-seed baseline and an other-seed one
+#               (the recorded null runs)
 #   nightly     the whole table with --replicates nightly, timed (the nightly plan's 5-minute target), and
 #   nightly-again  the same seeds once more: the paired test's spread at the nightly counts
 #   null-K      runs of unchanged code at the null plan's counts (five pseudo-runs of the bench each) with their
@@ -47,8 +49,8 @@
 # held-out-3000 held-out-pair" (about 4), the faults two or three at a time into one OUT (FAULTS="label_noise
 # batchnorm_eps" STAGES="fault-*": their runs, then fault-report of every fault run in OUT; with
 # FAULT_REPLICATES=null two at a time, each projected at about 4 minutes like a null run; with
-# FAULT_REPLICATES=12 four at a time with STAGES="fault-*-s11000", 140 s each measured, fault-resampled afterwards
-# on any machine: 148 s on 2 CPU cores), and the null runs one
+# FAULT_REPLICATES=12 four at a time with STAGES="fault-*-s11000", 140 s each measured, then their unfaulted
+# baseline, fault-baseline-s11000, and fault-resampled on any machine: 148 s on 2 CPU cores), and the null runs one
 # at a time into one OUT (STAGES="null-*" NULL_FIRST=1 NULL_RUNS=1, then NULL_FIRST=2 ...: a run and its rerun,
 # about 7 minutes: a null run took 204 s; null-rates judges every pair in OUT). Each part also pays the
 # preflight, unless PREFLIGHT=0 (once it has passed on that machine and commit).
@@ -126,10 +128,18 @@ for fault in $FAULTS; do
       --baseline="$BASELINE" --bench-out="$OUT/$name.json"
   done
 done
+if [ -n "$large_faults" ]; then
+  for offset in $FAULT_SEED_OFFSETS; do  # the same bench unfaulted: the faults' same-seed baseline of equal models
+    stage "fault-baseline-s$offset" "${bench[@]}" --seed-offset "$offset" --replicates "$FAULT_REPLICATES" \
+      --baseline="$BASELINE" --bench-out="$OUT/baseline-s$offset.json"
+  done
+fi
 fault_runs=("$OUT"/fault-*.json)
 if [ -f "${fault_runs[0]}" ] && [ -n "$large_faults" ]; then
-  stage fault-resampled python3 -m bench.faults "${fault_runs[@]}" --null bench/recorded/h200-null-*.json \
-    --resample 2000
+  unfaulted=("$OUT"/baseline-s*.json)
+  [ -f "${unfaulted[0]}" ] || unfaulted=()
+  stage fault-resampled python3 -m bench.faults "${fault_runs[@]}" --null "${unfaulted[@]}" \
+    bench/recorded/h200-null-*.json --resample 2000
 elif [ -f "${fault_runs[0]}" ]; then
   stage fault-report python3 -m bench.faults "${fault_runs[@]}" --baseline "$BASELINE"
 fi

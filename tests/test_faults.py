@@ -301,3 +301,25 @@ def test_the_report_gives_each_paired_effect_the_shift_detectable_at_the_plans_c
     assert "sigmoid_vs_relu +1.32 points (seed sd 0.44; detectable at 16 seeds: 0.55)" in nightly
     assert "conv_activation_norm_position -0.11 points (seed sd 0.49; detectable at 24 seeds: 0.47)" in nightly
     assert "| fault | judged against" not in nightly and "conv_activation_norm_position (12 of 24)" in nightly
+
+
+def test_a_same_seed_baseline_of_the_fault_runs_model_sizes_is_preferred_and_lets_same_training_judge(
+        recorded_faults, null_runs):
+    """Of two null runs that trained a fault run's seeds, the one whose models were of the fault run's sizes is
+    its same-seed baseline (the unfaulted bench of the same replicates: verify_release.sh's fault-baseline): the
+    pairs then differ by the fault alone, and --same-training judges them, which it cannot against a null run
+    of 25 / 40 / 15 replicates a model."""
+    from bench.faults import reference_runs, resampled_detection, same_model_sizes
+    from bench.null_runs import on_study_seeds, study_seeds
+
+    fault = recorded_faults["label_noise"]
+    unfaulted = on_study_seeds(null_runs[0], {name: study_seeds(entry) for name, entry in fault["studies"].items()})
+    for name, entry in unfaulted["studies"].items():
+        for cell_id, record in entry["cells"].items():
+            record["fused"] = fault["studies"][name]["cells"][cell_id]["fused"]
+    assert same_model_sizes(fault, unfaulted) and not same_model_sizes(fault, null_runs[0])
+    same, others = reference_runs(fault, [null_runs[0], unfaulted, null_runs[1]])
+    assert same is unfaulted and others == [null_runs[1]]
+    judged = resampled_detection(fault, same, others, 5)["same seeds, resampled"]
+    assert judged["same_training"][1] == 5
+    assert "same_training" not in resampled_detection(fault, null_runs[0], others, 5)["same seeds, resampled"]

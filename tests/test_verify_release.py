@@ -117,17 +117,21 @@ def test_faults_of_the_null_plan_pair_with_the_first_null_run_and_are_resampled(
     done = verify(tmp_path, out, STAGES="fault-*", FAULTS="label_noise batchnorm_eps", FAULT_REPLICATES="null",
                   PREFLIGHT="0")
     assert done.returncode == 0, done.stderr
-    assert stages(out) == ["fault-label_noise-s11000", "fault-batchnorm_eps-s11000", "fault-resampled"]
+    assert stages(out) == ["fault-label_noise-s11000", "fault-batchnorm_eps-s11000", "fault-baseline-s11000",
+                           "fault-resampled"]
     assert "--plant-fault label_noise --seed-offset 11000 --replicates null" in (
         out / "fault-label_noise-s11000.log").read_text()
+    unfaulted = (out / "fault-baseline-s11000.log").read_text()
+    assert "--seed-offset 11000 --replicates null" in unfaulted and "--plant-fault" not in unfaulted
     report = (out / "fault-resampled.log").read_text().split()
     assert report[:3] == ["python3", "-m", "bench.faults"] and report[-2:] == ["--resample", "2000"]
     runs, nulls = report[3:report.index("--null")], report[report.index("--null") + 1:-2]
     assert sorted(runs) == sorted(f"{out}/fault-{name}-s11000.json" for name in ("label_noise", "batchnorm_eps"))
-    assert nulls and all(path.startswith("bench/recorded/h200-null-") for path in nulls)
+    assert nulls[0] == f"{out}/baseline-s11000.json"  # the unfaulted bench: a same-seed baseline of equal models
+    assert nulls[1:] and all(path.startswith("bench/recorded/h200-null-") for path in nulls[1:])
     assert (ROOT / "bench" / "recorded" / "h200-null-1.json").exists()
     counted = tmp_path / "counted"
     assert verify(tmp_path, counted, STAGES="fault-*", FAULTS="label_noise", FAULT_REPLICATES="12",
                   PREFLIGHT="0").returncode == 0
-    assert stages(counted) == ["fault-label_noise-s11000", "fault-resampled"]
+    assert stages(counted) == ["fault-label_noise-s11000", "fault-baseline-s11000", "fault-resampled"]
     assert "--seed-offset 11000 --replicates 12" in (counted / "fault-label_noise-s11000.log").read_text()
