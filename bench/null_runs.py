@@ -59,6 +59,7 @@ import dataclasses
 import math
 import random
 import sys
+from collections import Counter
 from typing import Any, Sequence
 
 from ablation.adaptive import adaptive_compare
@@ -242,27 +243,43 @@ def null_rates(runs: list[dict[str, Any]], reruns: list[dict[str, Any]] | None =
 
 
 def resampled_rates(runs: list[dict[str, Any]], draws: int, plan: str | int = "pr",
-                    tolerance: Tolerance = Tolerance(), seed: int = 0,
-                    rounds: int = 0) -> dict[str, dict[str, tuple[int, int]]]:
-    """Per way of judging (documented table, other seeds; with ``rounds``, other seeds by run --adaptive): per kind
-    (alarms, resampled pseudo-runs judged).  Each draw is a current pseudo-run resampled from one run and a
-    baseline resampled from another."""
+                    tolerance: Tolerance = Tolerance(), seed: int = 0) -> dict[str, dict[str, tuple[int, int]]]:
+    """Per way of judging (documented table, other seeds): per kind (alarms, resampled pseudo-runs judged).  Each
+    draw is a current pseudo-run resampled from one run and a baseline resampled from another."""
     check_other_seeds(runs)
-    check_adaptive(runs, plan, rounds)
-    rng, adaptive_rng = random.Random(seed), random.Random(f"{seed} adaptive")  # the same draws with or without it
-    table, pairs, adaptive = [], [], []
+    rng = random.Random(seed)
+    table, pairs = [], []
     for _ in range(draws):
-        base_run, current_run = rng.sample(runs, 2)
-        before, after = resample(base_run, plan, rng), resample(current_run, plan, rng)
+        before, after = (resample(run, plan, rng) for run in rng.sample(runs, 2))
         table.append(table_alarms(after, tolerance))
         pairs.append(comparison_alarms(compare(before, after, tolerance)))
-        if rounds:
-            adaptive.append(comparison_alarms(adaptive_run(before, current_run, plan, rounds, adaptive_rng,
-                                                           tolerance)))
-    rates = {"documented table, resampled": tally(table), "other seeds, resampled": tally(pairs)}
-    if rounds:
-        rates[f"other seeds, --adaptive with {plural(rounds, 'more round')}, resampled"] = tally(adaptive)
-    return rates
+    return {"documented table, resampled": tally(table), "other seeds, resampled": tally(pairs)}
+
+
+def adaptive_rates(runs: list[dict[str, Any]], draws: int, plan: str | int, rounds: int,
+                   tolerance: Tolerance = Tolerance(), seed: int = 0
+                   ) -> tuple[dict[str, tuple[int, int]], dict[str, Counter]]:
+    """The same draws judged as run --adaptive judges them (adaptive_run): per kind (alarms, pseudo-runs judged),
+    and per study how many draws ended on each count of seeds (what the extra rounds cost)."""
+    check_other_seeds(runs)
+    check_adaptive(runs, plan, rounds)
+    rng = random.Random(seed)
+    judged, used = [], {}
+    for _ in range(draws):
+        base_run, current_run = rng.sample(runs, 2)
+        comparison = adaptive_run(resample(base_run, plan, rng), current_run, plan, rounds, rng, tolerance)
+        judged.append(comparison_alarms(comparison))
+        for shift in comparison.shifts:
+            if shift.metric == "accuracy":
+                used.setdefault(shift.study, Counter())[shift.seeds[1]] += 1
+    return tally(judged), used
+
+
+def seeds_used_text(used: dict[str, Counter], draws: int) -> str:
+    """What run --adaptive trained on the draws: per study, the share of draws that ended on each count."""
+    return "run --adaptive's seeds per cell at its last look: " + "; ".join(
+        f"{study} " + ", ".join(f"{n} in {count / draws:.1%}" for n, count in sorted(counts.items()))
+        for study, counts in used.items())
 
 
 def check_adaptive(runs: list[dict[str, Any]], plan: str | int, rounds: int) -> None:
@@ -448,13 +465,17 @@ def main(argv: Sequence[str] | None = None) -> str:
         reruns = [read_results(path) for path in args.same_seeds] if args.same_seeds else None
         rates = null_rates(runs, reruns, args.replicates)
         if args.resample:
-            rates.update(resampled_rates(runs, args.resample, args.replicates, seed=args.seed, rounds=args.adaptive))
+            rates.update(resampled_rates(runs, args.resample, args.replicates, seed=args.seed))
+        if args.resample and args.adaptive:
+            way = f"other seeds, --adaptive with {plural(args.adaptive, 'more round')}, resampled"
+            rates[way], used = adaptive_rates(runs, args.resample, args.replicates, args.adaptive, seed=args.seed)
     except (ResultsError, ValueError) as error:
         parser.error(str(error))
     if rates["documented table"]["any"][1] < 2:
         parser.error(f"the runs hold fewer than two pseudo-runs of the {args.replicates} plan's replicates per cell; "
                      "train more (run all --replicates null, or more runs with --seed-offset)")
-    return rates_table(rates)
+    table = rates_table(rates)
+    return table + "\n\n" + seeds_used_text(used, args.resample) if args.resample and args.adaptive else table
 
 
 if __name__ == "__main__":
