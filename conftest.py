@@ -20,6 +20,7 @@ DATA_ENV = "ABLATION_TEST_DATA"
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / "shared" / "data" / "cifar10-small.npz"
 SESSION_ENV = "ABLATION_BENCH_CELLS"  # the cell cache directory, handed from the controller to xdist workers
 STARTED_ENV = "ABLATION_BENCH_STARTED"  # the controller's session start (time.time()), handed to the workers
+CPU_SUITE = Path(__file__).resolve().parent / "tests"  # no test here is marked gpu: they live in bench/
 BENCH_DATA = {  # option -> the studies it feeds and the dataset it stands in for
     "--bench-data": ("the CIFAR-10 studies", "cifar10"),
     "--bench-data-cifar100": ("the CIFAR-100 variant", "cifar100"),
@@ -242,9 +243,27 @@ def _share_cores(workers: int) -> None:
     os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """`pytest -m gpu` leaves the CPU suite uncollected: importing it cost each process about 2 s of the bench's
+    start, and it holds no GPU test (pytest_itemcollected sees to that wherever it is collected)."""
+    in_suite = collection_path == CPU_SUITE or CPU_SUITE in collection_path.parents
+    return True if in_suite and (config.option.markexpr or "").strip() == "gpu" else None
+
+
+_misplaced: list[str] = []  # tests of the CPU suite marked gpu, which `pytest -m gpu` would never run
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if item.get_closest_marker("gpu") and CPU_SUITE in item.path.parents:
+        _misplaced.append(item.nodeid)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The variant studies' GPU tests run only when asked for with --variants; with --shard K/N, only the cell
-    tests of this shard's cells (see shard_keeps)."""
+    tests of this shard's cells (see shard_keeps).  A GPU test in the CPU suite stops the session first."""
+    if _misplaced:
+        raise pytest.UsageError(f"{_misplaced[0]} is marked gpu but lives in tests/, which `pytest -m gpu` does not "
+                                "collect: move it to bench/")
     variants, shard = config.getoption("variants"), config.getoption("shard")
     mine = shard_cells(shard, variants) if shard else set()
     keep = [item for item in items if (variants or not item.get_closest_marker("variant"))

@@ -125,6 +125,41 @@ def test_cells_trained_side_by_side_are_recorded_as_trained_alone_but_for_their_
     assert len({record["wall_s"] for record in together.values()}) == 1
 
 
+def collected(cwd, *args, env=None):
+    """`pytest --co -q` in ``cwd``, as a session of its own: (exit status, node ids listed, its last line)."""
+    env = env or {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120, env=env)
+    lines = proc.stdout.splitlines()
+    return proc.returncode, [line for line in lines if "::" in line], (lines or [""])[-1]
+
+
+def test_pytest_m_gpu_leaves_the_cpu_suite_uncollected(tmp_path):
+    """`pytest -m gpu` (the bench) collects bench/ alone: the same tests, found and deselected, as when bench/ is
+    named; the CPU suite is not imported (about 2 s of each process's start)."""
+    code, ids, summary = collected(ROOT, "-m", "gpu")
+    assert code == 0 and ids and all(node.startswith("bench/") for node in ids)
+    assert summary.split(" in ")[0] == collected(ROOT, "bench", "-m", "gpu")[2].split(" in ")[0]
+    assert collected(ROOT, "-m", "not gpu")[1][0].startswith("tests/")
+
+
+def test_a_gpu_test_in_the_cpu_suite_stops_the_session_in_one_line(tmp_path):
+    """`pytest -m gpu` would never run it, so wherever the CPU suite is collected it is refused by name."""
+    for name in ("conftest.py", "pyproject.toml"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_misplaced.py").write_text("import pytest\n\n\n@pytest.mark.gpu\n"
+                                                           "def test_trains():\n    pass\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")} | {"PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "not gpu", "-p", "no:cacheprovider"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert ("tests/test_misplaced.py::test_trains is marked gpu but lives in tests/, which `pytest -m gpu` does not "
+            "collect: move it to bench/") in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def bench(tmp_path, *args):
     """The bench as a session of its own, also when this suite runs in an xdist worker."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
