@@ -27,13 +27,14 @@ The floor, on H200 runs of unchanged training with the same seeds (the pr
 counts, 201 replicates a pair).  Accuracy and the training losses (final and
 per epoch): across 28 pairs of 8 recorded files of 4 commits, single
 replicates differed by at most 0.51 points and 2e-4 relative; rounded up, 0.6
-and 5e-4.  Held out, 4 later runs (38 pairs among themselves and with those
+and 5e-4.  Held out, 5 later runs (50 pairs among themselves and with those
 8) stay within both, by 0.60 points at most.  The test loss, which rests on
 the final weights alone, moves about ten times as far as the training loss:
 across the 3 pairs of the first 3 runs that recorded it, by up to 2.2e-3;
-rounded up, 5e-3.  Held out, the fourth run's 3 pairs stay within it (2.7e-3
-at most).  In those 6 pairs only Sigmoid/ReLU cells differed, more the
-deeper they were; the norm and order studies were bitwise equal.  The pairs
+rounded up, 5e-3.  Held out, the fourth and fifth runs' 7 pairs stay within
+it (2.7e-3 at most).  In the 10 pairs of the later runs only Sigmoid/ReLU
+cells differed, more the deeper they were; the norm and order studies were
+bitwise equal.  The pairs
 share runs, and a whole run can differ from the others (kernels chosen when
 it starts), so these counts are evidence, not a bound on how often an
 unchanged pair crosses the floor.  On the CPU runs are deterministic: every
