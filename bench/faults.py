@@ -9,16 +9,17 @@ results files of such runs and prints which cells and findings caught each.
 
 measures instead what one large fault run says about many bench runs.  A
 fault run of many replicates (`pytest -m gpu --plant-fault NAME --replicates
-12 --seed-offset 11000`: seeds of `h200-null-1.json`; or the null plan's) gives the
-fault's effect on every study, paired seed by seed with the null run of its
-seeds (the unfaulted bench of the same replicates, if given, else a null run
-that trained more of them; with the shift the paired test detects at the plan's counts and the
-fault's spread), and DRAWS pseudo-runs of the plan's counts, their seeds drawn at
-random from it (as bench/null_runs.py draws unchanged ones), each judged
-against the documented table, against the null run's same seeds, and
-against a baseline resampled from a null run of other seeds: the share of
-draws caught is the fault's detection rate at those counts.  The draws share
-seeds, so the rates are printed without an interval.
+12 --seed-offset 11000`: seeds of `h200-null-1.json`; or the null plan's)
+gives the fault's effect on every study, paired seed by seed with the null
+run of its seeds (the unfaulted bench of the same replicates, if given, else
+a null run that trained more of them), with the shift the paired test
+detects at the plan's counts and the fault's spread.  Then DRAWS pseudo-runs
+of the plan's counts, their seeds drawn at random from it (as
+bench/null_runs.py draws unchanged ones), are each judged against the
+documented table, against the null run's same seeds, and against a baseline
+resampled from a null run of other seeds: the share of draws caught is the
+fault's detection rate at those counts.  The draws share seeds, so the rates
+are printed without an interval.
 """
 
 from __future__ import annotations

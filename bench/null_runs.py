@@ -221,10 +221,6 @@ def null_rates(runs: list[dict[str, Any]], reruns: list[dict[str, Any]] | None =
         names = [s.name for s in DOCUMENTED if s.name in results["studies"]]
         return [p for p in blocks(results, plan) if all(name in p["studies"] for name in names)]
 
-    def seeds_of(part: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-        """Each study's seeds in a pseudo-run (every cell of a study trains the same ones)."""
-        return {name: tuple(next(iter(e["cells"].values()))["seeds"]) for name, e in part["studies"].items()}
-
     if share_seeds(runs):
         raise ValueError("two pseudo-runs share seeds; give runs of other seeds (run --seed-offset)")
     parts = [p for run in runs for p in whole(run)]
@@ -235,7 +231,7 @@ def null_rates(runs: list[dict[str, Any]], reruns: list[dict[str, Any]] | None =
         if len(again) != len(parts):
             raise ValueError(f"the same-seed reruns hold {plural(len(again), 'pseudo-run')}, the runs {len(parts)}; "
                              "give one rerun per run, in the same order, each with its run's seeds")
-        if any(seeds_of(a) != seeds_of(b) for a, b in zip(parts, again)):
+        if any(trained_seeds(a) != trained_seeds(b) for a, b in zip(parts, again)):
             raise ValueError("a same-seed rerun trained other seeds than its run; give the reruns in the runs' order, "
                              "each with its run's seeds")
         rates["same seeds"] = tally([comparison_alarms(compare(a, b, tolerance)) for a, b in zip(parts, again)])
@@ -259,8 +255,9 @@ def resampled_rates(runs: list[dict[str, Any]], draws: int, plan: str | int = "p
 def adaptive_rates(runs: list[dict[str, Any]], draws: int, plan: str | int, rounds: int,
                    tolerance: Tolerance = Tolerance(), seed: int = 0
                    ) -> tuple[dict[str, tuple[int, int]], dict[str, Counter]]:
-    """The same draws judged as run --adaptive judges them (adaptive_run): per kind (alarms, pseudo-runs judged),
-    and per study how many draws ended on each count of seeds (what the extra rounds cost)."""
+    """Draws as resampled_rates draws them (their own), each judged as run --adaptive judges it (adaptive_run): per
+    kind (alarms, pseudo-runs judged), and per study how many draws ended on each count of seeds (what the extra
+    rounds cost)."""
     check_other_seeds(runs)
     check_adaptive(runs, plan, rounds)
     rng = random.Random(seed)
@@ -287,7 +284,7 @@ def check_adaptive(runs: list[dict[str, Any]], plan: str | int, rounds: int) -> 
     for run in runs:
         for name, entry in run["studies"].items():
             needed = get_study(name).replicates_for(plan) * (rounds + 1)
-            if rounds and replicates_held(entry) < needed:
+            if replicates_held(entry) < needed:
                 raise ValueError(f"a run holds {replicates_held(entry)} replicates of {name}, fewer than the "
                                  f"{needed} that {plural(rounds, 'more round')} of the {plan} plan's count can take; "
                                  "ask for fewer --adaptive rounds")
@@ -463,19 +460,19 @@ def main(argv: Sequence[str] | None = None) -> str:
                 if args.adaptive else None
             return power_table(measured, args.power, args.replicates, adaptive=adaptive, rounds=args.adaptive)
         reruns = [read_results(path) for path in args.same_seeds] if args.same_seeds else None
-        rates = null_rates(runs, reruns, args.replicates)
+        rates, extra = null_rates(runs, reruns, args.replicates), []
         if args.resample:
             rates.update(resampled_rates(runs, args.resample, args.replicates, seed=args.seed))
         if args.resample and args.adaptive:
             way = f"other seeds, --adaptive with {plural(args.adaptive, 'more round')}, resampled"
             rates[way], used = adaptive_rates(runs, args.resample, args.replicates, args.adaptive, seed=args.seed)
+            extra.append("\n\n" + seeds_used_text(used, args.resample))
     except (ResultsError, ValueError) as error:
         parser.error(str(error))
     if rates["documented table"]["any"][1] < 2:
         parser.error(f"the runs hold fewer than two pseudo-runs of the {args.replicates} plan's replicates per cell; "
                      "train more (run all --replicates null, or more runs with --seed-offset)")
-    table = rates_table(rates)
-    return table + "\n\n" + seeds_used_text(used, args.resample) if args.resample and args.adaptive else table
+    return rates_table(rates) + "".join(extra)
 
 
 if __name__ == "__main__":
