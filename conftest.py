@@ -220,7 +220,7 @@ def pytest_configure(config: pytest.Config) -> None:
         use_deterministic_algorithms()
 
 
-_session: dict[str, Any] = {}  # the controller's: when the session began, its merged results, its workers' times
+_session: dict[str, Any] = {}  # the controller's: its merged results and its workers' times
 _worker: dict[str, Any] = {}  # this process's bench: its cell cache, and when its first bench test asked for it
 
 
@@ -230,7 +230,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if not _worker_id(session.config):
         os.environ[SESSION_ENV] = tempfile.mkdtemp(prefix="ablation-bench-cells-")
         os.environ[STARTED_ENV] = str(time.time())
-        _session["started"] = time.perf_counter()
 
 
 def _share_cores(workers: int) -> None:
@@ -436,12 +435,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         _session["results"] = results
 
 
+def _since_start(moment: float | None = None) -> float:
+    """Seconds from the controller's session start (STARTED_ENV, in every process) to ``moment`` (default: now)."""
+    return (time.time() if moment is None else moment) - float(os.environ[STARTED_ENV])
+
+
 def _write_worker_times(directory: Path, worker: str | None) -> None:
     """This process's bench times, in seconds since the session began, beside the cells it trained (worker: its
     xdist id, None without workers)."""
-    started, cache = float(os.environ[STARTED_ENV]), _worker["cache"]
-    times = {"worker": worker or "the session", "first_test": _worker["first_test"] - started,
-             "loading": cache.loading_s, "waited": cache.waited_s, "done": time.time() - started}
+    cache = _worker["cache"]
+    times = {"worker": worker or "the session", "first_test": _since_start(_worker["first_test"]),
+             "loading": cache.loading_s, "waited": cache.waited_s, "done": _since_start()}
     (directory / f"{worker or 'main'}.times").write_text(json.dumps(times))
 
 
@@ -482,7 +486,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
               "it, and each finding's shortfall below its margin:")
         write(power_table(powers, None, False))
     records = [cell for study in results["studies"].values() for cell in study["cells"].values()]
-    write(f"{time_split(records)}, every worker's together; {time.perf_counter() - _session['started']:.1f} s since "
+    write(f"{time_split(records)}, every worker's together; {_since_start():.1f} s since "
           "the session began (the rest: starting pytest, its workers and the device, loading data, waiting for "
           "another worker's cells)")
     for times in _session.get("workers", ()):
